@@ -8,7 +8,7 @@ from .induction import (
     phase_from_induction,
     phase_from_magnetization,
 )
-from .metrics import compare, pearson_accuracy, psnr, ssim, xc
+from .metrics import compare, induction_accuracy, pearson_accuracy, psnr, ssim, xc
 from .optics import (
     chi,
     electron_wavelength_a,
@@ -32,6 +32,7 @@ __all__ = [
     "fft_frequencies",
     "fresnel_propagator",
     "induction_from_phase",
+    "induction_accuracy",
     "interaction_constant",
     "lens_transfer",
     "pearson_accuracy",

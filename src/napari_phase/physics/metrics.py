@@ -57,3 +57,12 @@ def compare(estimate: np.ndarray, truth: np.ndarray, crop: int = 0) -> dict[str,
         "ssim": ssim(estimate, truth, crop),
         "psnr_db": psnr(estimate, truth, crop),
     }
+
+
+def induction_accuracy(bx: np.ndarray, by: np.ndarray, bx_true: np.ndarray, by_true: np.ndarray, crop: int = 0) -> float:
+    """B accuracy: Pearson correlation of the stacked (Bx·t, By·t) maps with the truth, each
+    component mean-removed and edge-cropped as above."""
+    a = np.stack(_prepare(bx, bx_true, crop) + _prepare(by, by_true, crop))
+    est, ref = a[[0, 2]], a[[1, 3]]
+    den = np.sqrt((est * est).sum() * (ref * ref).sum())
+    return float((est * ref).sum() / den) if den > 0 else 0.0

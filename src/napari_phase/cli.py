@@ -1,0 +1,300 @@
+"""`napari-phase` command line: batch phase retrieval, demo, benchmarks, info.
+
+Every sub-command reads a file (anything the napari-phase reader opens), runs one method through
+the shared job mechanism with a progress bar, and writes a result file (.h5, .npz or .tif).
+Bad input ends with one line on stderr and exit status 2; Ctrl-C cancels and keeps the best
+result so far where the method has one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .jobs import DEVICE_CHOICES, InputError, JobCancelled
+
+EXAMPLES = """\
+examples:
+  napari-phase sitie lorentz.dm4 --defocus-mm -1 --out phase.h5
+  napari-phase siprad lorentz.tif --pixel-size-nm 5 --defocus-mm -1 --amplitude mask.tif --out res.h5
+  napari-phase tie under.tif in.tif over.tif --pixel-size-nm 5 --defocus-step-mm 0.5 --out tie.h5
+  napari-phase simulate --texture skyrmions --defocus-mm -1 --noise 0.5 --out sim.npz
+  napari-phase demo --out demo_output
+  napari-phase gui
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (InputError, FileNotFoundError, IsADirectoryError) as exc:
+        print(f"napari-phase: error: {exc}", file=sys.stderr)
+        return 2
+    except JobCancelled:
+        print("napari-phase: cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("napari-phase: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="napari-phase",
+        description="Recover the phase of the electron wave from TEM data (Lorentz TEM now; 4D-STEM to come).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"napari-phase {__version__}")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    s = sub.add_parser("info", help="version, compute devices, shipped models and samples")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("demo", help="run every method on the bundled sample data and write figures + numbers")
+    s.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    s.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("bench", help="accuracy / speed benchmarks against ground truth -> markdown")
+    s.add_argument("--out", default="docs/benchmarks.md", help="markdown file to write")
+    s.add_argument("--quick", action="store_true", help="a small grid (minutes instead of an hour)")
+    s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("gui", help="open napari with the panels docked and a sample loaded")
+    s.set_defaults(func=cmd_gui)
+
+    s = sub.add_parser("simulate", help="simulate a Lorentz-TEM image with known phase (ground truth)")
+    s.add_argument("--texture", default="skyrmions", choices=["skyrmions", "stripes", "bubbles"])
+    s.add_argument("--size", type=int, default=256, help="image size in px (square)")
+    s.add_argument("--pixel-size-nm", type=float, default=None, help="default: the simulator's")
+    s.add_argument("--defocus-mm", type=float, default=-1.0, help="negative = under-focus (default -1)")
+    s.add_argument("--noise", type=float, default=0.0, help="Gaussian noise σ as a fraction of the mean intensity (0.5 = 50 %%)")
+    s.add_argument("--contaminants", type=int, default=0, help="number of contaminant particles")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="output .npz (image, phase_true, ...) or .tif (image only)")
+    s.set_defaults(func=cmd_simulate)
+
+    for name, helptext in (
+        ("sitie", "single-image TIE: instant phase and B from one defocused LTEM image"),
+        ("siprad", "SIPRAD: deep-image-prior phase from one defocused LTEM image (or a time series)"),
+    ):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("image", help="LTEM image file (2-D, or 3-D time series)")
+        _ltem_args(s)
+        if name == "siprad":
+            s.add_argument("--solver", default="dip", choices=["dip", "pixelwise"],
+                           help="dip = deep image prior (SIPRAD); pixelwise = faster, no network")
+            s.add_argument("--amplitude", default="uniform",
+                           help="uniform | joint | path to a contaminant mask image (non-zero = contaminant)")
+            s.add_argument("--iterations", type=int, default=None, help="maximum iterations (default: the method's)")
+            s.add_argument("--seed", type=int, default=0)
+            s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+        s.set_defaults(func=cmd_sitie if name == "sitie" else cmd_siprad)
+
+    s = sub.add_parser("tie", help="TIE from a through-focus series (under, in, over focus)")
+    s.add_argument("images", nargs="+", help="three files (under, in, over) or one file with a 3-image stack")
+    s.add_argument("--defocus-step-mm", type=float, required=True, help="|Δf| between images, in mm")
+    _ltem_args(s, defocus=False)
+    s.set_defaults(func=cmd_tie)
+    return p
+
+
+def _ltem_args(s: argparse.ArgumentParser, defocus: bool = True) -> None:
+    s.add_argument("--pixel-size-nm", type=float, default=None, help="default: from the file's calibration")
+    if defocus:
+        s.add_argument("--defocus-mm", type=float, default=None,
+                       help="defocus in mm, negative = under-focus (default: from the file)")
+    s.add_argument("--voltage-kv", type=float, default=None, help="accelerating voltage (default: file or 200)")
+    s.add_argument("--cs-mm", type=float, default=1.0, help="spherical aberration in mm (SIPRAD forward model)")
+    s.add_argument("--out", required=True, help="result file: .h5, .npz or .tif (one TIFF per array)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# ----------------------------------------------------------------------------------- commands
+
+
+def cmd_info(args) -> int:
+    import platform
+
+    import torch
+
+    from .jobs import available_devices
+    from .models import list_models
+
+    print(f"napari-phase {__version__}")
+    print(f"python {platform.python_version()} on {platform.machine()}, torch {torch.__version__}")
+    print(f"devices: {', '.join(available_devices())} (auto = {available_devices()[0]})")
+    models = list_models()
+    print("models: " + (", ".join(models) if models else "none shipped yet (SIPRAD needs none: it fits per image)"))
+    from .io.sample_data import list_samples
+
+    print("samples: " + ", ".join(list_samples()))
+    return 0
+
+
+def _load_image(path: str):
+    from .io.readers import load
+
+    ds = load(path)
+    return ds.data, ds.calibration
+
+
+def _calibrated(args, calib: dict, key: str, arg_value, name: str, scale: float = 1.0, default=None):
+    if arg_value is not None:
+        return arg_value * scale
+    if key in calib and calib[key] is not None:
+        return float(calib[key])
+    if default is not None:
+        return default
+    raise InputError(f"{name} is not in the file's calibration: give it on the command line")
+
+
+def _ltem_params(args, calib: dict) -> dict:
+    params = {
+        "pixel_size_nm": _calibrated(args, calib, "pixel_size_nm", args.pixel_size_nm, "--pixel-size-nm"),
+        "voltage_kv": _calibrated(args, calib, "voltage_kv", args.voltage_kv, "--voltage-kv", default=200.0),
+    }
+    if hasattr(args, "defocus_mm"):
+        params["defocus_nm"] = _calibrated(args, calib, "defocus_nm", args.defocus_mm, "--defocus-mm", scale=1e6)
+    return params
+
+
+def _write(result, out: str) -> None:
+    from .io.writer import save_result
+
+    written = save_result(result, out)
+    print(result.summary())
+    for path in written if isinstance(written, (list, tuple)) else [out]:
+        print(f"wrote {path}")
+
+
+def cmd_sitie(args) -> int:
+    import numpy as np
+
+    from .jobs import run_with_tqdm
+    from .ltem import sitie_job
+
+    data, calib = _load_image(args.image)
+    result = run_with_tqdm(sitie_job(np.asarray(data), **_ltem_params(args, calib)), "SITIE", disable=args.quiet)
+    _write(result, args.out)
+    return 0
+
+
+def cmd_siprad(args) -> int:
+    import numpy as np
+
+    from .jobs import run_with_tqdm
+    from .ltem import siprad_job
+
+    data, calib = _load_image(args.image)
+    params = _ltem_params(args, calib)
+    params["cs_mm"] = args.cs_mm
+    kwargs = dict(seed=args.seed, device=args.device)
+    if args.iterations is not None:
+        kwargs["iterations"] = args.iterations
+    if args.solver == "pixelwise":
+        from .ltem.pixelwise import pixelwise_job
+
+        job = pixelwise_job(np.asarray(data), **params, **kwargs)
+    else:
+        amplitude = args.amplitude
+        if amplitude not in ("uniform", "joint"):
+            if not Path(amplitude).exists():
+                raise InputError(f"--amplitude must be 'uniform', 'joint' or an existing mask file, got {amplitude!r}")
+            mask, _ = _load_image(amplitude)
+            amplitude = np.asarray(mask) != 0
+        job = siprad_job(np.asarray(data), **params, amplitude=amplitude, **kwargs)
+    result = run_with_tqdm(job, "SIPRAD" if args.solver == "dip" else "pixel-wise", disable=args.quiet)
+    if result.cancelled:
+        print("napari-phase: cancelled; writing the best result so far", file=sys.stderr)
+    _write(result, args.out)
+    return 0
+
+
+def cmd_tie(args) -> int:
+    import numpy as np
+
+    from .jobs import run_with_tqdm
+    from .ltem import tie_job
+
+    if len(args.images) == 1:
+        stack, calib = _load_image(args.images[0])
+    elif len(args.images) == 3:
+        loaded = [_load_image(p) for p in args.images]
+        shapes = {np.shape(d) for d, _ in loaded}
+        if len(shapes) != 1:
+            raise InputError(f"the three images differ in shape: {sorted(shapes)}")
+        stack, calib = np.stack([np.asarray(d) for d, _ in loaded]), loaded[1][1]
+    else:
+        raise InputError(f"give three images (under, in, over focus) or one 3-image stack, got {len(args.images)} files")
+    params = _ltem_params(args, calib)
+    result = run_with_tqdm(
+        tie_job(np.asarray(stack), defocus_step_nm=args.defocus_step_mm * 1e6, **params), "TIE", disable=args.quiet
+    )
+    _write(result, args.out)
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    import json
+
+    import numpy as np
+
+    from .ltem.simulate import simulate
+
+    kwargs = dict(texture=args.texture, shape=(args.size, args.size), defocus_nm=args.defocus_mm * 1e6,
+                  noise=args.noise, n_contaminants=args.contaminants, seed=args.seed)
+    if args.pixel_size_nm is not None:
+        kwargs["pixel_size_nm"] = args.pixel_size_nm
+    sample = simulate(**kwargs)
+    out = Path(args.out)
+    meta = {"pixel_size_nm": sample.pixel_size_nm, "defocus_nm": sample.microscope.defocus_nm,
+            "voltage_kv": sample.microscope.voltage_kv, **sample.params}
+    if out.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        tifffile.imwrite(out, sample.image.astype(np.float32), description=json.dumps(meta, default=str))
+    else:
+        np.savez_compressed(out, image=sample.image, phase_true=sample.phase_m, bx_true=sample.bx, by_true=sample.by,
+                            mask_true=sample.mask, metadata_json=json.dumps(meta, default=str))
+    print(f"wrote {out} ({args.texture}, {args.size}x{args.size} px, {sample.pixel_size_nm:g} nm/px, "
+          f"defocus {args.defocus_mm:g} mm, noise {args.noise:g})")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.out), quick=args.quick, device=args.device)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_benchmarks
+
+    run_benchmarks(Path(args.out), quick=args.quick, device=args.device)
+    return 0
+
+
+def cmd_gui(args) -> int:
+    import napari
+
+    viewer = napari.Viewer(title="napari-phase")
+    viewer.open_sample("napari-phase", "ltem_skyrmions")
+    viewer.window.add_plugin_dock_widget("napari-phase", "SIPRAD (LTEM)")
+    napari.run()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
