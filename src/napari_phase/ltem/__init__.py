@@ -1,8 +1,28 @@
-"""Lorentz-TEM phase retrieval: SITIE and TIE baselines, SIPRAD, simulation, forward model."""
+"""Lorentz-TEM phase retrieval: SITIE and TIE baselines, SIPRAD, pixel-wise solver, simulation.
 
-from .forward import Microscope, simulate_image
-from .sitie import sitie, sitie_job
-from .tie import tie, tie_job
-from .siprad import siprad, siprad_job
+Public API: ``sitie``, ``tie``, ``siprad``, ``pixelwise`` (each returns a PhaseResult) and their
+``*_job`` generators for progress/cancel. Imported lazily so that ``ltem.simulate`` stays light.
+"""
 
-__all__ = ["Microscope", "simulate_image", "sitie", "sitie_job", "tie", "tie_job", "siprad", "siprad_job"]
+from importlib import import_module
+
+_EXPORTS = {
+    "Microscope": "forward",
+    "simulate_image": "forward",
+    "sitie": "sitie",
+    "sitie_job": "sitie",
+    "tie": "tie",
+    "tie_job": "tie",
+    "siprad": "siprad",
+    "siprad_job": "siprad",
+    "pixelwise": "pixelwise",
+    "pixelwise_job": "pixelwise",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
