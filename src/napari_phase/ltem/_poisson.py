@@ -14,10 +14,13 @@ Inverse Laplacian in Fourier space (q in cycles per length): ∇² ↔ -4π²|q|
 ∇⁻² f ↔ -f̂ · R(q) / (4π²), with R(q) = 1/|q|² regularised (Tikhonov) to |q|²/(|q|²+qc²)²
 (qc = 0: the plain inverse; R(0) = 0 always, the mean phase is undefined and set to zero).
 
-Boundary handling: the data are mirrored to twice their size ([a, flip(a)] along each axis,
-edge pixels repeated — numpy's "symmetric" mode). The extension is periodic and continuous, which
-is the Neumann (zero-flux) boundary condition, so the FFT sees no jump at the edges; the solution
-is cropped back to the input's shape. Works for any (odd, non-square) size.
+Boundary handling: the data are mirrored to (almost) twice their size, n → 2n − 2 along each axis,
+reflecting about the edge pixels without repeating them (numpy's "reflect" mode, the same
+convention as the forward model's torch reflect padding). The extension is periodic and continuous
+(an even, DCT-I-like extension), which is the Neumann (zero-flux) boundary condition, so the FFT
+sees no jump at the edges; the solution is cropped back to the input's shape. Works for any (odd,
+non-square) size. Using the edge-repeating ("symmetric") mirror instead would count an edge line
+twice and, on data made with the forward model's padding, add a large spurious low-frequency term.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ import numpy as np
 
 
 def mirror_pad(a: np.ndarray) -> np.ndarray:
-    """Symmetric extension of the last two axes to twice their size: [[a, a⇆], [a⇅, a⇅⇆]]."""
+    """Even periodic extension of the last two axes, n → 2n − 2 (reflect about the edge pixels,
+    which are not repeated); the input sits at [..., :ny, :nx]."""
     ny, nx = a.shape[-2:]
-    widths = [(0, 0)] * (a.ndim - 2) + [(0, ny), (0, nx)]
-    return np.pad(a, widths, mode="symmetric")
+    widths = [(0, 0)] * (a.ndim - 2) + [(0, max(ny - 2, 0)), (0, max(nx - 2, 0))]
+    return np.pad(a, widths, mode="reflect")
 
 
 def _q_grids(shape: tuple[int, int], pixel_size: float) -> tuple[np.ndarray, np.ndarray]:
