@@ -77,7 +77,9 @@ def solve_tie(
     ``dIdz``: ∂I/∂z in intensity per length unit; ``wavelength`` and ``pixel_size`` in that unit.
     ``intensity`` (I0): None or a scalar → uniform I0 (one Poisson solve, φ = -(2π/λ)∇⁻²(∂I/∂z)/I0);
     an array → the full equation by the two-solve method: ψ = ∇⁻²(-(2π/λ) ∂I/∂z) with I0∇φ = ∇ψ,
-    then φ = ∇⁻² ∇·(∇ψ / I0). I0 is floored at ``floor_fraction`` × its mean to avoid dividing
+    then φ = ∇⁻² ∇·(∇ψ / I0). The Tikhonov cut-off ``qc`` is applied in the first solve only, so
+    that for uniform I0 the result equals the one-solve form (filtering twice would square the
+    low-frequency damping). I0 is floored at ``floor_fraction`` × its mean to avoid dividing
     by zero in dark regions. Gradients are spectral (on the mirrored grid), so the two solves are
     consistent with the single-solve form when I0 is uniform. Mean of φ is zero (undefined).
     """
@@ -96,6 +98,7 @@ def solve_tie(
     i0p = mirror_pad(i0) if pad else i0
     shape = g.shape[-2:]
     kern = inverse_laplacian_kernel(shape, pixel_size, qc)
+    kern_plain = inverse_laplacian_kernel(shape, pixel_size, 0.0) if qc else kern
     qy, qx = _q_grids(shape, pixel_size)
     # Nyquist frequencies of even-sized grids have no well-defined odd derivative: drop them.
     dy = 2j * np.pi * qy * (np.abs(qy) < 0.5 / pixel_size - 1e-12 / pixel_size)
@@ -104,5 +107,5 @@ def solve_tie(
     gy = np.real(np.fft.ifft2(psi_hat * dy)) / i0p
     gx = np.real(np.fft.ifft2(psi_hat * dx)) / i0p
     div_hat = np.fft.fft2(gy) * dy + np.fft.fft2(gx) * dx
-    phi = np.real(np.fft.ifft2(div_hat * kern))[..., :ny, :nx]
+    phi = np.real(np.fft.ifft2(div_hat * kern_plain))[..., :ny, :nx]
     return phi - phi.mean(axis=(-2, -1), keepdims=True)

@@ -54,6 +54,11 @@ def _shape2(shape) -> tuple[int, int]:
     return ny, nx
 
 
+def _grid(shape: tuple[int, int], origin_px=(0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    return y + float(origin_px[0]), x + float(origin_px[1])
+
+
 def _wall_theta(r: np.ndarray, radius: float, width: float) -> np.ndarray:
     """Polar angle θ(r) = 2 atan(exp((R − r)/w)): ≈ π at the core, π/2 at r = R, → 0 outside."""
     w = max(float(width), 1e-6)
@@ -68,6 +73,7 @@ def stripe_domains(
     *,
     kind: str = "bloch",
     wall_offset_px: float = 0.0,
+    origin_px: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stripe domains with two walls per ``period_px``; unit (mx, my, mz), float32.
 
@@ -76,13 +82,14 @@ def stripe_domains(
     θ(u) rises by π across each wall (tanh-like profile 2·atan(exp(·/w))).
     ``kind="bloch"``: m = sin θ t̂ + cos θ ẑ (up/down domains, in-plane m only in the walls,
     alternating along ±t̂). ``kind="inplane"``: m = cos θ t̂ + sin θ ẑ (domains along ±t̂).
+    ``origin_px``: (y, x) coordinates of pixel [0, 0] (to cut windows out of a larger texture).
     """
     ny, nx = _shape2(shape)
     period = float(period_px)
     if period <= 0:
         raise ValueError("period_px must be positive")
     a = math.radians(angle_deg)
-    y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
+    y, x = _grid((ny, nx), origin_px)
     u = x * math.cos(a) + y * math.sin(a)
     s = np.mod(u - wall_offset_px + period / 4, period)  # walls at s = P/4 and 3P/4
     w = max(float(wall_width_px), 1e-6)
@@ -115,35 +122,57 @@ def _texture_from_centres(
     wall_width_px: float,
     kind: str,
     chirality: np.ndarray,
+    origin_px=(0.0, 0.0),
+    n_neighbours: int = 12,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each pixel takes the profile of its nearest centre (cells of a Voronoi tessellation)."""
+    """Superpose the in-plane moments sin θ(r_i) d̂_i of the ``n_neighbours`` nearest centres
+    (d̂ azimuthal for Bloch, radial for Néel); mz = ±sqrt(1 − |m∥|²) with the sign of cos θ of
+    the nearest centre. Superposing (rather than cutting cells at the Voronoi boundaries) keeps
+    m smooth between particles and keeps a Néel texture curl-free (no phase) up to where the
+    in-plane sum had to be clipped to unit length."""
     from scipy.spatial import cKDTree
 
-    ny, nx = shape
-    y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
+    if kind not in ("bloch", "neel"):
+        raise ValueError(f"kind must be 'bloch' or 'neel', got {kind!r}")
+    y, x = _grid(shape, origin_px)
     pts = np.column_stack([y.ravel(), x.ravel()])
     if len(centres) == 0:
         z = np.zeros(shape, np.float32)
         return z, z.copy(), np.ones(shape, np.float32)
-    _, idx = cKDTree(centres).query(pts)
-    dy = pts[:, 0] - centres[idx, 0]
-    dx = pts[:, 1] - centres[idx, 1]
-    r = np.hypot(dx, dy)
-    theta = _wall_theta(r, radii[idx], wall_width_px)
-    rr = np.where(r > 0, r, 1.0)
-    ux, uy = dx / rr, dy / rr
-    c = chirality[idx]
-    if kind == "bloch":  # azimuthal: φ̂ = (−sin, cos)
-        dirx, diry = -uy * c, ux * c
-    elif kind == "neel":  # radial
-        dirx, diry = ux * c, uy * c
-    else:
-        raise ValueError(f"kind must be 'bloch' or 'neel', got {kind!r}")
-    st = np.sin(theta)
-    mx = (st * dirx).reshape(shape)
-    my = (st * diry).reshape(shape)
-    mz = np.cos(theta).reshape(shape)
-    return mx.astype(np.float32), my.astype(np.float32), mz.astype(np.float32)
+    k = int(min(n_neighbours, len(centres)))
+    _, idx = cKDTree(centres).query(pts, k=k)
+    idx = idx.reshape(len(pts), k)
+    mx = np.zeros(len(pts))
+    my = np.zeros(len(pts))
+    mz_sign = None
+    for j in range(k):
+        i = idx[:, j]
+        dy = pts[:, 0] - centres[i, 0]
+        dx = pts[:, 1] - centres[i, 1]
+        r = np.hypot(dx, dy)
+        theta = _wall_theta(r, radii[i], wall_width_px)
+        rr = np.where(r > 0, r, 1.0)
+        ux, uy = dx / rr, dy / rr
+        c = chirality[i]
+        if kind == "bloch":  # azimuthal: (−sin α, cos α)
+            dirx, diry = -uy * c, ux * c
+        else:  # radial
+            dirx, diry = ux * c, uy * c
+        st = np.sin(theta)
+        mx += st * dirx
+        my += st * diry
+        if j == 0:
+            mz_sign = np.where(np.cos(theta) >= 0, 1.0, -1.0)
+    norm = np.hypot(mx, my)
+    over = norm > 1.0
+    mx[over] /= norm[over]
+    my[over] /= norm[over]
+    mz = mz_sign * np.sqrt(np.clip(1.0 - mx**2 - my**2, 0.0, 1.0))
+    return (
+        mx.reshape(shape).astype(np.float32),
+        my.reshape(shape).astype(np.float32),
+        mz.reshape(shape).astype(np.float32),
+    )
 
 
 def skyrmion_lattice(
@@ -156,13 +185,15 @@ def skyrmion_lattice(
     chirality: int = 1,
     jitter_px: float = 0.0,
     seed: int = 0,
+    origin_px: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hexagonal skyrmion lattice (rows along x, spacing ``spacing_px``), unit (mx, my, mz).
 
     Profile θ(r) = 2 atan(exp((R − r)/w)) around the nearest lattice site; mz = cos θ (−1 in
-    the cores, +1 between). ``kind="bloch"``: in-plane m azimuthal (counter-clockwise for
-    ``chirality=+1`` in the displayed (x right, y down) frame); ``"neel"``: radial (outwards
-    for +1) — no phase at normal incidence. ``jitter_px``: Gaussian rms displacement of the sites.
+    the cores, +1 between). ``kind="bloch"``: in-plane m azimuthal along (−sin α, cos α) for
+    ``chirality=+1`` (α the angle from +x towards +y; on screen, with y pointing down, that is
+    clockwise); ``"neel"``: radial (outwards for +1) — no phase at normal incidence. ``jitter_px``: Gaussian rms displacement of the sites.
+    ``origin_px``: (y, x) coordinates of pixel [0, 0]; the lattice is fixed in those coordinates.
     """
     ny, nx = _shape2(shape)
     a = float(spacing_px)
@@ -170,17 +201,19 @@ def skyrmion_lattice(
         raise ValueError("spacing_px and radius_px must be positive")
     rng = np.random.default_rng(seed)
     row_h = a * math.sqrt(3) / 2
+    y0, x0 = float(origin_px[0]), float(origin_px[1])
+    j0, i0 = int(math.floor(y0 / row_h)) - 1, int(math.floor(x0 / a)) - 1
     centres = []
-    for j in range(-1, int(math.ceil(ny / row_h)) + 2):
+    for j in range(j0, j0 + int(math.ceil(ny / row_h)) + 3):
         off = (a / 2) * (j % 2)
-        for i in range(-1, int(math.ceil(nx / a)) + 2):
+        for i in range(i0, i0 + int(math.ceil(nx / a)) + 3):
             centres.append((j * row_h + row_h / 2, i * a + off + a / 4))
     centres = np.asarray(centres, dtype=np.float64)
     if jitter_px:
         centres = centres + rng.normal(0.0, float(jitter_px), centres.shape)
     radii = np.full(len(centres), float(radius_px))
     chir = np.full(len(centres), 1.0 if chirality >= 0 else -1.0)
-    return _texture_from_centres((ny, nx), centres, radii, wall_width_px, kind, chir)
+    return _texture_from_centres((ny, nx), centres, radii, wall_width_px, kind, chir, origin_px)
 
 
 def bubble_lattice(
@@ -192,10 +225,12 @@ def bubble_lattice(
     kind: str = "bloch",
     random_chirality: bool = True,
     seed: int = 0,
+    origin_px: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Magnetic bubbles at random, non-overlapping positions with random radii in ``radius_px``
     (min, max); Bloch walls with random (``random_chirality``) or uniform (+1) chirality.
-    ``spacing_px``: minimum centre distance (default 2.4 × max radius)."""
+    ``spacing_px``: minimum centre distance (default 2.4 × max radius). ``origin_px``: (y, x)
+    coordinates of pixel [0, 0] (positions are drawn over the shifted field)."""
     ny, nx = _shape2(shape)
     rmin, rmax = (float(radius_px), float(radius_px)) if np.isscalar(radius_px) else (float(radius_px[0]), float(radius_px[1]))
     if rmin <= 0 or rmax < rmin:
@@ -203,15 +238,15 @@ def bubble_lattice(
     dmin = float(spacing_px) if spacing_px else 2.4 * rmax
     rng = np.random.default_rng(seed)
     n_try = int(20 * (ny + 2 * rmax) * (nx + 2 * rmax) / dmin**2) + 20
-    cand = np.column_stack([rng.uniform(-rmax, ny + rmax, n_try), rng.uniform(-rmax, nx + rmax, n_try)])
-    centres: list[tuple[float, float]] = []
+    y0, x0 = float(origin_px[0]), float(origin_px[1])
+    cand = np.column_stack([rng.uniform(y0 - rmax, y0 + ny + rmax, n_try), rng.uniform(x0 - rmax, x0 + nx + rmax, n_try)])
+    cen = np.empty((0, 2))
     for c in cand:  # random sequential addition
-        if all((c[0] - p[0]) ** 2 + (c[1] - p[1]) ** 2 >= dmin**2 for p in centres):
-            centres.append((float(c[0]), float(c[1])))
-    cen = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+        if len(cen) == 0 or np.min(np.sum((cen - c) ** 2, axis=1)) >= dmin**2:
+            cen = np.vstack([cen, c])
     radii = rng.uniform(rmin, rmax, len(cen))
     chir = rng.choice([-1.0, 1.0], len(cen)) if random_chirality else np.ones(len(cen))
-    return _texture_from_centres((ny, nx), cen, radii, wall_width_px, kind, chir)
+    return _texture_from_centres((ny, nx), cen, radii, wall_width_px, kind, chir, origin_px)
 
 
 def magnetic_phase(
@@ -338,7 +373,9 @@ class LTEMSample:
         return self.phase_m + self.phase_e
 
 
-def make_texture(texture: str, shape, pixel_size_nm: float, seed: int = 0, **params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_texture(
+    texture: str, shape, pixel_size_nm: float, seed: int = 0, origin_px: tuple[float, float] = (0.0, 0.0), **params
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Texture by name with feature sizes in nm (defaults in :data:`DEFAULTS_NM`).
 
     skyrmions: spacing_nm, radius_nm, wall_width_nm, kind ('bloch'/'neel'), chirality, jitter_nm.
@@ -360,6 +397,7 @@ def make_texture(texture: str, shape, pixel_size_nm: float, seed: int = 0, **par
             chirality=p.get("chirality", 1),
             jitter_px=p.get("jitter_nm", 0.0) / px,
             seed=seed,
+            origin_px=origin_px,
         )
     if texture == "stripes":
         return stripe_domains(
@@ -369,6 +407,7 @@ def make_texture(texture: str, shape, pixel_size_nm: float, seed: int = 0, **par
             p.get("angle_deg", 0.0),
             kind=p.get("kind", "bloch"),
             wall_offset_px=p.get("wall_offset_nm", 0.0) / px,
+            origin_px=origin_px,
         )
     r = p["radius_nm"]
     r_px = (r / px, r / px) if np.isscalar(r) else (r[0] / px, r[1] / px)
@@ -379,6 +418,7 @@ def make_texture(texture: str, shape, pixel_size_nm: float, seed: int = 0, **par
         spacing_px=p["spacing_nm"] / px if p.get("spacing_nm") else None,
         random_chirality=p.get("random_chirality", True),
         seed=seed,
+        origin_px=origin_px,
     )
 
 
@@ -399,6 +439,7 @@ def simulate(
     mean_inner_potential_v: float = 20.0,
     extinction_length_nm: float = 10.0,
     pad_px: int | None = None,
+    field_margin_px: int | None = None,
     microscope: Microscope | None = None,
     texture_params: dict | None = None,
     **microscope_kwargs,
@@ -412,6 +453,9 @@ def simulate(
     (voltage_kv, cs_mm, divergence_mrad, defocus_spread_nm, ...) build the :class:`Microscope`
     unless ``microscope`` is given (its defocus is then replaced by ``defocus_nm``).
     ``pad_px``: mirror padding for the image formation (default: a quarter of the larger side).
+    ``field_margin_px``: the texture and its Mansuripur phase are computed on a field larger by
+    this margin on each side (default a quarter of the larger side) and cropped, so the image is a
+    window of a larger film rather than one periodic cell (no wrap-around seams in the view).
     """
     ny, nx = _shape2(shape)
     px = float(pixel_size_nm)
@@ -424,8 +468,12 @@ def simulate(
             raise TypeError("give either microscope= or microscope keyword arguments, not both")
         mic = Microscope(**{**microscope.as_dict(), "defocus_nm": float(defocus_nm)})
     tparams = dict(texture_params or {})
-    mx, my, mz = make_texture(texture, (ny, nx), px, seed=seed, **tparams)
+    m = max(ny, nx) // 4 if field_margin_px is None else max(0, int(field_margin_px))
+    mx, my, mz = make_texture(texture, (ny + 2 * m, nx + 2 * m), px, seed=seed, origin_px=(-m, -m), **tparams)
     phase_m = magnetic_phase(mx, my, px, saturation_induction_t, thickness_nm)
+    crop = (slice(m, m + ny), slice(m, m + nx))
+    phase_m = phase_m[crop] - phase_m[crop].mean()
+    mx, my, mz = mx[crop], my[crop], mz[crop]
     if n_contaminants:
         r_nm = contaminant_radius_nm
         t_map = contaminants(
@@ -457,6 +505,7 @@ def simulate(
         "mean_inner_potential_v": float(mean_inner_potential_v),
         "extinction_length_nm": float(extinction_length_nm),
         "pad_px": pad,
+        "field_margin_px": m,
         "microscope": mic.as_dict(),
     }
     return LTEMSample(

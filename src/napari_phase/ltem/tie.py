@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jobs import InputError, JobCancelled, Progress, Stopwatch
+from ..jobs import InputError, Progress, Stopwatch
 from ..physics.optics import electron_wavelength_nm
 from ..validate import as_image, positive
 from ._poisson import solve_tie
-from .sitie import DEFAULT_QC_PER_NM, _result
+from .sitie import _result, check_qc
 
 
 def _check(stack, pixel_size_nm, defocus_step_nm, voltage_kv, qc_per_nm):
@@ -31,22 +31,24 @@ def _check(stack, pixel_size_nm, defocus_step_nm, voltage_kv, qc_per_nm):
         raise InputError(
             f"TIE needs a stack of exactly 3 images (under-, in-, over-focus) with shape (3, Y, X), got shape {arr.shape}"
         )
-    names = ("under-focus image", "in-focus image", "over-focus image")
-    frames = [as_image(arr[i], name=names[i]) for i in range(3)]
+    frames = [as_image(arr[0], name="under-focus image"), _in_focus(arr[1]), as_image(arr[2], name="over-focus image")]
     px = positive(pixel_size_nm, "pixel_size_nm", "nm")
     dz = positive(defocus_step_nm, "defocus_step_nm", "nm")
     kv = positive(voltage_kv, "voltage_kv", "kV")
-    if qc_per_nm is None:
-        qc = DEFAULT_QC_PER_NM
-    else:
-        qc = float(qc_per_nm)
-        if not np.isfinite(qc) or qc < 0:
-            raise InputError(f"qc_per_nm (Tikhonov cut-off) must be >= 0 cycles/nm, got {qc_per_nm!r}")
+    qc = check_qc(qc_per_nm, frames[1].shape, px)
     if float(frames[1].mean()) <= 0:
         raise InputError("the in-focus image has a non-positive mean intensity; TIE needs intensities (counts)")
     if np.array_equal(frames[0], frames[2]):
         raise InputError("the under- and over-focus images are identical: no intensity change to reconstruct from")
     return frames, px, dz, kv, qc
+
+
+def _in_focus(image) -> np.ndarray:
+    """The in-focus image may be uniform (a pure phase object has no in-focus contrast)."""
+    img = np.asarray(image)
+    if img.size and np.isrealobj(img) and np.issubdtype(img.dtype, np.number) and np.isfinite(img).all() and np.ptp(img) == 0:
+        return img.astype(np.float32)
+    return as_image(img, name="in-focus image")
 
 
 def tie_phase(
@@ -87,14 +89,12 @@ def tie_job(
         "defocus_step_nm": dz,
         "voltage_kv": kv,
         "qc_per_nm": qc,
+        "qc_source": "default 2/FOV" if qc_per_nm is None else "given",
         "pad": bool(pad),
         "stack_order": "under (-dz), in (0), over (+dz)",
         "input_shape": (3, int(i0.shape[0]), int(i0.shape[1])),
     }
-    try:
-        yield Progress(0, 1, "TIE: solving")
-    except JobCancelled:
-        raise
+    yield Progress(0, 1, "TIE: solving")  # a JobCancelled thrown here propagates: nothing to return yet
     phase = _solve(im, i0, ip, px, dz, kv, qc, pad)
     yield Progress(1, 1, "TIE: done")
     return _result(phase, px, params, clock.elapsed_s, "TIE")
@@ -111,7 +111,9 @@ def tie(
 ):
     """TIE reconstruction of a through-focal triplet: :class:`PhaseResult` with ``phase`` (rad),
     ``bx``, ``by`` (T·nm). ``stack``: (3, Y, X) or a list of 3 images, ordered under-, in-,
-    over-focus at defocus −dz, 0, +dz; ``defocus_step_nm`` = dz > 0."""
+    over-focus at defocus −dz, 0, +dz; ``defocus_step_nm`` = dz > 0. The in-focus image may be
+    uniform (pure phase object). ``qc_per_nm``: Tikhonov cut-off, None → 2/FOV as in SITIE
+    (applied once), 0 → none (best on clean data)."""
     job = tie_job(
         stack, pixel_size_nm=pixel_size_nm, defocus_step_nm=defocus_step_nm, voltage_kv=voltage_kv, qc_per_nm=qc_per_nm, pad=pad
     )

@@ -1,0 +1,106 @@
+"""Sample data contribution: simulated LTEM images with their ground truth.
+
+The files live in the package (``napari_phase/sample_data/*.npz``), written by
+``sample_data/make_samples.py``. Each holds ``image`` (LTEM intensity, float32), ``phase_true``
+(magnetic phase, rad), optionally ``mask_true`` (contaminant pixels) and ``metadata_json`` (a JSON
+dict: pixel_size_nm, defocus_nm, voltage_kv, cs_mm, divergence_mrad, defocus_spread_nm, noise,
+texture, seed, ...). The image layer's metadata carries that dict flat, so panels prefill their
+parameters from it.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..jobs import InputError
+
+#: Sample key -> (file name, display name).
+SAMPLES = {
+    "ltem_skyrmions": ("ltem_skyrmions.npz", "LTEM skyrmion lattice"),
+    "ltem_stripes": ("ltem_stripes.npz", "LTEM stripe domains"),
+}
+
+
+def list_samples() -> list[str]:
+    """Names of the samples shipped with the package (those whose file is present)."""
+    return [key for key, (fname, _) in SAMPLES.items() if _packaged(fname).is_file()]
+
+
+def sample_path(key: str) -> Path:
+    """Path of a packaged sample file (raises InputError if missing)."""
+    if key not in SAMPLES:
+        raise InputError(f"unknown sample {key!r}; available: {', '.join(SAMPLES)}")
+    p = _packaged(SAMPLES[key][0])
+    if not p.is_file():
+        raise InputError(f"sample file {p.name} is missing from the installation; "
+                         "regenerate it with `python sample_data/make_samples.py`")
+    return p
+
+
+def skyrmion_lattice_ltem() -> list[tuple]:
+    """Simulated LTEM image of a skyrmion lattice with contaminants (-1 mm, noisy) + true phase."""
+    return load_sample_npz(sample_path("ltem_skyrmions"), name=SAMPLES["ltem_skyrmions"][1])
+
+
+def stripe_domains_ltem() -> list[tuple]:
+    """Simulated LTEM image of stripe domains (-0.5 mm) + true phase."""
+    return load_sample_npz(sample_path("ltem_stripes"), name=SAMPLES["ltem_stripes"][1])
+
+
+def load_sample_npz(path: str | Path, name: str | None = None) -> list[tuple]:
+    """napari LayerData for a sample .npz: the image (scale in nm, calibration metadata), the true
+    phase (hidden, rad) and, if present, the true contaminant mask (hidden Labels)."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            if "image" not in npz.files:
+                raise InputError(f"Cannot read sample {p.name}: it has no 'image' array")
+            image = np.asarray(npz["image"], dtype=np.float32)
+            phase = np.asarray(npz["phase_true"], dtype=np.float32) if "phase_true" in npz.files else None
+            mask = np.asarray(npz["mask_true"]) if "mask_true" in npz.files else None
+            meta = _meta(npz, p)
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"Cannot read sample {p.name}: {exc}") from exc
+    name = name or p.stem
+    px = meta.get("pixel_size_nm")
+    spatial: dict[str, Any] = {}
+    if isinstance(px, (int, float)) and px > 0:
+        spatial = {"scale": [float(px), float(px)], "units": ["nm", "nm"]}
+    base = {**meta, "source_path": str(p), "sample": meta.get("sample", p.stem)}
+    layers: list[tuple] = [
+        (image, {"name": name, "colormap": "gray", **spatial,
+                 "metadata": {**base, "kind": "image", "array_name": "image", "unit": ""}}, "image"),
+    ]
+    if phase is not None:
+        layers.append((phase, {"name": f"{name} true phase", "colormap": "gray", "visible": False, **spatial,
+                               "metadata": {**base, "kind": "ground_truth", "array_name": "phase_true",
+                                            "unit": "rad"}}, "image"))
+    if mask is not None and mask.shape == image.shape:
+        layers.append((mask.astype(np.uint8), {"name": f"{name} true mask", "visible": False, **spatial,
+                                               "metadata": {**base, "kind": "ground_truth", "array_name": "mask_true"}},
+                       "labels"))
+    return layers
+
+
+def _meta(npz: Any, p: Path) -> dict:
+    if "metadata_json" not in npz.files:
+        return {}
+    raw = np.asarray(npz["metadata_json"]).item()
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    try:
+        meta = json.loads(str(raw))
+    except ValueError as exc:
+        raise InputError(f"Cannot read sample {p.name}: its metadata_json is not valid JSON") from exc
+    return meta if isinstance(meta, dict) else {}
+
+
+def _packaged(fname: str) -> Path:
+    return Path(str(resources.files("napari_phase").joinpath("sample_data", fname)))

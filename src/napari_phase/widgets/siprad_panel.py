@@ -1,0 +1,564 @@
+"""Dock panel "SIPRAD (LTEM)": magnetic phase and induction from one defocused Lorentz-TEM image.
+
+Binds a napari Image layer and the microscope parameters to the LTEM jobs
+(:func:`napari_phase.ltem.sitie_job`, :func:`napari_phase.ltem.siprad_job`,
+:func:`napari_phase.ltem.pixelwise.pixelwise_job`), runs them through
+:class:`~napari_phase.widgets._runner.JobRunner` and shows the results as layers
+(:mod:`napari_phase.widgets._layers`). The contaminant mask tool is embedded as a collapsible
+section. No science here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from functools import partial
+from typing import Any, Callable
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QLabel,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..jobs import InputError
+from ..result import PhaseResult
+from .. import validate
+from . import _runner
+from ._layers import add_or_update, result_to_layers
+from ._runner import JobRunner, LayerCombo
+from .mask_tool import MASK_LAYER_NAME, MaskTool
+
+logger = logging.getLogger(__name__)
+
+SIPRAD = "SIPRAD (deep image prior)"
+PIXELWISE = "Pixel-wise (fast)"
+SITIE = "SITIE (instant)"
+SOLVERS = {SIPRAD: "siprad", PIXELWISE: "pixelwise", SITIE: "sitie"}
+BASE_NAMES = {"siprad": "SIPRAD", "pixelwise": "Pixel-wise", "sitie": "SITIE"}
+RUN_TEXT = {"siprad": "Run SIPRAD", "pixelwise": "Run pixel-wise", "sitie": "Run SITIE"}
+
+AMP_UNIFORM = "uniform"
+AMP_MASK = "mask"
+AMP_JOINT = "joint"
+
+HELP = (
+    "<b>1</b> pick the defocused LTEM image &nbsp; <b>2</b> check the microscope parameters &nbsp; "
+    "<b>3</b> optional: mask contaminants &nbsp; <b>4</b> <i>SITIE preview</i> (instant) or <i>Run</i>"
+)
+
+#: fallbacks when a solver's signature cannot be read
+DEFAULTS = {"iterations": 1000, "preview_every": 50, "smoothness": 1.0}
+
+
+def get_job_function(key: str) -> Callable:
+    """The job generator function of a solver ("siprad" | "pixelwise" | "sitie").
+
+    Imported lazily (torch etc. load on first use). Tests monkeypatch this function.
+    """
+    try:
+        if key == "sitie":
+            from ..ltem import sitie_job as fn
+        elif key == "siprad":
+            from ..ltem import siprad_job as fn
+        elif key == "pixelwise":
+            from ..ltem.pixelwise import pixelwise_job as fn
+        else:
+            raise KeyError(key)
+    except ImportError as exc:
+        raise RuntimeError(f"the {BASE_NAMES.get(key, key)} solver is not available in this installation ({exc})") from exc
+    return fn
+
+
+def _signature_default(key: str, name: str) -> Any:
+    try:
+        param = inspect.signature(get_job_function(key)).parameters.get(name)
+    except Exception:  # noqa: BLE001 - not importable yet: use our fallback
+        param = None
+    if param is None or param.default is inspect.Parameter.empty or param.default is None:
+        return DEFAULTS.get(name)
+    return param.default
+
+
+def supported_kwargs(fn: Callable, kwargs: dict) -> dict:
+    """The subset of ``kwargs`` that ``fn`` accepts (all of them if it takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(kwargs)
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def pixel_size_from_layer(layer) -> tuple[float | None, str]:
+    """(pixel size in nm or None, where it came from) for a napari layer."""
+    md = getattr(layer, "metadata", None) or {}
+    if md.get("pixel_size_nm"):
+        try:
+            return float(md["pixel_size_nm"]), "layer metadata"
+        except (TypeError, ValueError):
+            pass
+    scale = float(layer.scale[-1])
+    units = getattr(layer, "units", None)
+    unit = str(units[-1]) if units is not None else "pixel"
+    if unit in ("pixel", "dimensionless", ""):
+        if scale != 1.0:
+            return scale, "layer scale (taken as nm)"
+        return None, "not in the layer – please check"
+    try:
+        import pint
+
+        return float(pint.Quantity(scale, unit).to("nm").magnitude), "layer scale"
+    except Exception:  # noqa: BLE001
+        return scale, f"layer scale ({unit}?)"
+
+
+def _image_problem(layer) -> str | None:
+    """Why this layer cannot be a SIPRAD input (None if it can)."""
+    from napari.layers import Image
+
+    if layer is None:
+        return "pick an image layer first (File > Open, or File > Open Sample > napari-phase)"
+    if not isinstance(layer, Image):
+        return f"'{layer.name}' is a {type(layer).__name__} layer; SIPRAD needs a grayscale Image layer (the recorded LTEM image)"
+    if getattr(layer, "rgb", False):
+        return f"'{layer.name}' is an RGB image; give the recorded grayscale intensity image"
+    if layer.ndim not in (2, 3):
+        return f"'{layer.name}' is {layer.ndim}-D; SIPRAD needs a 2-D image or a (T, Y, X) time series"
+    return None
+
+
+def _is_input_candidate(layer) -> bool:
+    """Image layers, except this plugin's outputs and ground truth (phase maps are not LTEM images)."""
+    md = getattr(layer, "metadata", None) or {}
+    return "napari_phase" not in md and md.get("kind") != "ground_truth"
+
+
+def _prefer_ltem(layers: list):
+    """An image that carries LTEM calibration (defocus) in its metadata."""
+    for layer in layers:
+        md = getattr(layer, "metadata", None) or {}
+        if "defocus_nm" in md:
+            return layer
+    return None
+
+
+def _prefer_not_truth(layers: list):
+    """Not a ground-truth mask (sample data ship one; the user's own mask comes first)."""
+    for layer in layers:
+        md = getattr(layer, "metadata", None) or {}
+        if md.get("kind") != "ground_truth":
+            return layer
+    return None
+
+
+class SipradPanel(QWidget):
+    """The SIPRAD (LTEM) dock panel (see module docstring)."""
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from napari.layers import Image, Labels
+
+        self.viewer = napari_viewer
+        self._live_layer = None
+        self._auto_mask_mode_done = False
+
+        # ---------------------------------------------------------------- input
+        self.help_label = QLabel(HELP)
+        self.help_label.setWordWrap(True)
+        self.help_label.setTextFormat(Qt.RichText)
+        self.image_combo = LayerCombo(napari_viewer, (Image,), accept=_is_input_candidate, prefer=_prefer_ltem, placeholder="(no image – open one first)")
+        self.image_combo.setToolTip("The defocused Lorentz-TEM image (2-D), or a time series (T, Y, X) of them")
+        self.image_info = QLabel("")
+        self.image_info.setWordWrap(True)
+
+        # ---------------------------------------------------------------- microscope
+        self.pixel_size = _spin(1.0, 1e-4, 1e5, 4, 0.1, "Image sampling in nm per pixel (prefilled from the layer's scale or metadata)")
+        self.defocus_mm = _spin(-1.0, -1000.0, 1000.0, 4, 0.1, "Defocus Δf in mm. Negative = under-focus (weakened lens). "
+                                "PyLorentz users: its defocus sign is the opposite of this one.")
+        self.voltage_kv = _spin(200.0, 1.0, 3000.0, 1, 10.0, "Accelerating voltage in kV")
+        self.cs_mm = _spin(1.0, 0.0, 1e4, 3, 0.1, "Spherical aberration Cs in mm")
+        self.divergence_mrad = _spin(0.01, 0.0, 10.0, 4, 0.001, "Beam divergence (illumination semi-angle) θc in mrad; small values keep the mm-defocus contrast")
+        self.defocus_spread_nm = _spin(100.0, 0.0, 1e5, 1, 10.0, "Defocus spread Δ in nm (temporal coherence envelope)")
+        mic_box = QGroupBox("Microscope")
+        mic = QFormLayout(mic_box)
+        _tidy_form(mic)
+        mic.addRow("pixel size (nm)", self.pixel_size)
+        mic.addRow("defocus (mm)", self.defocus_mm)
+        mic.addRow("voltage (kV)", self.voltage_kv)
+        mic.addRow("Cs (mm)", self.cs_mm)
+        mic.addRow("divergence (mrad)", self.divergence_mrad)
+        mic.addRow("defocus spread (nm)", self.defocus_spread_nm)
+
+        # ---------------------------------------------------------------- reconstruction
+        self.solver = QComboBox()
+        self.solver.addItems(list(SOLVERS))
+        self.solver.setToolTip(
+            "SIPRAD: deep image prior through the LTEM image model (best under noise, slowest).\n"
+            "Pixel-wise: the same image model, no network, a smoothness prior (fast).\n"
+            "SITIE: single-image transport of intensity (instant baseline)."
+        )
+        self.amplitude = QComboBox()
+        self.amplitude.addItems([AMP_UNIFORM, AMP_MASK, AMP_JOINT])
+        self.amplitude.setToolTip(
+            "uniform: one amplitude everywhere (fitted).\n"
+            "mask: contaminants from a Labels layer (make one below); their amplitude is fitted.\n"
+            "joint: a second network solves the amplitude too."
+        )
+        self.mask_combo = LayerCombo(napari_viewer, (Labels,), default_name=MASK_LAYER_NAME, prefer=_prefer_not_truth, placeholder="(no Labels layer – use the mask tool)")
+        self.mask_combo.setToolTip("Labels layer with the contaminants (any non-zero label); same shape as the image")
+        self.iterations = QSpinBox()
+        self.iterations.setRange(1, 1_000_000)
+        self.iterations.setSingleStep(100)
+        self.iterations.setValue(int(_signature_default("siprad", "iterations")))
+        self.iterations.setToolTip("Maximum optimisation steps (the solver may stop earlier when converged)")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Random seed (network initialisation and input noise); stored in the result metadata")
+        self.device = QComboBox()
+        self.device.addItems(_device_choices())
+        self.device.setToolTip("auto = CUDA GPU, then Apple MPS, then CPU")
+        self.preview_every = QSpinBox()
+        self.preview_every.setRange(0, 100_000)
+        self.preview_every.setValue(int(_signature_default("siprad", "preview_every")))
+        self.preview_every.setSuffix(" iterations")
+        self.preview_every.setToolTip("Update the live phase layer every N iterations (0 = no live preview)")
+        self.smoothness = _spin(float(_signature_default("pixelwise", "smoothness")), 0.0, 1e6, 4, 0.1, "Weight of the smoothness prior of the pixel-wise solver")
+        self.qc = _spin(0.0, 0.0, 100.0, 4, 0.001, "Tikhonov filter cut-off qc of SITIE in 1/nm (0 = no filter); suppresses low-frequency noise")
+        rec_box = QGroupBox("Reconstruction")
+        self._rec_form = rec = QFormLayout(rec_box)
+        _tidy_form(rec)
+        rec.addRow("method", self.solver)
+        rec.addRow("amplitude", self.amplitude)
+        rec.addRow("mask layer", self.mask_combo)
+        rec.addRow("iterations", self.iterations)
+        rec.addRow("seed", self.seed)
+        rec.addRow("device", self.device)
+        rec.addRow("live preview every", self.preview_every)
+        rec.addRow("smoothness", self.smoothness)
+        rec.addRow("SITIE qc (1/nm)", self.qc)
+
+        # ---------------------------------------------------------------- mask tool
+        from superqt import QCollapsible
+
+        self.mask_tool = MaskTool(napari_viewer, self.image_combo.current_layer)
+        self.mask_section = QCollapsible("Contaminant mask (threshold + brush)")
+        self.mask_section.addWidget(self.mask_tool)
+        self.mask_section.collapse(animate=False)
+
+        # ---------------------------------------------------------------- run
+        self.runner = JobRunner(name="SIPRAD", run_text=RUN_TEXT["siprad"], viewer=napari_viewer, on_run=self.run)
+        self.sitie_button = self.runner.add_action(
+            "SITIE preview", slot=self.run_sitie_preview,
+            tooltip="Instant single-image TIE reconstruction with the parameters above (a baseline, and a check of sign and scale)",
+        )
+        self.runner.finished.connect(self._on_finished)
+
+        # ---------------------------------------------------------------- layout
+        content = QWidget()
+        lay = QVBoxLayout(content)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.setSpacing(6)
+        lay.addWidget(self.help_label)
+        img_box = QGroupBox("Image")
+        img_form = QFormLayout(img_box)
+        _tidy_form(img_form)
+        img_form.addRow("LTEM image", self.image_combo)
+        img_form.addRow(self.image_info)
+        lay.addWidget(img_box)
+        lay.addWidget(mic_box)
+        lay.addWidget(rec_box)
+        lay.addWidget(self.mask_section)
+        line = QFrame()
+        line.setFrameShape(QFrame.HLine)
+        lay.addWidget(line)
+        lay.addWidget(self.runner)
+        lay.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.setMinimumWidth(330)
+        self._tidy_combos()
+
+        # ---------------------------------------------------------------- wiring
+        self.image_combo.layer_changed.connect(self._on_image_changed)
+        self.solver.currentTextChanged.connect(self._update_visibility)
+        self.amplitude.currentTextChanged.connect(self._update_visibility)
+        self.mask_tool.mask_changed.connect(self._on_mask_changed)
+        self._update_visibility()
+        self._on_image_changed(self.image_combo.current_layer())
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def solver_key(self) -> str:
+        return SOLVERS[self.solver.currentText()]
+
+    def set_image_layer(self, layer) -> bool:
+        """Choose the input layer programmatically; a layer SIPRAD cannot use gives a warning."""
+        problem = _image_problem(layer)
+        if problem is not None:
+            self._set_image_info(problem, bad=True)
+            _runner.warn(problem)
+            return False
+        if not self.image_combo.set_layer(layer):
+            _runner.warn(f"'{layer.name}' cannot be used as SIPRAD input")
+            return False
+        return True
+
+    def parameters(self) -> dict:
+        """The microscope and solver parameters as the jobs take them (defocus in nm)."""
+        qc = float(self.qc.value())
+        return {
+            "pixel_size_nm": float(self.pixel_size.value()),
+            "defocus_nm": float(self.defocus_mm.value()) * 1e6,
+            "voltage_kv": float(self.voltage_kv.value()),
+            "cs_mm": float(self.cs_mm.value()),
+            "divergence_mrad": float(self.divergence_mrad.value()),
+            "defocus_spread_nm": float(self.defocus_spread_nm.value()),
+            "iterations": int(self.iterations.value()),
+            "seed": int(self.seed.value()),
+            "device": self.device.currentText(),
+            "preview_every": int(self.preview_every.value()),
+            "smoothness": float(self.smoothness.value()),
+            "qc_per_nm": qc if qc > 0 else None,
+        }
+
+    def run(self) -> bool:
+        """Run the chosen solver (the Run button)."""
+        return self._start(self.solver_key)
+
+    def run_sitie_preview(self) -> bool:
+        """Run SITIE whatever the chosen solver (the SITIE preview button)."""
+        return self._start("sitie")
+
+    # ------------------------------------------------------------------ jobs
+    def _start(self, key: str) -> bool:
+        ctx: dict[str, Any] = {"key": key}
+
+        def make_job():
+            return self._make_job(key, ctx)
+
+        return self.runner.start(
+            make_job,
+            on_result=partial(self._show_result, ctx),
+            on_partial=partial(self._show_partial, ctx),
+            name=BASE_NAMES[key],
+        )
+
+    def _capture_image(self):
+        """(layer, a float32 COPY of its data) — validated; raises InputError with a plain message."""
+        layer = self.image_combo.current_layer()
+        problem = _image_problem(layer)
+        if problem is not None:
+            raise InputError(problem)
+        data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+        image = np.array(data, dtype=np.float32, copy=True)
+        image = validate.as_image(image, name=f"image '{layer.name}'", ndim=(2, 3))
+        return layer, image
+
+    def _capture_mask(self, image: np.ndarray) -> np.ndarray:
+        layer = self.mask_combo.current_layer()
+        if layer is None:
+            raise InputError("amplitude mode 'mask' needs a Labels layer of the contaminants: make one with the "
+                             "'Contaminant mask' tool below, or choose amplitude 'uniform'")
+        mask = np.array(layer.data[0] if getattr(layer, "multiscale", False) else layer.data, copy=True)
+        if mask.shape != image.shape[-2:]:
+            raise InputError(f"the mask '{layer.name}' is {'×'.join(map(str, mask.shape))} px but the image is "
+                             f"{'×'.join(map(str, image.shape[-2:]))} px; the mask must be one 2-D frame of the image's shape")
+        from ..ltem.mask import check_mask
+
+        mask = check_mask(mask, image.shape)
+        if not mask.any():
+            raise InputError(f"the mask '{layer.name}' is empty (no contaminant pixels); move the threshold slider "
+                             "or paint it, or choose amplitude 'uniform'")
+        if mask.all():
+            raise InputError(f"the mask '{layer.name}' covers the whole image; there is no film left to reconstruct")
+        return mask
+
+    def _make_job(self, key: str, ctx: dict):
+        layer, image = self._capture_image()
+        params = self.parameters()
+        validate.positive(params["pixel_size_nm"], "pixel size", "nm")
+        validate.nonzero(params["defocus_nm"], "defocus", "nm")
+        validate.positive(params["voltage_kv"], "voltage", "kV")
+        if key != "sitie":
+            mode = self.amplitude.currentText()
+            params["amplitude"] = self._capture_mask(image) if mode == AMP_MASK else ("joint" if mode == AMP_JOINT else "uniform")
+        fn = get_job_function(key)
+        self._calibrate_source(layer, params["pixel_size_nm"])
+        kwargs = supported_kwargs(fn, params)
+        amp = params.get("amplitude", "uniform")
+        if "amplitude" not in kwargs and not (isinstance(amp, str) and amp == "uniform"):
+            raise InputError(f"the {BASE_NAMES[key]} solver has no amplitude option; choose amplitude 'uniform' or use SIPRAD")
+        ctx["layer"] = layer
+        ctx["base"] = BASE_NAMES[key]
+        logger.info("starting %s on %s %s with %s", key, layer.name, image.shape, {k: v for k, v in kwargs.items() if k != "amplitude"})
+        return fn(image, **kwargs)
+
+    def _calibrate_source(self, layer, pixel_size_nm: float) -> None:
+        """An uncalibrated input layer (units 'pixel') gets the panel's pixel size in nm, so the
+        results (always in nm) overlay it; Labels layers made on it by the mask tool follow."""
+        from napari.layers import Labels
+
+        units = [str(u) for u in layer.units]
+        if units[-1] not in ("pixel", "dimensionless"):
+            scale_nm, _ = pixel_size_from_layer(layer)
+            if scale_nm and abs(scale_nm - pixel_size_nm) > 0.01 * pixel_size_nm:
+                _runner.info(f"'{layer.name}' is calibrated at {scale_nm:.4g} nm/px but the panel says {pixel_size_nm:.4g} nm/px; "
+                             "the results use the panel's value and will not overlay the image exactly")
+            return
+        old = float(layer.scale[-1])
+        targets = [layer] + [lay for lay in self.viewer.layers if isinstance(lay, Labels)
+                             and (lay.metadata or {}).get("source_layer") == layer.name
+                             and str(lay.units[-1]) in ("pixel", "dimensionless")]
+        for target in targets:
+            scale = list(target.scale)
+            tunits = [str(u) for u in target.units]
+            scale[-2:] = [pixel_size_nm, pixel_size_nm]
+            tunits[-2:] = ["nm", "nm"]
+            target.scale = scale
+            target.units = tunits
+        if abs(old - pixel_size_nm) > 1e-9 * pixel_size_nm:
+            self.viewer.reset_view()
+        self._set_image_info(f"{self.image_info.text()}; layer calibrated to {pixel_size_nm:.4g} nm/px")
+
+    # ------------------------------------------------------------------ results (main thread)
+    def _show_result(self, ctx: dict, result: PhaseResult) -> None:
+        suffix = " (cancelled)" if result.cancelled else ""
+        self._remove_live_layer()
+        data = result_to_layers(result, ctx["base"], source_layer=ctx.get("layer"), suffix=suffix)
+        add_or_update(self.viewer, data)
+
+    def _show_partial(self, ctx: dict, result: PhaseResult) -> None:
+        phase = result.phase
+        if phase is None:
+            return
+        preview = PhaseResult({"phase": phase}, result.pixel_size, result.pixel_unit, metadata={**result.metadata, "partial": True})
+        data = result_to_layers(preview, ctx["base"], source_layer=ctx.get("layer"), suffix=" (live)")
+        layers = add_or_update(self.viewer, data)
+        self._live_layer = layers[0] if layers else None
+
+    def _remove_live_layer(self) -> None:
+        layer, self._live_layer = self._live_layer, None
+        if layer is not None and layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
+
+    def _on_finished(self, outcome: str) -> None:
+        self._remove_live_layer()
+
+    # ------------------------------------------------------------------ input changes
+    def _on_image_changed(self, layer) -> None:
+        self.mask_tool.set_image_layer(layer if _image_problem(layer) is None else None)
+        if layer is None:
+            self._set_image_info("No image layer yet: open one (File > Open) or a sample (File > Open Sample > napari-phase).")
+            return
+        problem = _image_problem(layer)
+        if problem is not None:
+            self._set_image_info(problem, bad=True)
+            _runner.warn(problem)
+            return
+        notes = []
+        shape = layer.data[0].shape if getattr(layer, "multiscale", False) else layer.data.shape
+        size = f"{shape[-2]}×{shape[-1]} px" + (f", {shape[0]} frames" if len(shape) == 3 else "")
+        px, source = pixel_size_from_layer(layer)
+        if px is not None and px > 0:
+            self.pixel_size.setValue(px)
+            notes.append(f"pixel size from {source}")
+        else:
+            notes.append(f"pixel size {source}")
+        md = layer.metadata or {}
+        if md.get("defocus_nm") is not None:
+            self.defocus_mm.setValue(float(md["defocus_nm"]) / 1e6)
+            notes.append("defocus from metadata")
+        elif md.get("defocus_mm") is not None:
+            self.defocus_mm.setValue(float(md["defocus_mm"]))
+            notes.append("defocus from metadata")
+        for key, widget in (("voltage_kv", self.voltage_kv), ("cs_mm", self.cs_mm)):
+            if md.get(key) is not None:
+                try:
+                    widget.setValue(float(md[key]))
+                except (TypeError, ValueError):
+                    pass
+        self._set_image_info(f"{size}; " + ", ".join(notes))
+
+    def _on_mask_changed(self, layer) -> None:
+        self.mask_combo.refresh()
+        self.mask_combo.set_layer(layer)
+        if not self._auto_mask_mode_done and self.amplitude.currentText() == AMP_UNIFORM:
+            self._auto_mask_mode_done = True
+            self.amplitude.setCurrentText(AMP_MASK)
+            if self.solver_key == "sitie":
+                self.solver.setCurrentText(SIPRAD)
+
+    def _tidy_combos(self) -> None:
+        for combo in self.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+
+    def _set_image_info(self, text: str, bad: bool = False) -> None:
+        self.image_info.setText(text)
+        self.image_info.setStyleSheet("color: #e07050;" if bad else "")
+
+    def _update_visibility(self, *_) -> None:
+        key = self.solver_key
+        iterative = key in ("siprad", "pixelwise")
+        _set_row_visible(self._rec_form, self.amplitude, iterative)
+        _set_row_visible(self._rec_form, self.mask_combo, iterative and self.amplitude.currentText() == AMP_MASK)
+        _set_row_visible(self._rec_form, self.iterations, iterative)
+        _set_row_visible(self._rec_form, self.seed, key == "siprad")
+        _set_row_visible(self._rec_form, self.device, iterative)
+        _set_row_visible(self._rec_form, self.preview_every, iterative)
+        _set_row_visible(self._rec_form, self.smoothness, key == "pixelwise")
+        _set_row_visible(self._rec_form, self.qc, key == "sitie")
+        self.runner.run_button.setText(RUN_TEXT[key])
+
+
+# --------------------------------------------------------------------------- small Qt helpers
+def _spin(value: float, lo: float, hi: float, decimals: int, step: float, tooltip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setDecimals(decimals)
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setToolTip(tooltip)
+    box.setKeyboardTracking(False)
+    return box
+
+
+def _tidy_form(form: QFormLayout) -> None:
+    form.setContentsMargins(6, 4, 6, 4)
+    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+    form.setLabelAlignment(Qt.AlignRight | Qt.AlignVCenter)
+    form.setRowWrapPolicy(QFormLayout.DontWrapRows)
+
+
+def _set_row_visible(form: QFormLayout, field: QWidget, visible: bool) -> None:
+    label = form.labelForField(field)
+    if label is not None:
+        label.setVisible(visible)
+    field.setVisible(visible)
+
+
+def _device_choices() -> list[str]:
+    try:
+        from ..jobs import available_devices
+
+        found = [d for d in available_devices() if d != "cpu"]
+    except Exception:  # noqa: BLE001 - torch missing or broken: CPU only
+        found = []
+    return ["auto", *found, "cpu"]
