@@ -105,9 +105,12 @@ def run_with_tqdm(job: Job, description: str = "", *, disable: bool = False) -> 
     from tqdm import tqdm
 
     cancel = CancelToken()
-    bar = tqdm(total=1, desc=description, disable=disable, leave=False, dynamic_ncols=True)
+    bar = None  # created at the first progress report, so input errors print no empty bar
 
     def show(p: Progress) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=p.total or 1, desc=description, disable=disable, leave=False, dynamic_ncols=True)
         if bar.total != p.total and p.total:
             bar.total = p.total
         bar.n = p.step
@@ -125,7 +128,8 @@ def run_with_tqdm(job: Job, description: str = "", *, disable: bool = False) -> 
     except StopIteration as stop:
         return stop.value
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
 class Stopwatch:
