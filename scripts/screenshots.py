@@ -26,6 +26,29 @@ def _process(seconds: float = 0.3) -> None:
         time.sleep(0.01)
 
 
+def _dismiss_toasts(viewer) -> None:
+    """Close napari's notification pop-ups (e.g. the PyQt5 deprecation notice) before a shot."""
+    try:
+        from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+        for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+            toast.close()
+    except Exception:  # noqa: BLE001 - cosmetic only
+        pass
+    _process(0.3)
+
+
+def _widen_dock(viewer, panel, width: int = 400) -> None:
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QDockWidget
+
+    widget = panel
+    while widget is not None and not isinstance(widget, QDockWidget):
+        widget = widget.parentWidget()
+    if widget is not None:
+        viewer.window._qt_window.resizeDocks([widget], [width], Qt.Horizontal)
+
+
 def _load_sample(viewer):
     """The bundled skyrmion sample (image, true phase, true mask) as layers."""
     from napari_phase.io.sample_data import skyrmion_lattice_ltem
@@ -59,7 +82,7 @@ def _siprad_available() -> bool:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"), help="output folder")
-    parser.add_argument("--siprad-iterations", type=int, default=150, help="iterations of the short SIPRAD run (0 = skip)")
+    parser.add_argument("--siprad-iterations", type=int, default=100, help="iterations of the short SIPRAD run (0 = skip)")
     parser.add_argument("--size", default="1500x940", help="window size WxH")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -76,34 +99,18 @@ def main(argv=None) -> int:
     viewer.window._qt_window.resize(width, height)
     image = _load_sample(viewer)
     panel = _dock_panel(viewer)
+    _widen_dock(viewer, panel)
     _process(0.5)
 
-    # ------------------------------------------------------------------ siprad_panel.png
+    # ------------------------------------------------------------------ 1. SITIE preview (instant)
     panel.image_combo.set_layer(image)
     panel.run_sitie_preview()
     panel.runner.wait(60_000)
     print("SITIE:", panel.runner.status_text)
-    if args.siprad_iterations and _siprad_available():
-        panel.solver.setCurrentText("SIPRAD (deep image prior)")
-        panel.iterations.setValue(args.siprad_iterations)
-        panel.run()
-        panel.runner.wait(600_000)
-        print("SIPRAD:", panel.runner.status_text)
-    else:
-        print("SIPRAD solver not available (or skipped): screenshot shows the SITIE preview", file=sys.stderr)
-    for layer in viewer.layers:  # the colour-wheel B of the latest run, its arrows and legend on top
-        if "SITIE" in layer.name and "SIPRAD" in " ".join(lay.name for lay in viewer.layers):
-            layer.visible = False
-    viewer.reset_view()
-    _process(1.0)
-    path = out / "siprad_panel.png"
-    viewer.screenshot(str(path), canvas_only=False)
-    print("wrote", path)
 
-    # ------------------------------------------------------------------ mask_tool.png
+    # ------------------------------------------------------------------ 2. mask_tool.png
     for layer in viewer.layers:
         layer.visible = layer is image
-    panel.solver.setCurrentText("SIPRAD (deep image prior)")
     panel.mask_section.expand(animate=False)
     tool = panel.mask_tool
     tool.smooth.setValue(3.0)
@@ -112,14 +119,41 @@ def main(argv=None) -> int:
     tool.update_mask()
     tool.edit_mask()
     _process(0.5)
-    # scroll the panel so the mask tool is in view
     from qtpy.QtWidgets import QScrollArea
 
     area = panel.findChild(QScrollArea)
-    if area is not None:
+    if area is not None:  # scroll the panel so the mask tool and the buttons are in view
         area.ensureWidgetVisible(panel.runner)
     _process(0.5)
+    _dismiss_toasts(viewer)
     path = out / "mask_tool.png"
+    viewer.screenshot(str(path), canvas_only=False)
+    print("wrote", path)
+
+    # ------------------------------------------------------------------ 3. siprad_panel.png
+    panel.mask_section.collapse(animate=False)
+    tool.mask_layer.mode = "pan_zoom"
+    if args.siprad_iterations and _siprad_available():
+        panel.solver.setCurrentText("SIPRAD (deep image prior)")  # amplitude = mask (set by the mask tool)
+        panel.iterations.setValue(args.siprad_iterations)
+        panel.run()
+        panel.runner.wait(600_000)
+        print("SIPRAD:", panel.runner.status_text)
+        prefix = "SIPRAD"
+    else:
+        print("SIPRAD solver not available (or skipped): screenshot shows the SITIE preview", file=sys.stderr)
+        prefix = "SITIE"
+    for layer in viewer.layers:
+        if layer.name.startswith(prefix):
+            layer.visible = layer.name.endswith(("phase [rad]", "B vectors", "(legend)"))
+        elif layer is not image:
+            layer.visible = False
+    if area is not None:
+        area.verticalScrollBar().setValue(0)
+    viewer.reset_view()
+    _process(1.0)
+    _dismiss_toasts(viewer)
+    path = out / "siprad_panel.png"
     viewer.screenshot(str(path), canvas_only=False)
     print("wrote", path)
     viewer.close()

@@ -236,7 +236,7 @@ def test_add_or_update_replaces_in_place(make_napari_viewer):
     res2.arrays["phase"] = res2.arrays["phase"] * 3
     second = add_or_update(viewer, result_to_layers(res2, "X"))
     assert len(viewer.layers) == n  # no duplicates
-    assert all(a is b for a, b in zip(first, second))
+    assert all(a == b for a, b in zip(first, second))
     assert viewer.layers["X phase [rad]"].data.max() == pytest.approx(3.0, rel=1e-5)
     # a time series result replaces the 2-D layer of the same name
     add_or_update(viewer, result_to_layers(_fake_result(shape=(2, 32, 40)), "X"))
@@ -245,10 +245,9 @@ def test_add_or_update_replaces_in_place(make_napari_viewer):
 
 # --------------------------------------------------------------------------- the panel
 def _panel(viewer):
-    from napari_phase.widgets.siprad_panel import SipradPanel
-
-    panel = SipradPanel(viewer)
-    viewer.window.add_dock_widget(panel, name="SIPRAD (LTEM)")
+    """The panel as napari makes it (through the plugin manifest, so it gets napari's
+    public-only viewer proxy, as in real use)."""
+    _, panel = viewer.window.add_plugin_dock_widget("napari-phase", "SIPRAD (LTEM)")
     return panel
 
 
@@ -269,7 +268,7 @@ def test_panel_prefills_from_layer(make_napari_viewer, notes):
     assert panel.image_combo.current_layer() is None and "open" in panel.image_info.text().lower()
     img = np.random.default_rng(0).random((64, 64)).astype(np.float32)
     viewer.add_image(img, name="ltem", scale=(2.5, 2.5), metadata={"defocus_nm": -0.5e6, "voltage_kv": 300.0})
-    assert panel.image_combo.current_layer() is viewer.layers["ltem"]
+    assert panel.image_combo.current_layer() == viewer.layers["ltem"]
     assert panel.pixel_size.value() == pytest.approx(2.5)
     assert panel.defocus_mm.value() == pytest.approx(-0.5)
     assert panel.voltage_kv.value() == pytest.approx(300.0)
@@ -288,11 +287,17 @@ def test_panel_rejects_unusable_layers(make_napari_viewer, qtbot, notes):
     assert panel.set_image_layer(labels) is False
     assert any("Labels" in m for m in notes["warning"])
     vol = viewer.add_image(np.random.random((2, 3, 32, 32)).astype(np.float32), name="4d")
-    assert any("4-D" in m for m in notes["warning"])  # choosing it warns at once
+    rgb = viewer.add_image(np.random.random((32, 32, 3)).astype(np.float32), name="rgb", rgb=True)
+    assert panel.image_combo.current_layer() is None  # 4-D and RGB images are not offered either
+    assert "not usable" in panel.image_info.text()
+    assert panel.set_image_layer(vol) is False and any("4-D" in m for m in notes["warning"])
+    assert panel.set_image_layer(rgb) is False and any("RGB" in m for m in notes["warning"])
     with qtbot.waitSignal(panel.runner.finished, timeout=3000) as blocker:
         panel.run_sitie_preview()
     assert blocker.args == ["rejected"] and not panel.runner.is_running
+    assert any("pick an image layer" in m for m in notes["warning"])
     viewer.layers.remove(vol)
+    viewer.layers.remove(rgb)
     nan = np.random.random((32, 32)).astype(np.float32)
     nan[3, 4] = np.nan
     viewer.add_image(nan, name="nan image")
@@ -353,10 +358,13 @@ def test_panel_cancel_keeps_best_as_cancelled_layers(make_napari_viewer, qtbot, 
     viewer = make_napari_viewer()
     panel = _panel(viewer)
     viewer.add_image(np.random.random((16, 16)).astype(np.float32), name="ltem")
-    panel.run()
+    from qtpy.QtCore import Qt
+
+    qtbot.mouseClick(panel.runner.run_button, Qt.LeftButton)  # the real buttons
     qtbot.waitUntil(lambda: log.get("step", 0) >= 12, timeout=5000)
+    assert not panel.sitie_button.isEnabled() and not panel.runner.run_button.isEnabled()
     with qtbot.waitSignal(panel.runner.finished, timeout=2000):
-        panel.runner.cancel()
+        qtbot.mouseClick(panel.runner.cancel_button, Qt.LeftButton)
     names = [lay.name for lay in viewer.layers]
     assert "SIPRAD phase [rad] (cancelled)" in names
     assert not any(n.endswith("(live)") for n in names)
@@ -383,8 +391,8 @@ def test_mask_tool_slider_makes_and_updates_labels(make_napari_viewer, qtbot):
     assert mask.data[15, 15] == 1 and mask.data[43, 43] == 0 and mask.data[30, 30] == 0
     tool.set_threshold(0.6)
     qtbot.waitUntil(lambda: viewer.layers[MASK_LAYER_NAME].data[43, 43] == 1, timeout=2000)
-    assert viewer.layers[MASK_LAYER_NAME] is mask  # updated in place
-    assert panel.amplitude.currentText() == "mask" and panel.mask_combo.current_layer() is mask
+    assert viewer.layers[MASK_LAYER_NAME] is mask and len([x for x in viewer.layers if x.name == MASK_LAYER_NAME]) == 1
+    assert panel.amplitude.currentText() == "mask" and panel.mask_combo.current_layer() == mask
     tool.edit_mask()
     assert mask.mode == "paint" and mask.selected_label == 1 and viewer.layers.selection.active is mask
     tool.polarity.setCurrentIndex(1)  # brighter than threshold: threshold jumps to the bright side
@@ -398,7 +406,7 @@ def test_mask_of_wrong_shape_warns(make_napari_viewer, qtbot, notes):
     viewer.add_labels(np.ones((32, 32), np.uint8), name="contaminant mask")
     panel.solver.setCurrentText("SIPRAD (deep image prior)")
     panel.amplitude.setCurrentText("mask")
-    assert panel.mask_combo.current_layer() is viewer.layers["contaminant mask"]
+    assert panel.mask_combo.current_layer() == viewer.layers["contaminant mask"]
     with qtbot.waitSignal(panel.runner.finished, timeout=3000) as blocker:
         panel.run()
     assert blocker.args == ["rejected"]
@@ -412,8 +420,11 @@ def test_sitie_preview_makes_calibrated_layers(make_napari_viewer, qtbot, notes)
     viewer = make_napari_viewer()
     panel = _panel(viewer)
     viewer.add_image(image, name="ltem", scale=(px, px), units=("nm", "nm"), metadata={"pixel_size_nm": px, "defocus_nm": df})
+    from qtpy.QtCore import Qt
+
+    panel.solver.setCurrentText("SIPRAD (deep image prior)")  # the preview button runs SITIE whatever the method
     with qtbot.waitSignal(panel.runner.finished, timeout=20000) as blocker:
-        panel.run_sitie_preview()
+        qtbot.mouseClick(panel.sitie_button, Qt.LeftButton)
     assert blocker.args == ["done"], (panel.runner.status_text, notes)
     for name in ("SITIE phase [rad]", "SITIE Bx·t [T·nm]", "SITIE By·t [T·nm]", "SITIE |B|·t [T·nm]", "SITIE B colour map", "SITIE B vectors"):
         layer = viewer.layers[name]
@@ -427,6 +438,7 @@ def test_sitie_preview_makes_calibrated_layers(make_napari_viewer, qtbot, notes)
     with qtbot.waitSignal(panel.runner.finished, timeout=20000):
         panel.run_sitie_preview()
     assert len(viewer.layers) == n
+    assert viewer.layers["SITIE phase [rad]"] is phase  # updated in place, even through napari's plugin proxy
 
 
 def test_uncalibrated_layer_is_calibrated_for_overlay(make_napari_viewer, qtbot, monkeypatch, notes):
@@ -442,3 +454,44 @@ def test_uncalibrated_layer_is_calibrated_for_overlay(make_napari_viewer, qtbot,
         panel.run_sitie_preview()
     assert list(layer.scale) == [2.0, 2.0] and str(layer.units[-1]) == "nanometer"
     assert list(viewer.layers["SITIE phase [rad]"].scale) == [2.0, 2.0]
+
+
+def test_closing_viewer_mid_job_cancels_it(make_napari_viewer, qtbot, monkeypatch):
+    from napari_phase.widgets import siprad_panel
+
+    log = {}
+    monkeypatch.setattr(siprad_panel, "get_job_function", lambda key: lambda image, **kw: slow_job(300, 0.02, log=log))
+    viewer = make_napari_viewer()
+    panel = _panel(viewer)
+    viewer.add_image(np.random.random((16, 16)).astype(np.float32), name="ltem")
+    assert panel.run()
+    qtbot.waitUntil(lambda: log.get("step", 0) >= 3, timeout=5000)
+    viewer.close()
+    qtbot.waitUntil(lambda: log.get("closed", False), timeout=3000)  # the job was told to stop
+    assert log["step"] < 300
+    qtbot.wait(100)  # its late signals reach a closed viewer: ignored, no crash
+
+
+def test_time_series_sitie_and_mask(make_napari_viewer, qtbot, notes):
+    pytest.importorskip("napari_phase.ltem.sitie")
+    from napari_phase.widgets.mask_tool import MASK_LAYER_NAME
+
+    image, px, df = _skyrmion_image(shape=(48, 48))
+    series = np.stack([image, np.roll(image, 3, axis=1), np.roll(image, 6, axis=1)])
+    series[:, 5:10, 5:10] = 0.05  # a dark particle in every frame
+    viewer = make_napari_viewer()
+    panel = _panel(viewer)
+    viewer.add_image(series, name="series", scale=(1.0, px, px), units=("pixel", "nm", "nm"), metadata={"defocus_nm": df})
+    with qtbot.waitSignal(panel.runner.finished, timeout=20000) as blocker:
+        panel.run_sitie_preview()
+    assert blocker.args == ["done"], (panel.runner.status_text, notes)
+    phase = viewer.layers["SITIE phase [rad]"]
+    assert phase.data.shape == series.shape and list(phase.scale) == [1.0, px, px]
+    assert viewer.layers["SITIE B vectors"].data.shape[-1] == 3  # (t, y, x) arrows
+    tool = panel.mask_tool
+    tool.smooth.setValue(0.0)
+    tool.min_size.setValue(4)
+    tool.set_threshold(0.1)
+    qtbot.waitUntil(lambda: MASK_LAYER_NAME in viewer.layers, timeout=2000)
+    mask = viewer.layers[MASK_LAYER_NAME]
+    assert mask.data.shape == series.shape[-2:] and mask.data[7, 7] == 1  # one 2-D mask for the series

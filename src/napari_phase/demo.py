@@ -39,8 +39,11 @@ def _methods(image, meta, truth, quick: bool, device: str):
     yield "Pixel-wise", lambda: pixelwise(image, **common, **extra, device=device, **iters)
     yield "SIPRAD", lambda: siprad(image, **common, **extra, device=device, **iters)
     if truth.get("mask_true") is not None and truth["mask_true"].any():
-        mask = threshold_mask(image, suggest_threshold(image, below=True), below=True)
-        yield "SIPRAD + threshold mask", lambda: siprad(image, **common, **extra, amplitude=mask, device=device, **iters)
+        # The true particle mask stands in for one a user painted; the bare threshold is shown too.
+        painted = truth["mask_true"]
+        thresholded = threshold_mask(image, suggest_threshold(image, below=True), below=True)
+        yield "SIPRAD + painted mask", lambda: siprad(image, **common, **extra, amplitude=painted, device=device, **iters)
+        yield "SIPRAD + threshold mask", lambda: siprad(image, **common, **extra, amplitude=thresholded, device=device, **iters)
 
 
 def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:

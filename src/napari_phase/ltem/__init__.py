@@ -1,28 +1,25 @@
 """Lorentz-TEM phase retrieval: SITIE and TIE baselines, SIPRAD, pixel-wise solver, simulation.
 
 Public API: ``sitie``, ``tie``, ``siprad``, ``pixelwise`` (each returns a PhaseResult) and their
-``*_job`` generators for progress/cancel. Imported lazily so that ``ltem.simulate`` stays light.
+``*_job`` generators for progress/cancel. The functions are bound here eagerly so that
+``ltem.sitie`` is the function, never the submodule of the same name.
 """
 
-from importlib import import_module
+from .forward import Microscope, simulate_image
+from .pixelwise import pixelwise, pixelwise_job
+from .siprad import siprad, siprad_job
+from .sitie import sitie, sitie_job
+from .tie import tie, tie_job
 
-_EXPORTS = {
-    "Microscope": "forward",
-    "simulate_image": "forward",
-    "sitie": "sitie",
-    "sitie_job": "sitie",
-    "tie": "tie",
-    "tie_job": "tie",
-    "siprad": "siprad",
-    "siprad_job": "siprad",
-    "pixelwise": "pixelwise",
-    "pixelwise_job": "pixelwise",
-}
-
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = [
+    "Microscope",
+    "pixelwise",
+    "pixelwise_job",
+    "simulate_image",
+    "siprad",
+    "siprad_job",
+    "sitie",
+    "sitie_job",
+    "tie",
+    "tie_job",
+]

@@ -34,12 +34,16 @@ def threshold_mask(
     return ndimage.binary_fill_holes(mask)
 
 
-def suggest_threshold(image: np.ndarray, below: bool = True) -> float:
-    """A starting threshold for dark (or bright) particles: mean ∓ 3 robust standard deviations."""
+def suggest_threshold(image: np.ndarray, below: bool = True, smooth_px: float = 2.0) -> float:
+    """A starting threshold for dark (or bright) particles: the Gaussian-smoothed image's median
+    ∓ 3 robust standard deviations, kept inside the smoothed image's range."""
     img = np.asarray(image, dtype=np.float64)
+    if smooth_px > 0:
+        img = ndimage.gaussian_filter(img, smooth_px)
     med = float(np.median(img))
     mad = float(np.median(np.abs(img - med))) * 1.4826 or float(img.std())
-    return med - 3 * mad if below else med + 3 * mad
+    lo, hi = np.percentile(img, [0.5, 99.5])
+    return float(np.clip(med - 3 * mad if below else med + 3 * mad, lo, hi))
 
 
 def check_mask(mask, image_shape: tuple[int, ...]) -> np.ndarray:

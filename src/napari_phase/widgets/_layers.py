@@ -314,7 +314,10 @@ def add_or_update(viewer, layer_data: Sequence[LayerDataTuple]) -> list:
 
 
 def _compatible(layer, data, kwargs, layer_type: str) -> bool:
-    if type(layer).__name__.lower() != layer_type:
+    import napari.layers
+
+    cls = getattr(napari.layers, layer_type.capitalize(), None)
+    if cls is None or not isinstance(layer, cls):  # isinstance sees through napari's plugin proxies
         return False
     if layer_type == "image":
         if bool(getattr(layer, "rgb", False)) != bool(kwargs.get("rgb", False)):

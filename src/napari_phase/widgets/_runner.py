@@ -77,7 +77,6 @@ class _State:
     alive: bool = True
     token: Any = None
     worker: Any = None
-    task_id: Any = None
     extra: dict = field(default_factory=dict)
 
 
@@ -130,8 +129,7 @@ class JobRunner(QWidget):
     on_partial : called on the main thread with partial results, at most every ``partial_interval_s``.
     run_text : label of the main button.
     name : what the status line calls the job ("SIPRAD", ...).
-    viewer : optional napari viewer; registers the job with napari so closing the window asks
-        first and cancels it.
+    on_run : what the Run button calls instead of ``start()`` (a panel that builds its own context).
     """
 
     started = Signal()
@@ -146,7 +144,6 @@ class JobRunner(QWidget):
         on_partial: ResultCallback | None = None,
         run_text: str = "Run",
         name: str = "job",
-        viewer=None,
         keep_checkbox: bool = True,
         on_run: Callable[[], Any] | None = None,
         partial_interval_s: float = 0.3,
@@ -157,7 +154,6 @@ class JobRunner(QWidget):
         self._on_result = on_result
         self._on_partial = on_partial
         self.name = name
-        self._viewer = viewer
         self.partial_interval_s = float(partial_interval_s)
         self._state = _State()
         self._current: dict[str, Any] = {}
@@ -232,9 +228,9 @@ class JobRunner(QWidget):
         if tooltip:
             button.setToolTip(tooltip)
         if slot is not None:
-            button.clicked.connect(lambda: slot())
+            button.clicked.connect(lambda *_: slot())
         else:
-            button.clicked.connect(lambda: self.start(make_job, on_result=on_result, on_partial=on_partial, name=name))
+            button.clicked.connect(lambda *_: self.start(make_job, on_result=on_result, on_partial=on_partial, name=name))
         self._buttons.insertWidget(len(self._actions), button)
         self._actions.append(button)
         return button
@@ -242,8 +238,8 @@ class JobRunner(QWidget):
     def start(self, make_job: MakeJob | None = None, *, on_result=None, on_partial=None, name: str | None = None) -> bool:
         """Build the job now (main thread: inputs captured) and run it in a worker thread.
 
-        Returns False (and emits ``finished("rejected")``) if a job is running already or the
-        inputs are rejected.
+        Returns False if a job is running already (nothing emitted: the running job's
+        ``finished`` is still to come) or if ``make_job`` rejected the inputs (``finished("rejected")``).
         """
         if self.is_running:
             self._set_status(f"{self.name} is still running; cancel it first")
@@ -295,7 +291,6 @@ class JobRunner(QWidget):
         worker.errored.connect(self._on_errored)
         worker.aborted.connect(self._on_aborted)
         worker.finished.connect(self._on_finished)
-        self._register_task(job_name)
         self._set_busy(True)
         self.progress_bar.setRange(0, 0)  # busy until the first progress report
         self.progress_bar.setFormat(f"{job_name}: starting")
@@ -339,10 +334,12 @@ class JobRunner(QWidget):
             self.progress_bar.setFormat(f"{name}: {progress.step}/{progress.total}")
         eta = ""
         if progress.total and 0.02 < progress.fraction < 1 and elapsed > 2:
-            eta = f", ~{_fmt_seconds(elapsed * (1 - progress.fraction) / progress.fraction)} left"
+            left = elapsed * (1 - progress.fraction) / progress.fraction
+            eta = f", ~{_fmt_seconds(left)} left" if left >= 1 else ""
         if not (self._state.token is not None and self._state.token.cancelled):
-            msg = f" – {progress.message}" if progress.message else ""
-            self._set_status(f"{name}{msg} ({_fmt_seconds(elapsed)}{eta})")
+            msg = progress.message or ""
+            text = msg if msg.lower().startswith(name.lower()) else (f"{name} – {msg}" if msg else name)
+            self._set_status(f"{text} ({_fmt_seconds(elapsed)}{eta})")
         if progress.partial is not None and self._current.get("on_partial") is not None:
             self._pending_partial = progress.partial
             wait = self.partial_interval_s - (time.perf_counter() - self._last_partial_t)
@@ -386,7 +383,6 @@ class JobRunner(QWidget):
         elapsed = _fmt_seconds(time.perf_counter() - self._t0)
         self._state.worker = None
         self._state.token = None
-        self._finish_task(outcome.kind)
         kind = outcome.kind
         try:
             if kind == "done":
@@ -450,33 +446,6 @@ class JobRunner(QWidget):
     def _set_status(self, text: str) -> None:
         self.status_label.setText(text)
         self.status_label.setToolTip(text)
-
-    def _register_task(self, name: str) -> None:
-        window = getattr(self._viewer, "window", None)
-        register = getattr(window, "_register_task_status", None)  # napari private API: optional
-        if register is None:
-            return
-        try:
-            from napari.utils.task_status import Status
-
-            token = self._state.token
-            self._state.task_id = register("napari-phase", Status.BUSY, f"{name} is running", cancel_callback=token.cancel)
-        except Exception:  # noqa: BLE001
-            self._state.task_id = None
-
-    def _finish_task(self, kind: str) -> None:
-        window = getattr(self._viewer, "window", None)
-        update = getattr(window, "_update_task_status", None)
-        if update is None or self._state.task_id is None:
-            return
-        try:
-            from napari.utils.task_status import Status
-
-            status = {"done": Status.COMPLETED, "cancelled": Status.CANCELLED}.get(kind, Status.FAILED)
-            update(self._state.task_id, status, "")
-        except Exception:  # noqa: BLE001
-            pass
-        self._state.task_id = None
 
 
 # --------------------------------------------------------------------------- layer chooser

@@ -209,7 +209,9 @@ class MaskTool(QWidget):
             name = MASK_LAYER_NAME
             if name in self.viewer.layers:  # a layer of that name that is not ours (or of another shape)
                 other = self.viewer.layers[name]
-                if getattr(other, "data", None) is not None and np.shape(other.data) == mask.shape and type(other).__name__ == "Labels":
+                from napari.layers import Labels
+
+                if isinstance(other, Labels) and np.shape(other.data) == mask.shape:
                     target = other
             if target is None:
                 target = self.viewer.add_labels(
@@ -234,10 +236,8 @@ class MaskTool(QWidget):
 
         n = ndi.label(mask)[1]
         what = "darker" if self.below else "brighter"
-        self.info.setText(
-            f"{n} particle(s), {frac:.1f} % of the image ({what} than {self.threshold:.4g}). "
-            "Fix it with 'Edit mask (brush)'; moving the slider again replaces brush edits."
-        )
+        self._summary = f"{n} particle(s), {frac:.1f} % of the image ({what} than {self.threshold:.4g})."
+        self.info.setText(self._summary + " Fix it with 'Edit mask (brush)'; moving the slider again replaces brush edits.")
         self.mask_changed.emit(target)
         return target
 
@@ -252,7 +252,8 @@ class MaskTool(QWidget):
         h, w = target.data.shape[-2:]
         target.brush_size = max(3, int(round(min(h, w) / 40)))
         target.mode = "paint"
-        self.info.setText("Painting on 'contaminant mask': brush adds contaminant, E = eraser, P = paint, [ and ] = brush size.")
+        self.info.setText(getattr(self, "_summary", "") + " Now painting on the mask: brush adds contaminant, "
+                          "E = eraser, P = paint, [ and ] = brush size.")
 
     def clear_mask(self) -> None:
         target = self.mask_layer

@@ -130,7 +130,7 @@ def _image_problem(layer) -> str | None:
     if layer is None:
         return "pick an image layer first (File > Open, or File > Open Sample > napari-phase)"
     if not isinstance(layer, Image):
-        return f"'{layer.name}' is a {type(layer).__name__} layer; SIPRAD needs a grayscale Image layer (the recorded LTEM image)"
+        return f"'{layer.name}' is a {layer.__class__.__name__} layer; SIPRAD needs a grayscale Image layer (the recorded LTEM image)"
     if getattr(layer, "rgb", False):
         return f"'{layer.name}' is an RGB image; give the recorded grayscale intensity image"
     if layer.ndim not in (2, 3):
@@ -139,9 +139,10 @@ def _image_problem(layer) -> str | None:
 
 
 def _is_input_candidate(layer) -> bool:
-    """Image layers, except this plugin's outputs and ground truth (phase maps are not LTEM images)."""
+    """Usable Image layers (2-D or T stack, not RGB), except this plugin's outputs and ground truth
+    (phase maps are not LTEM images). Others are not offered; choosing one by code gives a warning."""
     md = getattr(layer, "metadata", None) or {}
-    return "napari_phase" not in md and md.get("kind") != "ground_truth"
+    return _image_problem(layer) is None and "napari_phase" not in md and md.get("kind") != "ground_truth"
 
 
 def _prefer_ltem(layers: list):
@@ -170,6 +171,8 @@ class SipradPanel(QWidget):
         from napari.layers import Image, Labels
 
         self.viewer = napari_viewer
+        self._iterations_edited = False
+        self._setting_iterations = False
         self._live_layer = None
         self._auto_mask_mode_done = False
 
@@ -235,6 +238,7 @@ class SipradPanel(QWidget):
         self.preview_every.setToolTip("Update the live phase layer every N iterations (0 = no live preview)")
         self.smoothness = _spin(float(_signature_default("pixelwise", "smoothness")), 0.0, 1e6, 4, 0.1, "Weight of the smoothness prior of the pixel-wise solver")
         self.qc = _spin(0.0, 0.0, 100.0, 4, 0.001, "Tikhonov filter cut-off qc of SITIE in 1/nm (0 = no filter); suppresses low-frequency noise")
+        self.qc.setSpecialValueText("off")
         rec_box = QGroupBox("Reconstruction")
         self._rec_form = rec = QFormLayout(rec_box)
         _tidy_form(rec)
@@ -246,7 +250,7 @@ class SipradPanel(QWidget):
         rec.addRow("device", self.device)
         rec.addRow("live preview every", self.preview_every)
         rec.addRow("smoothness", self.smoothness)
-        rec.addRow("SITIE qc (1/nm)", self.qc)
+        rec.addRow("SITIE filter qc (1/nm)", self.qc)
 
         # ---------------------------------------------------------------- mask tool
         from superqt import QCollapsible
@@ -257,7 +261,7 @@ class SipradPanel(QWidget):
         self.mask_section.collapse(animate=False)
 
         # ---------------------------------------------------------------- run
-        self.runner = JobRunner(name="SIPRAD", run_text=RUN_TEXT["siprad"], viewer=napari_viewer, on_run=self.run)
+        self.runner = JobRunner(name="SIPRAD", run_text=RUN_TEXT["siprad"], on_run=self.run)
         self.sitie_button = self.runner.add_action(
             "SITIE preview", slot=self.run_sitie_preview,
             tooltip="Instant single-image TIE reconstruction with the parameters above (a baseline, and a check of sign and scale)",
@@ -283,6 +287,10 @@ class SipradPanel(QWidget):
         line.setFrameShape(QFrame.HLine)
         lay.addWidget(line)
         lay.addWidget(self.runner)
+        self.result_info = QLabel("")
+        self.result_info.setWordWrap(True)
+        self.result_info.setStyleSheet("color: #a0a0a0;")
+        lay.addWidget(self.result_info)
         lay.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -300,6 +308,9 @@ class SipradPanel(QWidget):
         self.solver.currentTextChanged.connect(self._update_visibility)
         self.amplitude.currentTextChanged.connect(self._update_visibility)
         self.mask_tool.mask_changed.connect(self._on_mask_changed)
+        self.iterations.valueChanged.connect(self._on_iterations_edited)
+        for name in ("inserted", "removed"):
+            getattr(napari_viewer.layers.events, name).connect(self._refresh_empty_info)
         self._update_visibility()
         self._on_image_changed(self.image_combo.current_layer())
 
@@ -400,11 +411,11 @@ class SipradPanel(QWidget):
             mode = self.amplitude.currentText()
             params["amplitude"] = self._capture_mask(image) if mode == AMP_MASK else ("joint" if mode == AMP_JOINT else "uniform")
         fn = get_job_function(key)
-        self._calibrate_source(layer, params["pixel_size_nm"])
         kwargs = supported_kwargs(fn, params)
         amp = params.get("amplitude", "uniform")
         if "amplitude" not in kwargs and not (isinstance(amp, str) and amp == "uniform"):
             raise InputError(f"the {BASE_NAMES[key]} solver has no amplitude option; choose amplitude 'uniform' or use SIPRAD")
+        self._calibrate_source(layer, params["pixel_size_nm"])  # only once the inputs are accepted
         ctx["layer"] = layer
         ctx["base"] = BASE_NAMES[key]
         logger.info("starting %s on %s %s with %s", key, layer.name, image.shape, {k: v for k, v in kwargs.items() if k != "amplitude"})
@@ -442,7 +453,11 @@ class SipradPanel(QWidget):
         suffix = " (cancelled)" if result.cancelled else ""
         self._remove_live_layer()
         data = result_to_layers(result, ctx["base"], source_layer=ctx.get("layer"), suffix=suffix)
-        add_or_update(self.viewer, data)
+        layers = add_or_update(self.viewer, data)
+        phase = [lay for lay in layers if (lay.metadata or {}).get("array_name") == "phase"]
+        if phase:  # its contrast controls are the ones a user wants first
+            self.viewer.layers.selection.active = phase[0]
+        self.result_info.setText(_result_summary(result, ctx["base"] + suffix))
 
     def _show_partial(self, ctx: dict, result: PhaseResult) -> None:
         phase = result.phase
@@ -465,7 +480,11 @@ class SipradPanel(QWidget):
     def _on_image_changed(self, layer) -> None:
         self.mask_tool.set_image_layer(layer if _image_problem(layer) is None else None)
         if layer is None:
-            self._set_image_info("No image layer yet: open one (File > Open) or a sample (File > Open Sample > napari-phase).")
+            from napari.layers import Image
+
+            skipped = [lay.name for lay in self.viewer.layers if isinstance(lay, Image) and _image_problem(lay) is not None]
+            extra = f" ({len(skipped)} image layer(s) not usable here: RGB or not 2-D/3-D)" if skipped else ""
+            self._set_image_info("No image layer yet: open one (File > Open) or a sample (File > Open Sample > napari-phase)." + extra)
             return
         problem = _image_problem(layer)
         if problem is not None:
@@ -496,6 +515,14 @@ class SipradPanel(QWidget):
                     pass
         self._set_image_info(f"{size}; " + ", ".join(notes))
 
+    def _refresh_empty_info(self, *_) -> None:
+        if self.image_combo.current_layer() is None:
+            self._on_image_changed(None)
+
+    def _on_iterations_edited(self, *_) -> None:
+        if not self._setting_iterations:
+            self._iterations_edited = True
+
     def _on_mask_changed(self, layer) -> None:
         self.mask_combo.refresh()
         self.mask_combo.set_layer(layer)
@@ -520,12 +547,34 @@ class SipradPanel(QWidget):
         _set_row_visible(self._rec_form, self.amplitude, iterative)
         _set_row_visible(self._rec_form, self.mask_combo, iterative and self.amplitude.currentText() == AMP_MASK)
         _set_row_visible(self._rec_form, self.iterations, iterative)
-        _set_row_visible(self._rec_form, self.seed, key == "siprad")
+        _set_row_visible(self._rec_form, self.seed, iterative)
         _set_row_visible(self._rec_form, self.device, iterative)
         _set_row_visible(self._rec_form, self.preview_every, iterative)
         _set_row_visible(self._rec_form, self.smoothness, key == "pixelwise")
-        _set_row_visible(self._rec_form, self.qc, key == "sitie")
         self.runner.run_button.setText(RUN_TEXT[key])
+        if iterative and not self._iterations_edited:  # each solver's own default until the user edits it
+            default = _signature_default(key, "iterations")
+            if default:
+                self._setting_iterations = True
+                self.iterations.setValue(int(default))
+                self._setting_iterations = False
+
+
+def _result_summary(result: PhaseResult, label: str) -> str:
+    """What a run added, in words a microscopist reads once."""
+    hidden = []
+    if "bx" in result and "by" in result:
+        hidden += ["Bx·t, By·t, |B|·t (T·nm)", "colour map of B"]
+    if "amplitude" in result:
+        hidden.append("amplitude")
+    if "phase_electrostatic" in result:
+        hidden.append("φe (rad)")
+    text = f"{label}: phase (rad) shown"
+    if "bx" in result:
+        text += " with B·t arrows coloured by direction (colour wheel right of the image)"
+    if hidden:
+        text += ". Also in the layer list (click the eye): " + ", ".join(hidden)
+    return text + "."
 
 
 # --------------------------------------------------------------------------- small Qt helpers

@@ -1,0 +1,772 @@
+"""SIPRAD: magnetic phase and induction from one Lorentz-TEM image with a deep image prior.
+
+After McCray, Zhou et al. (npj Comput. Mater. 2024); physics and conventions in DESIGN.md §3–5.
+
+Model. The exit wave is ψ = A exp(i(φm + φe)); the image is I = s·|F⁻¹[F[ψ]·T]|² with the lens
+transfer T(q) of :class:`~napari_phase.ltem.forward.Microscope` (defocus, Cs, divergence and
+defocus-spread envelopes), computed on a reflect-padded grid (:func:`~.forward.image_from_wave`)
+so that the periodic FFT does not wrap the edges. The measured image is divided by its mean; the
+intensity scale s is fitted in closed form at every step (s = ⟨I_sim, I⟩/⟨I_sim, I_sim⟩).
+
+Deep image prior. A light U-Net (:mod:`.dip`) maps a fixed input — the SITIE phase, divided by its
+standard deviation — to φm (times the same scale). It is pre-trained to reproduce its input
+(at most ``pretrain_iterations`` steps, fewer once the normalised MSE is below
+``pretrain_tolerance``), then optimised with Adam on the mean squared error between the simulated
+and the measured image, with fresh Gaussian noise (``input_noise``) added to the input at every
+step. The iterate with the lowest loss is kept; the run stops early when the best loss has not
+improved by a relative ``tolerance`` within ``patience`` steps. The kept phase is smoothed with a
+Gaussian of ``smoothing_px`` and Bx·t, By·t (T·nm) follow from it.
+
+Amplitude A: ``"uniform"`` (A = 1, only the scale s is fitted); a **mask** (2-D bool/int array,
+non-zero = contaminant): A = 1 outside and a fitted level a ∈ (0, 1) inside; ``"joint"``: a second
+small network maps the (smoothed, normalised) image to A ∈ (0, 1], and every ``project_every``
+steps A is projected to two values (Otsu threshold; background 1, contaminant level = the mean
+of the dark class) and the amplitude network is briefly re-fitted to that projection. Wherever A
+is modelled, the contaminants' electrostatic phase follows from it: A = exp(−t/ξ) and φe = σV0t
+give φe = σ V0 ξ (−ln A) (``mean_inner_potential_v`` V0, ``extinction_length_nm`` ξ, σ the
+interaction constant at the voltage).
+
+Speed (this project's choices, measured in docs/benchmarks.md): every learned layer but a tiny
+head works at half resolution or coarser, channels-last layout; the paper's 200 + 5000 steps at
+lr 2e-4 are replaced by an early-stopped pre-training at a higher rate and ≲ 1000 fit steps at
+lr 1e-2 with a convergence test. Time series (T, Y, X) are solved frame by frame, each frame's
+network warm-started from the previous frame's best weights (no second pre-training).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import __version__
+from ..jobs import InputError, JobCancelled, Progress, Stopwatch, with_cpu_fallback
+from ..physics.induction import induction_from_phase
+from ..physics.optics import interaction_constant
+from ..result import PhaseResult
+from ..validate import MIN_SIZE_PX, as_image, nonzero, positive
+
+# torch (and the modules that import it: .dip, .forward) is imported inside the functions, so that
+# importing this module — and the package's public API — stays light.
+
+AMPLITUDE_MODES = ("uniform", "joint")
+
+#: Defaults shared by :func:`siprad` and the panel/CLI (documented in the siprad docstring).
+DEFAULTS = {
+    "iterations": 1000,
+    "pretrain_iterations": 200,
+    "learning_rate": 1e-2,
+    "pretrain_learning_rate": 5e-3,
+    "pretrain_tolerance": 2e-3,
+    "input_noise": 0.03,
+    "patience": 100,
+    "tolerance": 2e-3,
+    "smoothing_px": 2.0,
+    "channels": (8, 16, 32, 32),  # = dip.DEFAULT_CHANNELS
+    "mean_inner_potential_v": 20.0,
+    "extinction_length_nm": 10.0,
+    "project_every": 100,
+    "contaminant_learning_rate": 2e-2,
+}
+
+
+# ----------------------------------------------------------------------------- shared set-up
+# (also used by pixelwise.py: same validation, forward model, amplitude handling and result)
+
+
+@dataclass
+class Problem:
+    """Validated input of one call: the data, the microscope, the amplitude mode and its mask."""
+
+    data: np.ndarray  # (Y, X) or (T, Y, X) float32
+    pixel_size_nm: float
+    microscope: object  # forward.Microscope
+    amplitude_mode: str  # "uniform" | "mask" | "joint"
+    mask: np.ndarray | None  # (Y, X) bool for mode "mask"
+    pad_px: int
+    params: dict = field(default_factory=dict)
+
+    @property
+    def is_series(self) -> bool:
+        return self.data.ndim == 3
+
+    @property
+    def frames(self) -> np.ndarray:
+        return self.data if self.is_series else self.data[None]
+
+
+def check_amplitude(amplitude, image_shape) -> tuple[str, np.ndarray | None]:
+    """('uniform' | 'joint' | 'mask', mask or None) from the ``amplitude`` argument."""
+    if isinstance(amplitude, str):
+        mode = amplitude.strip().lower()
+        if mode not in AMPLITUDE_MODES:
+            raise InputError(f"amplitude must be 'uniform', 'joint' or a 2-D contaminant mask, got {amplitude!r}")
+        return mode, None
+    if amplitude is None:
+        return "uniform", None
+    from .mask import check_mask
+
+    m = np.asarray(amplitude)
+    if m.ndim != 2:
+        raise InputError(f"the contaminant mask must be a 2-D array (Y, X), got shape {m.shape}")
+    mask = check_mask(m, image_shape)
+    if mask.all():
+        raise InputError("the contaminant mask covers the whole image: nothing is left as background")
+    return "mask", mask
+
+
+def default_pad_px(shape, pixel_size_nm: float, mic) -> int:
+    """Reflect padding for the forward model: 1.5 × the lateral reach λ|Δf|q_max of the transfer
+    function (q_max where the spatial envelope falls below e⁻³, or Nyquist), at least 8 px, at
+    most half the larger side and below the smaller side (what reflect padding allows)."""
+    lam = mic.wavelength_nm
+    q_nyq = 0.5 / pixel_size_nm
+    theta = mic.divergence_mrad * 1e-3
+    q_env = math.sqrt(3 * math.log(2)) / (math.pi * theta * abs(mic.defocus_nm)) if theta > 0 else q_nyq
+    reach_px = lam * abs(mic.defocus_nm) * min(q_nyq, q_env) / pixel_size_nm
+    ny, nx = int(shape[-2]), int(shape[-1])
+    pad = max(8, int(math.ceil(1.5 * reach_px)))
+    return int(max(1, min(pad, max(ny, nx) // 2, min(ny, nx) - 1)))
+
+
+def make_problem(
+    image,
+    *,
+    pixel_size_nm,
+    defocus_nm,
+    voltage_kv=200.0,
+    cs_mm=1.0,
+    divergence_mrad=0.01,
+    defocus_spread_nm=100.0,
+    amplitude="uniform",
+    pad_px=None,
+    min_size_px: int = MIN_SIZE_PX,
+) -> Problem:
+    """Validate everything the LTEM fitting solvers share; raise InputError with a plain message."""
+    from .forward import Microscope
+
+    data = as_image(image, name="image", ndim=(2, 3), min_size_px=min_size_px)
+    if data.ndim == 3:
+        for t, frame in enumerate(data):
+            if float(frame.max()) == float(frame.min()):
+                raise InputError(f"frame {t} of the series is constant (no contrast): nothing to reconstruct")
+    means = data.reshape(-1, data.shape[-2] * data.shape[-1]).mean(axis=1)
+    if (means <= 0).any():
+        raise InputError("the image has a non-positive mean intensity; give intensities (counts), not a difference image")
+    px = positive(pixel_size_nm, "pixel_size_nm", "nm")
+    df = nonzero(defocus_nm, "defocus_nm", "nm")
+    kv = positive(voltage_kv, "voltage_kv", "kV")
+    cs = _finite(cs_mm, "cs_mm")
+    div = _non_negative(divergence_mrad, "divergence_mrad")
+    spread = _non_negative(defocus_spread_nm, "defocus_spread_nm")
+    mic = Microscope(voltage_kv=kv, defocus_nm=df, cs_mm=cs, divergence_mrad=div, defocus_spread_nm=spread)
+    mode, mask = check_amplitude(amplitude, data.shape)
+    if pad_px is None:
+        pad = default_pad_px(data.shape, px, mic)
+    else:
+        try:
+            pad = int(pad_px)
+        except (TypeError, ValueError):
+            raise InputError(f"pad_px must be an integer or None, got {pad_px!r}") from None
+        if pad < 0:
+            raise InputError(f"pad_px must be >= 0, got {pad}")
+        pad = min(pad, min(data.shape[-2:]) - 1)
+    params = {
+        "pixel_size_nm": px,
+        "defocus_nm": df,
+        "voltage_kv": kv,
+        "cs_mm": cs,
+        "divergence_mrad": div,
+        "defocus_spread_nm": spread,
+        "amplitude": mode,
+        "pad_px": pad,
+        "input_shape": tuple(int(s) for s in data.shape),
+    }
+    if mask is not None:
+        params["mask_pixels"] = int(mask.sum())
+    return Problem(data, px, mic, mode, mask, pad, params)
+
+
+def _finite(value, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise InputError(f"{name} must be finite, got {v}")
+    return v
+
+
+def _non_negative(value, name: str) -> float:
+    v = _finite(value, name)
+    if v < 0:
+        raise InputError(f"{name} must be >= 0, got {v:g}")
+    return v
+
+
+def _int_at_least(value, name: str, low: int) -> int:
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be an integer, got {value!r}") from None
+    if v < low or v != float(value):
+        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+    return v
+
+
+def sitie_init(frame: np.ndarray, problem: Problem, qc_per_nm) -> np.ndarray:
+    """SITIE phase of one frame; contaminant pixels (mask mode) are first set to the mean of the
+    background so that the particles do not imprint a spurious phase on the start."""
+    from .sitie import sitie_phase
+
+    img = np.asarray(frame, dtype=np.float32)
+    if problem.mask is not None and problem.mask.any():
+        img = img.copy()
+        img[problem.mask] = float(img[~problem.mask].mean())
+    mic = problem.microscope
+    return sitie_phase(img, pixel_size_nm=problem.pixel_size_nm, defocus_nm=mic.defocus_nm, voltage_kv=mic.voltage_kv, qc_per_nm=qc_per_nm)
+
+
+class ForwardModel:
+    """Torch forward model of one problem on one device: normalised target, transfer, amplitude."""
+
+    def __init__(self, problem: Problem, device, mean_inner_potential_v: float, extinction_length_nm: float) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = device
+        self.pad = problem.pad_px
+        ny, nx = problem.data.shape[-2:]
+        transfer = problem.microscope.transfer((ny + 2 * self.pad, nx + 2 * self.pad), problem.pixel_size_nm)
+        self.transfer = torch.as_tensor(transfer.astype(np.complex64), device=device)
+        #: φe per unit of −ln A: σ V0 ξ (rad).
+        self.phase_per_log_amp = interaction_constant(problem.microscope.voltage_kv, "nm") * float(mean_inner_potential_v) * float(
+            extinction_length_nm
+        )
+        self.mask = None if problem.mask is None else torch.as_tensor(problem.mask, device=device)
+
+    def target(self, frame: np.ndarray):
+        y = np.asarray(frame, dtype=np.float64)
+        return self.torch.as_tensor((y / y.mean()).astype(np.float32), device=self.device)
+
+    def image(self, phase_m, neg_log_amp=None):
+        """Simulated image (unscaled) of φm and optional −ln A map (same shape as φm)."""
+        from .forward import image_from_wave
+
+        if neg_log_amp is None:
+            return image_from_wave(phase_m, 1.0, self.transfer, self.pad)
+        phase = phase_m + self.phase_per_log_amp * neg_log_amp
+        return image_from_wave(phase, self.torch.exp(-neg_log_amp), self.transfer, self.pad)
+
+    def loss(self, sim, y):
+        """MSE after the closed-form intensity scale; returns (loss, scale)."""
+        scale = ((sim * y).sum() / (sim * sim).sum().clamp_min(1e-12)).detach()
+        return ((scale * sim - y) ** 2).mean(), scale
+
+
+def two_level_projection(amp: np.ndarray, min_contrast: float = 0.05) -> tuple[np.ndarray, float, np.ndarray]:
+    """Project an amplitude map to two values: (projected map, contaminant level, mask).
+
+    Otsu threshold; background → 1, dark class → its mean. If the two classes differ by less than
+    ``min_contrast`` (or one class is empty), everything is background (A = 1, empty mask)."""
+    from skimage.filters import threshold_otsu
+
+    a = np.asarray(amp, dtype=np.float64)
+    if float(a.max() - a.min()) < min_contrast:
+        return np.ones_like(a, dtype=np.float32), 1.0, np.zeros(a.shape, bool)
+    thr = threshold_otsu(a)
+    dark = a <= thr
+    if not dark.any() or dark.all():
+        return np.ones_like(a, dtype=np.float32), 1.0, np.zeros(a.shape, bool)
+    lo, hi = float(a[dark].mean()), float(a[~dark].mean())
+    if hi - lo < min_contrast:
+        return np.ones_like(a, dtype=np.float32), 1.0, np.zeros(a.shape, bool)
+    level = float(np.clip(lo / hi, 1e-3, 1.0))  # relative to the background (background → 1)
+    out = np.where(dark, level, 1.0).astype(np.float32)
+    return out, level, dark
+
+
+def smooth(phase: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian smoothing of the last two axes (σ in px; 0 = none), edges mirrored."""
+    if not sigma_px:
+        return np.asarray(phase, dtype=np.float32)
+    from scipy.ndimage import gaussian_filter
+
+    sig = (0,) * (np.ndim(phase) - 2) + (float(sigma_px), float(sigma_px))
+    return gaussian_filter(np.asarray(phase, dtype=np.float32), sig, mode="reflect")
+
+
+def build_result(
+    method: str,
+    problem: Problem,
+    phases: list[np.ndarray],
+    amplitudes: list[np.ndarray | None],
+    phase_per_log_amp: float,
+    smoothing_px: float,
+    metadata: dict,
+) -> PhaseResult:
+    """PhaseResult of the frames solved so far (each frame complete), series-shaped if the input was."""
+    phase = np.stack([smooth(p - p.mean(), smoothing_px) for p in phases])
+    bx, by = induction_from_phase(phase, problem.pixel_size_nm)
+    arrays: dict[str, np.ndarray] = {"phase": phase, "bx": bx, "by": by}
+    if problem.amplitude_mode != "uniform" and all(a is not None for a in amplitudes):
+        amp = np.stack([np.asarray(a, dtype=np.float32) for a in amplitudes])
+        arrays["amplitude"] = amp
+        arrays["phase_electrostatic"] = (phase_per_log_amp * -np.log(np.clip(amp, 1e-6, None))).astype(np.float32)
+    if not problem.is_series:
+        arrays = {k: v[0] for k, v in arrays.items()}
+    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
+    meta = {
+        "method": method,
+        "version": __version__,
+        "sign_convention": "defocus = propagation distance along the beam, negative = under-focus (opposite to PyLorentz)",
+    }
+    meta.update(metadata)
+    return PhaseResult(arrays=arrays, pixel_size=problem.pixel_size_nm, pixel_unit="nm", metadata=meta)
+
+
+def preview(phases: list[np.ndarray], problem: Problem, smoothing_px: float, method: str, frame: int) -> PhaseResult:
+    """Cheap partial result (phase only) for live display."""
+    ph = np.stack([smooth(p - p.mean(), smoothing_px) for p in phases])
+    if not problem.is_series:
+        ph = ph[0]
+    return PhaseResult(arrays={"phase": ph}, pixel_size=problem.pixel_size_nm, metadata={"method": method, "partial": True, "frame": frame})
+
+
+#: Images up to this many pixels per frame run on one CPU thread by default: their kernels are too
+#: small to gain from a second thread, and on a busy machine OpenMP threads that wait for each
+#: other cost far more than they bring (measured: 64² went from 1.4 s to 7–85 s with 2 threads).
+SINGLE_THREAD_MAX_PX = 160 * 160
+
+
+def choose_threads(num_threads, device, shape) -> int | None:
+    """Torch CPU threads for a run: ``num_threads`` if given; None (leave torch's setting) on a
+    GPU or for large images; 1 for small images (see :data:`SINGLE_THREAD_MAX_PX`)."""
+    if num_threads is not None:
+        return int(num_threads)
+    if getattr(device, "type", str(device)) != "cpu":
+        return None
+    return 1 if int(shape[-2]) * int(shape[-1]) <= SINGLE_THREAD_MAX_PX else None
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Set torch's intra-op CPU threads for the duration (None: unchanged); restored afterwards."""
+    import torch
+
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        if n:
+            torch.set_num_threads(old)
+
+
+def seeded(make, seed: int):
+    """Build a module with torch's global RNG seeded, without disturbing the caller's RNG state."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return make()
+
+
+# ----------------------------------------------------------------------------- SIPRAD
+
+
+@dataclass
+class _FrameState:
+    """Best iterate of the frame being solved (read by the cancel handler)."""
+
+    best_loss: float = math.inf
+    best_phase: object = None  # torch tensor (Y, X)
+    best_amp: object = None  # torch tensor (Y, X) or None
+    best_state: dict | None = None
+    iterations: int = 0
+    pretrain_iterations: int = 0
+    stopped_early: bool = False
+    scale: float = 1.0
+
+
+def _as_channels_last(x):
+    import torch
+
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _siprad_run(device, problem: Problem, opts: dict, preview_every: int):
+    """The SIPRAD job on one device (generator of Progress, returns PhaseResult)."""
+    import torch
+
+    dev = torch.device(device)
+    with torch_threads(choose_threads(opts["num_threads"], dev, problem.data.shape)) as threads:
+        result = yield from _siprad_body(dev, problem, opts, preview_every)
+        result.metadata["threads"] = threads if dev.type == "cpu" else None
+    return result
+
+
+def _siprad_body(device, problem: Problem, opts: dict, preview_every: int):
+    import torch
+    import torch.nn.functional as F
+
+    from . import dip as _dip
+
+    clock = Stopwatch()
+    dev = torch.device(device)
+    fm = ForwardModel(problem, dev, opts["mean_inner_potential_v"], opts["extinction_length_nm"])
+    frames = problem.frames
+    n_frames = len(frames)
+    ny, nx = frames.shape[-2:]
+    levels = max(1, min(len(opts["channels"]), int(math.log2(min(ny, nx))) - 2))
+    channels = tuple(opts["channels"])[:levels]
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(opts["seed"]))
+    per_frame = opts["pretrain_iterations"] + opts["iterations"]
+    total = n_frames * per_frame
+    mode = problem.amplitude_mode
+
+    def make_nets():
+        phase_net = _dip.make_phase_net(channels, full_res_head=False)
+        amp_net = _dip.make_amplitude_net(tuple(min(c, 16) for c in channels)) if mode == "joint" else None
+        return phase_net, amp_net
+
+    phase_net, amp_net = seeded(make_nets, opts["seed"])
+    phase_net = phase_net.to(dev).to(memory_format=torch.channels_last)
+    if amp_net is not None:
+        amp_net = amp_net.to(dev).to(memory_format=torch.channels_last)
+
+    # mask mode: contaminant level a = exp(-softplus(z)), started from the image contrast
+    mask_f = None if fm.mask is None else fm.mask.to(torch.float32)
+    done_phases: list[np.ndarray] = []
+    done_amps: list[np.ndarray | None] = []
+    info = {"iterations_run": [], "pretrain_iterations_run": [], "best_loss": [], "stopped_early": [], "intensity_scale": []}
+    contaminant_levels: list[float] = []
+    state = _FrameState()
+    cancelled = False
+    step0 = 0
+
+    def report(step, msg, frame, force_preview=False):
+        partial = None
+        if force_preview and state.best_phase is not None:
+            partial = preview(done_phases + [state.best_phase.detach().cpu().numpy()], problem, opts["smoothing_px"], "SIPRAD", frame)
+        return Progress(min(step, total), total, msg, partial)
+
+    try:
+        for t in range(n_frames):
+            state = _FrameState()
+            step0 = t * per_frame
+            frame = frames[t]
+            y = fm.target(frame)
+            init = sitie_init(frame, problem, opts["qc_per_nm"])
+            in_scale = float(init.std()) or 1.0
+            x0 = _as_channels_last(torch.as_tensor(init / in_scale, device=dev)[None, None])
+            z_c = None
+            if mode == "mask":
+                m = problem.mask
+                ratio = float(np.clip(frame[m].mean() / frame[~m].mean(), 1e-4, 0.98)) if m.any() else 0.98
+                a0 = math.sqrt(ratio)
+                z0 = math.log(math.expm1(-math.log(a0)))  # softplus⁻¹(−ln a0)
+                if contaminant_levels:  # warm start from the previous frame
+                    z0 = math.log(math.expm1(max(-math.log(contaminant_levels[-1]), 1e-4)))
+                z_c = torch.tensor(z0, device=dev, requires_grad=True)
+            amp_in = None
+            if mode == "joint":
+                from scipy.ndimage import gaussian_filter
+
+                a_img = gaussian_filter(frame.astype(np.float64) / frame.mean(), 1.0)
+                a_img = (a_img - a_img.mean()) / (a_img.std() or 1.0)
+                amp_in = _as_channels_last(torch.as_tensor(a_img.astype(np.float32), device=dev)[None, None])
+
+            def neg_log_amp():
+                if mode == "mask":
+                    return F.softplus(z_c) * mask_f
+                if mode == "joint":
+                    return F.softplus(amp_net(amp_in)[0, 0])
+                return None
+
+            # ---- pre-training (first frame, or every frame without warm start)
+            if t == 0 or not opts["warm_start"]:
+                opt = torch.optim.Adam(phase_net.parameters(), lr=opts["pretrain_learning_rate"])
+                for i in range(opts["pretrain_iterations"]):
+                    opt.zero_grad(set_to_none=True)
+                    noise = torch.randn(x0.shape, generator=gen, device=dev) * opts["input_noise"]
+                    out = phase_net(x0 + noise)
+                    loss = F.mse_loss(out, x0)
+                    loss.backward()
+                    opt.step()
+                    state.pretrain_iterations = i + 1
+                    yield report(step0 + i + 1, f"SIPRAD: pre-training {i + 1} (frame {t + 1}/{n_frames})", t)
+                    if loss.item() < opts["pretrain_tolerance"]:
+                        break
+
+            # ---- the start point counts as an iterate (so a cancel always has a result)
+            with torch.no_grad():
+                phi = phase_net(x0)[0, 0] * in_scale
+                nla = neg_log_amp()
+                loss, scale = fm.loss(fm.image(phi, nla), y)
+                state.best_loss, state.best_phase = float(loss), phi.detach().clone()
+                state.best_amp = None if nla is None else torch.exp(-nla).detach().clone()
+                state.scale = float(scale)
+                state.best_state = copy.deepcopy(phase_net.state_dict())
+
+            # ---- fit the image
+            groups = [{"params": phase_net.parameters(), "lr": opts["learning_rate"]}]
+            if z_c is not None:
+                groups.append({"params": [z_c], "lr": opts["contaminant_learning_rate"]})
+            if amp_net is not None:
+                groups.append({"params": amp_net.parameters(), "lr": opts["learning_rate"]})
+            opt = torch.optim.Adam(groups)
+            ref_loss, since = state.best_loss, 0
+            base = step0 + opts["pretrain_iterations"]
+            for i in range(opts["iterations"]):
+                opt.zero_grad(set_to_none=True)
+                noise = torch.randn(x0.shape, generator=gen, device=dev) * opts["input_noise"]
+                phi = phase_net(x0 + noise)[0, 0] * in_scale
+                nla = neg_log_amp()
+                loss, scale = fm.loss(fm.image(phi, nla), y)
+                loss.backward()
+                opt.step()
+                lv = float(loss.detach())
+                state.iterations = i + 1
+                if not math.isfinite(lv):
+                    raise FloatingPointError("SIPRAD: the loss became NaN/inf; try a lower learning_rate")
+                if lv < state.best_loss:
+                    state.best_loss = lv
+                    state.best_phase = phi.detach().clone()
+                    state.best_amp = None if nla is None else torch.exp(-nla).detach().clone()
+                    state.scale = float(scale)
+                    if opts["warm_start"] and n_frames > 1:
+                        state.best_state = copy.deepcopy(phase_net.state_dict())
+                if lv < ref_loss * (1 - opts["tolerance"]):
+                    ref_loss, since = lv, 0
+                else:
+                    since += 1
+                if amp_net is not None and (i + 1) % opts["project_every"] == 0 and i + 1 < opts["iterations"]:
+                    _project_amplitude(amp_net, amp_in, opts, state)
+                show = preview_every > 0 and (i + 1) % preview_every == 0
+                yield report(base + i + 1, f"SIPRAD: frame {t + 1}/{n_frames}, step {i + 1}, loss {lv:.4g}", t, show)
+                if since >= opts["patience"]:
+                    state.stopped_early = True
+                    break
+
+            done_phases.append(state.best_phase.cpu().numpy())
+            done_amps.append(_final_amplitude(state, mode))
+            if mode == "mask":
+                contaminant_levels.append(float(state.best_amp[fm.mask].mean()) if bool(fm.mask.any()) else 1.0)
+            _record(info, state)
+            if opts["warm_start"] and state.best_state is not None:
+                phase_net.load_state_dict(state.best_state)
+            state = _FrameState()  # recorded: a cancel from here on must not add this frame again
+            yield Progress((t + 1) * per_frame, total, f"SIPRAD: frame {t + 1}/{n_frames} done")
+    except JobCancelled:
+        cancelled = True
+        if state.best_phase is not None:
+            done_phases.append(state.best_phase.cpu().numpy())
+            done_amps.append(_final_amplitude(state, mode))
+            _record(info, state)
+        if not done_phases:  # cancelled before the first iterate: fall back to the SITIE start
+            done_phases.append(sitie_init(frames[0], problem, opts["qc_per_nm"]))
+            done_amps.append(None if mode == "uniform" else np.ones((ny, nx), np.float32))
+
+    scalar = not problem.is_series
+    meta = {
+        "parameters": {**problem.params, **{k: _jsonable(v) for k, v in opts.items()}, "channels_used": list(channels)},
+        "seed": int(opts["seed"]),
+        "device": str(dev),
+        "runtime_s": clock.elapsed_s,
+        "cancelled": cancelled,
+        "frames_done": len(done_phases),
+    }
+    for k, v in info.items():
+        meta[k] = (v[0] if v else None) if scalar else v
+    if mode == "mask":
+        meta["contaminant_amplitude"] = (contaminant_levels[0] if contaminant_levels else None) if scalar else contaminant_levels
+    if mode == "joint":
+        meta["contaminant_fraction"] = [float((a < 1).mean()) for a in done_amps if a is not None]
+    return build_result("SIPRAD", problem, done_phases, done_amps, fm.phase_per_log_amp, opts["smoothing_px"], meta)
+
+
+def _record(info: dict, state: _FrameState) -> None:
+    info["iterations_run"].append(state.iterations)
+    info["pretrain_iterations_run"].append(state.pretrain_iterations)
+    info["best_loss"].append(float(state.best_loss))
+    info["stopped_early"].append(bool(state.stopped_early))
+    info["intensity_scale"].append(float(state.scale))
+
+
+def _final_amplitude(state: _FrameState, mode: str) -> np.ndarray | None:
+    if mode == "uniform" or state.best_amp is None:
+        return None
+    amp = state.best_amp.cpu().numpy()
+    if mode == "joint":
+        amp, _, _ = two_level_projection(amp)
+    return amp.astype(np.float32)
+
+
+def _project_amplitude(amp_net, amp_in, opts: dict, state: _FrameState, steps: int = 25) -> None:
+    """Joint mode: project the amplitude network's output to two values and re-fit it to them."""
+    import torch
+    import torch.nn.functional as F
+
+    from .dip import amplitude_from_logits
+
+    with torch.no_grad():
+        amp = amplitude_from_logits(amp_net(amp_in)[0, 0]).cpu().numpy()
+    target_amp, _, _ = two_level_projection(amp)
+    target = torch.as_tensor(-np.log(np.clip(target_amp, 1e-4, 1.0)), device=amp_in.device)  # −ln A
+    opt = torch.optim.Adam(amp_net.parameters(), lr=opts["pretrain_learning_rate"])
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(F.softplus(amp_net(amp_in)[0, 0]), target)
+        loss.backward()
+        opt.step()
+
+
+def _jsonable(v):
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+def siprad_job(
+    image,
+    *,
+    pixel_size_nm: float,
+    defocus_nm: float,
+    voltage_kv: float = 200.0,
+    cs_mm: float = 1.0,
+    divergence_mrad: float = 0.01,
+    defocus_spread_nm: float = 100.0,
+    amplitude="uniform",
+    iterations: int = DEFAULTS["iterations"],
+    pretrain_iterations: int = DEFAULTS["pretrain_iterations"],
+    learning_rate: float = DEFAULTS["learning_rate"],
+    pretrain_learning_rate: float = DEFAULTS["pretrain_learning_rate"],
+    pretrain_tolerance: float = DEFAULTS["pretrain_tolerance"],
+    input_noise: float = DEFAULTS["input_noise"],
+    patience: int = DEFAULTS["patience"],
+    tolerance: float = DEFAULTS["tolerance"],
+    smoothing_px: float = DEFAULTS["smoothing_px"],
+    channels=DEFAULTS["channels"],
+    mean_inner_potential_v: float = DEFAULTS["mean_inner_potential_v"],
+    extinction_length_nm: float = DEFAULTS["extinction_length_nm"],
+    project_every: int = DEFAULTS["project_every"],
+    contaminant_learning_rate: float = DEFAULTS["contaminant_learning_rate"],
+    qc_per_nm: float | None = None,
+    pad_px: int | None = None,
+    warm_start: bool = True,
+    num_threads: int | None = None,
+    seed: int = 0,
+    device="auto",
+    preview_every: int = 50,
+):
+    """SIPRAD as a job: a generator of :class:`~napari_phase.jobs.Progress` (one per step; every
+    ``preview_every`` fit steps with the current best phase as ``partial``) that returns the
+    :class:`PhaseResult`. Cancelling (JobCancelled thrown at a yield) returns the best result so
+    far with ``metadata["cancelled"] = True``. Arguments as :func:`siprad`."""
+    problem = make_problem(
+        image,
+        pixel_size_nm=pixel_size_nm,
+        defocus_nm=defocus_nm,
+        voltage_kv=voltage_kv,
+        cs_mm=cs_mm,
+        divergence_mrad=divergence_mrad,
+        defocus_spread_nm=defocus_spread_nm,
+        amplitude=amplitude,
+        pad_px=pad_px,
+    )
+    opts = {
+        "iterations": _int_at_least(iterations, "iterations", 1),
+        "pretrain_iterations": _int_at_least(pretrain_iterations, "pretrain_iterations", 0),
+        "learning_rate": positive(learning_rate, "learning_rate"),
+        "pretrain_learning_rate": positive(pretrain_learning_rate, "pretrain_learning_rate"),
+        "pretrain_tolerance": _non_negative(pretrain_tolerance, "pretrain_tolerance"),
+        "input_noise": _non_negative(input_noise, "input_noise"),
+        "patience": _int_at_least(patience, "patience", 1),
+        "tolerance": _non_negative(tolerance, "tolerance"),
+        "smoothing_px": _non_negative(smoothing_px, "smoothing_px"),
+        "channels": _check_channels(channels),
+        "mean_inner_potential_v": _non_negative(mean_inner_potential_v, "mean_inner_potential_v"),
+        "extinction_length_nm": positive(extinction_length_nm, "extinction_length_nm", "nm"),
+        "project_every": _int_at_least(project_every, "project_every", 1),
+        "contaminant_learning_rate": positive(contaminant_learning_rate, "contaminant_learning_rate"),
+        "qc_per_nm": None if qc_per_nm is None else _non_negative(qc_per_nm, "qc_per_nm"),
+        "warm_start": bool(warm_start),
+        "seed": _int_at_least(seed, "seed", 0),
+        "num_threads": None if num_threads is None else _int_at_least(num_threads, "num_threads", 1),
+    }
+    preview_every = int(preview_every or 0)
+    return (yield from with_cpu_fallback(lambda dev: _siprad_run(dev, problem, opts, preview_every), device))
+
+
+def _check_channels(channels) -> tuple[int, ...]:
+    try:
+        ch = tuple(int(c) for c in channels)
+    except (TypeError, ValueError):
+        raise InputError(f"channels must be a sequence of positive integers, got {channels!r}") from None
+    if not ch or min(ch) < 1 or len(ch) > 6:
+        raise InputError(f"channels must be 1 to 6 positive integers, got {channels!r}")
+    return ch
+
+
+def siprad(
+    image,
+    *,
+    pixel_size_nm: float,
+    defocus_nm: float,
+    voltage_kv: float = 200.0,
+    cs_mm: float = 1.0,
+    divergence_mrad: float = 0.01,
+    defocus_spread_nm: float = 100.0,
+    amplitude="uniform",
+    iterations: int = DEFAULTS["iterations"],
+    seed: int = 0,
+    device="auto",
+    **options,
+) -> PhaseResult:
+    """SIPRAD reconstruction of one defocused LTEM image (Y, X) or a time series (T, Y, X).
+
+    Returns a :class:`PhaseResult` with ``phase`` (magnetic φm, rad, zero mean, smoothed),
+    ``bx``, ``by`` (T·nm), and — with a mask or ``amplitude="joint"`` — ``amplitude`` and
+    ``phase_electrostatic`` (rad). Series give (T, Y, X) arrays.
+
+    Microscope: ``pixel_size_nm``; ``defocus_nm`` (propagation distance, negative = under-focus,
+    −1 mm = −1e6); ``voltage_kv``; ``cs_mm``; ``divergence_mrad`` (beam divergence θc);
+    ``defocus_spread_nm`` (Δ).
+    ``amplitude``: ``"uniform"``, ``"joint"`` or a 2-D bool/int contaminant mask (non-zero = particle).
+    ``iterations``: most fit steps per frame (early stopping usually ends sooner).
+    Further options (defaults in :data:`DEFAULTS`): ``pretrain_iterations``, ``learning_rate``,
+    ``pretrain_learning_rate``, ``pretrain_tolerance``, ``input_noise``, ``patience``,
+    ``tolerance``, ``smoothing_px``, ``channels``, ``mean_inner_potential_v`` (V0, V),
+    ``extinction_length_nm`` (ξ), ``project_every`` (joint mode), ``contaminant_learning_rate``,
+    ``qc_per_nm`` (SITIE start), ``pad_px`` (forward-model padding, default from the defocus),
+    ``warm_start`` (series), ``num_threads`` (CPU threads; default 1 for images up to 160² px,
+    else torch's setting), ``preview_every``.
+    ``seed`` makes the run reproducible; ``device``: "auto", "cpu", "cuda" (falls back to the CPU
+    on CUDA out-of-memory). Metadata: method, version, parameters, seed, device, runtime_s,
+    iterations_run, pretrain_iterations_run, best_loss, stopped_early, cancelled, intensity_scale
+    (and contaminant_amplitude in mask mode).
+    """
+    from ..jobs import run_job
+
+    return run_job(
+        siprad_job(
+            image,
+            pixel_size_nm=pixel_size_nm,
+            defocus_nm=defocus_nm,
+            voltage_kv=voltage_kv,
+            cs_mm=cs_mm,
+            divergence_mrad=divergence_mrad,
+            defocus_spread_nm=defocus_spread_nm,
+            amplitude=amplitude,
+            iterations=iterations,
+            seed=seed,
+            device=device,
+            **options,
+        )
+    )

@@ -1,0 +1,242 @@
+"""SIPRAD and the pixel-wise solver: accuracy against simulated truth, amplitude modes, series,
+cancellation, bad input, odd sizes, determinism. Small images and few steps (whole file well
+under 90 s on two CPU cores)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_phase.jobs import CancelToken, InputError, Progress, forward_job, run_job
+from napari_phase.ltem.pixelwise import noise_variance, pixelwise, pixelwise_job
+from napari_phase.ltem.simulate import simulate
+from napari_phase.ltem.siprad import siprad, siprad_job, two_level_projection
+from napari_phase.ltem.sitie import sitie
+from napari_phase.physics import pearson_accuracy
+from napari_phase.physics.metrics import induction_accuracy
+
+PX = 5.0
+DF = -1.0e6
+CROP = 4
+FAST = dict(iterations=80, pretrain_iterations=60, device="cpu")
+
+
+def _scores(result, sample):
+    return (
+        pearson_accuracy(result.phase, sample.phase_m, CROP),
+        induction_accuracy(result.bx, result.by, sample.bx, sample.by, CROP),
+    )
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    """Skyrmion lattice, 64², -1 mm, 50 % Gaussian noise."""
+    return simulate("skyrmions", (64, 64), pixel_size_nm=PX, defocus_nm=DF, noise=0.5, seed=3)
+
+
+@pytest.fixture(scope="module")
+def siprad_noisy(noisy):
+    return siprad(noisy.image, pixel_size_nm=PX, defocus_nm=DF, seed=0, **FAST)
+
+
+def test_siprad_recovers_phase_and_beats_sitie(noisy, siprad_noisy):
+    base = sitie(noisy.image, pixel_size_nm=PX, defocus_nm=DF)
+    acc, b_acc = _scores(siprad_noisy, noisy)
+    acc0, b_acc0 = _scores(base, noisy)
+    assert acc > 0.95, (acc, acc0)
+    assert b_acc > 0.90, (b_acc, b_acc0)
+    assert acc >= acc0 and b_acc > b_acc0 + 0.05, ((acc, b_acc), (acc0, b_acc0))
+    # the sign is right: a round trip, not its mirror image
+    assert pearson_accuracy(siprad_noisy.phase, noisy.phase_m) > 0
+
+
+def test_siprad_result_contents(noisy, siprad_noisy):
+    r = siprad_noisy
+    assert r.phase.shape == r.bx.shape == r.by.shape == noisy.image.shape
+    assert r.phase.dtype == np.float32 and np.isfinite(r.phase).all()
+    assert r.unit_of("phase") == "rad" and r.unit_of("bx") == "T·nm" and r.pixel_size == PX
+    assert "amplitude" not in r  # uniform mode: only a scale is fitted
+    m = r.metadata
+    for key in ("method", "version", "parameters", "seed", "device", "runtime_s", "iterations_run", "best_loss", "stopped_early", "cancelled"):
+        assert key in m, key
+    assert m["method"] == "SIPRAD" and m["cancelled"] is False and m["device"] == "cpu"
+    assert 1 <= m["iterations_run"] <= FAST["iterations"]
+    p = m["parameters"]
+    for key in ("pixel_size_nm", "defocus_nm", "voltage_kv", "cs_mm", "divergence_mrad", "defocus_spread_nm", "amplitude",
+                "iterations", "learning_rate", "pretrain_iterations", "input_noise", "patience", "tolerance", "smoothing_px"):
+        assert key in p, key
+    assert np.isfinite(m["best_loss"]) and m["best_loss"] > 0
+    assert abs(float(r.phase.mean())) < 1e-4
+
+
+def test_pixelwise_beats_sitie_on_noise(noisy):
+    r = pixelwise(noisy.image, pixel_size_nm=PX, defocus_nm=DF, iterations=60, device="cpu")
+    acc, b_acc = _scores(r, noisy)
+    acc0, b_acc0 = _scores(sitie(noisy.image, pixel_size_nm=PX, defocus_nm=DF), noisy)
+    assert acc > 0.93 and b_acc > b_acc0 + 0.05, ((acc, b_acc), (acc0, b_acc0))
+    assert r.metadata["method"] == "pixel-wise" and r.phase.shape == noisy.image.shape
+
+
+def test_noise_estimate():
+    rng = np.random.default_rng(0)
+    y = np.ones((64, 64)) + 0.3 * rng.standard_normal((64, 64))
+    assert noise_variance(y) == pytest.approx(0.09, rel=0.15)
+
+
+@pytest.fixture(scope="module")
+def contaminated():
+    return simulate("skyrmions", (64, 64), pixel_size_nm=PX, defocus_nm=DF, noise=0.1, n_contaminants=3, seed=5,
+                    contaminant_radius_nm=(15.0, 25.0))
+
+
+def test_mask_mode(contaminated):
+    s = contaminated
+    assert s.mask.any()
+    r = siprad(s.image, pixel_size_nm=PX, defocus_nm=DF, amplitude=s.mask, seed=0, **FAST)
+    assert r.amplitude.shape == s.image.shape and r["phase_electrostatic"].shape == s.image.shape
+    assert np.all(r.amplitude[~s.mask] == 1.0)
+    level = r.metadata["contaminant_amplitude"]
+    assert 0.05 < level < 0.95 and np.allclose(r.amplitude[s.mask], level)
+    # φe = σ V0 ξ (−ln A) inside the particles, 0 outside
+    assert np.all(r["phase_electrostatic"][~s.mask] == 0) and np.all(r["phase_electrostatic"][s.mask] > 0)
+    assert r.metadata["parameters"]["amplitude"] == "mask"
+    # an int label mask is accepted as well
+    r2 = pixelwise(s.image, pixel_size_nm=PX, defocus_nm=DF, amplitude=s.mask.astype(np.int32) * 2, iterations=20, device="cpu")
+    assert "phase_electrostatic" in r2
+
+
+def test_joint_mode(contaminated):
+    s = contaminated
+    r = siprad(s.image, pixel_size_nm=PX, defocus_nm=DF, amplitude="joint", project_every=30, seed=0, **FAST)
+    assert r.amplitude.shape == s.image.shape and np.isfinite(r.phase).all()
+    assert len(np.unique(r.amplitude)) <= 2 and r.amplitude.max() <= 1.0
+    assert r["phase_electrostatic"].shape == s.image.shape and (r["phase_electrostatic"] >= 0).all()
+
+
+def test_two_level_projection():
+    a = np.ones((20, 20))
+    a[5:9, 5:9] = 0.4
+    proj, level, mask = two_level_projection(a + 0.01 * np.random.default_rng(0).standard_normal(a.shape))
+    assert mask.sum() == 16 and level == pytest.approx(0.4, abs=0.02) and set(np.unique(proj)) == {level, 1.0}
+    flat, level, mask = two_level_projection(np.full((8, 8), 0.97))
+    assert not mask.any() and level == 1.0 and (flat == 1).all()
+
+
+def test_time_series_warm_start():
+    frames = [simulate("stripes", (48, 48), pixel_size_nm=PX, defocus_nm=DF, noise=0.2, seed=s).image for s in (1, 1, 2)]
+    stack = np.stack(frames)
+    r = siprad(stack, pixel_size_nm=PX, defocus_nm=DF, iterations=30, pretrain_iterations=30, device="cpu")
+    assert r.phase.shape == (3, 48, 48) and r.bx.shape == (3, 48, 48)
+    assert len(r.metadata["iterations_run"]) == 3
+    # warm start: only the first frame is pre-trained
+    assert r.metadata["pretrain_iterations_run"][0] > 0 and r.metadata["pretrain_iterations_run"][1:] == [0, 0]
+    # frames 0 and 1 are the same image: same answer up to the optimisation noise
+    assert pearson_accuracy(r.phase[1], r.phase[0]) > 0.97
+
+
+def test_cancel_returns_best_so_far(noisy):
+    token = CancelToken()
+    job = forward_job(siprad_job(noisy.image, pixel_size_nm=PX, defocus_nm=DF, iterations=500, pretrain_iterations=20, device="cpu"), token)
+    seen = 0
+    try:
+        while True:
+            item = next(job)
+            assert isinstance(item, Progress)
+            seen += 1
+            if seen == 40:  # in the fit phase
+                token.cancel()
+    except StopIteration as stop:
+        result = stop.value
+    assert result.cancelled and result.metadata["cancelled"] is True
+    assert result.phase.shape == noisy.image.shape and np.isfinite(result.phase).all()
+    assert result.metadata["iterations_run"] < 500
+    # cancelled during pre-training: still a finite phase of the right shape
+    token = CancelToken()
+    token.cancel()
+    r = run_job(siprad_job(noisy.image, pixel_size_nm=PX, defocus_nm=DF, device="cpu"), cancel=token)
+    assert r.cancelled and r.phase.shape == noisy.image.shape and np.isfinite(r.phase).all()
+    # pixel-wise too
+    token = CancelToken()
+    token.cancel()
+    r = run_job(pixelwise_job(noisy.image, pixel_size_nm=PX, defocus_nm=DF, device="cpu"), cancel=token)
+    assert r.cancelled and np.isfinite(r.phase).all()
+
+
+def test_previews(noisy):
+    job = siprad_job(noisy.image, pixel_size_nm=PX, defocus_nm=DF, iterations=40, pretrain_iterations=10, patience=1000,
+                     preview_every=20, device="cpu")
+    partials = []
+    try:
+        while True:
+            p = next(job)
+            assert 0 <= p.step <= p.total
+            if p.partial is not None:
+                partials.append(p.partial)
+    except StopIteration as stop:
+        result = stop.value
+    assert len(partials) == 2 and all(q.phase.shape == noisy.image.shape for q in partials)
+    assert result.metadata["iterations_run"] == 40
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(image="nan"), "NaN"),
+        (dict(image="constant"), "constant"),
+        (dict(image="4d"), "2-D or 3-D"),
+        (dict(image="tiny"), "too small"),
+        (dict(defocus_nm=0.0), "defocus"),
+        (dict(pixel_size_nm=-1.0), "pixel_size_nm"),
+        (dict(amplitude=np.zeros((10, 10), bool)), "mask has shape"),
+        (dict(amplitude=np.ones((32, 32), bool)), "whole image"),
+        (dict(amplitude="fancy"), "amplitude"),
+        (dict(iterations=0), "iterations"),
+        (dict(image="series_constant_frame"), "frame 1"),
+    ],
+)
+def test_bad_input(change, message):
+    rng = np.random.default_rng(0)
+    img = 1 + 0.1 * rng.standard_normal((32, 32)).astype(np.float32)
+    kinds = {
+        "nan": np.where(np.arange(32 * 32).reshape(32, 32) == 5, np.nan, img),
+        "constant": np.ones((32, 32), np.float32),
+        "4d": np.ones((2, 2, 32, 32), np.float32) + img,
+        "tiny": img[:8, :8],
+        "series_constant_frame": np.stack([img, np.ones_like(img), img]),
+    }
+    kwargs = dict(pixel_size_nm=PX, defocus_nm=DF, device="cpu", iterations=2, pretrain_iterations=1)
+    change = dict(change)
+    image = kinds[change.pop("image")] if "image" in change else img
+    kwargs.update(change)
+    with pytest.raises(InputError, match=message):
+        siprad(image, **kwargs)
+
+
+def test_pixelwise_rejects_joint():
+    img = 1 + 0.1 * np.random.default_rng(0).standard_normal((32, 32))
+    with pytest.raises(InputError, match="joint"):
+        pixelwise(img, pixel_size_nm=PX, defocus_nm=DF, amplitude="joint")
+
+
+def test_odd_non_square_size():
+    s = simulate("stripes", (45, 61), pixel_size_nm=PX, defocus_nm=DF, noise=0.2, seed=2)
+    r = siprad(s.image, pixel_size_nm=PX, defocus_nm=DF, iterations=30, pretrain_iterations=20, device="cpu")
+    assert r.phase.shape == (45, 61) and r.bx.shape == (45, 61) and np.isfinite(r.phase).all()
+    assert pearson_accuracy(r.phase, s.phase_m, CROP) > 0.8
+    r = pixelwise(s.image, pixel_size_nm=PX, defocus_nm=DF, iterations=20, device="cpu")
+    assert r.phase.shape == (45, 61)
+    small = simulate("stripes", (17, 23), pixel_size_nm=PX, defocus_nm=-2e5, noise=0.0, seed=2)
+    r = siprad(small.image, pixel_size_nm=PX, defocus_nm=-2e5, iterations=5, pretrain_iterations=5, device="cpu")
+    assert r.phase.shape == (17, 23)
+
+
+def test_deterministic_with_seed():
+    s = simulate("skyrmions", (48, 48), pixel_size_nm=PX, defocus_nm=DF, noise=0.5, seed=4)
+    kw = dict(pixel_size_nm=PX, defocus_nm=DF, iterations=25, pretrain_iterations=10, patience=1000, device="cpu")
+    a = siprad(s.image, seed=7, **kw)
+    b = siprad(s.image, seed=7, **kw)
+    c = siprad(s.image, seed=8, **kw)
+    np.testing.assert_array_equal(a.phase, b.phase)
+    assert a.metadata["best_loss"] == b.metadata["best_loss"]
+    assert not np.array_equal(a.phase, c.phase)
+    assert a.metadata["seed"] == 7
