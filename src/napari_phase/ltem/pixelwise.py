@@ -6,9 +6,11 @@ is optimised directly, pixel by pixel, from the SITIE start, minimising
     mean((s·I_sim(φ) − I/mean(I))²) + w · R(φ),    w = smoothness · σ̂²,
 
 with the same forward model, amplitude handling (``"uniform"`` or a contaminant mask) and closed-
-form intensity scale s as :mod:`.siprad`. R is a smoothness prior: ``"gradient"`` (mean squared
-finite difference, rad²/px², a Tikhonov/H¹ prior) or ``"laplacian"`` (mean squared discrete
-Laplacian, penalises curvature only). σ̂² is the noise variance of the normalised image estimated
+form intensity scale s as :mod:`.siprad`. R is a smoothness prior: ``"laplacian"`` (default; mean
+squared discrete Laplacian, rad²/px⁴, penalises curvature only, so uniform-B regions — linear phase
+ramps — cost nothing) or ``"gradient"`` (mean squared finite difference, a Tikhonov/H¹ prior; it
+also damps the slowest phase variations and fails at large defocus, e.g. phase accuracy 0.59 vs
+0.96 at −4 mm in a sweep on simulated skyrmions). σ̂² is the noise variance of the normalised image estimated
 from its finest (diagonal Haar) scale (:func:`noise_variance`), so one ``smoothness`` value serves
 clean and noisy images alike. The optimiser is L-BFGS (strong-Wolfe line search) in chunks of
 ``chunk`` iterations; the run stops when a chunk improves the loss by less than a relative
@@ -31,6 +33,7 @@ from .siprad import (
     build_result,
     choose_threads,
     make_problem,
+    noise_variance,
     preview,
     sitie_init,
     torch_threads,
@@ -40,25 +43,14 @@ PRIORS = ("gradient", "laplacian")
 
 DEFAULTS = {
     "iterations": 300,
-    "smoothness": 4.0,
-    "prior": "gradient",
+    "smoothness": 10.0,
+    "prior": "laplacian",
     "smoothing_px": 2.0,
     "tolerance": 1e-4,
     "chunk": 10,
     "mean_inner_potential_v": 20.0,
     "extinction_length_nm": 10.0,
 }
-
-
-def noise_variance(y: np.ndarray) -> float:
-    """Gaussian noise variance of an image from its finest scale: the diagonal Haar detail
-    d = (a − b − c + e)/2 of each 2×2 block has the noise's variance for white noise and almost no
-    signal when the image is smooth on the pixel scale; σ = median(|d|)/0.6745 (robust MAD)."""
-    a = np.asarray(y, dtype=np.float64)
-    ny, nx = (a.shape[-2] // 2) * 2, (a.shape[-1] // 2) * 2
-    a = a[..., :ny, :nx]
-    d = (a[..., 0::2, 0::2] - a[..., 1::2, 0::2] - a[..., 0::2, 1::2] + a[..., 1::2, 1::2]) / 2
-    return float(np.median(np.abs(d)) / 0.6745) ** 2
 
 
 def _prior(phi, kind: str):

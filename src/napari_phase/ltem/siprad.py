@@ -13,9 +13,11 @@ standard deviation — to φm (times the same scale). It is pre-trained to repro
 (at most ``pretrain_iterations`` steps, fewer once the normalised MSE is below
 ``pretrain_tolerance``), then optimised with Adam on the mean squared error between the simulated
 and the measured image, with fresh Gaussian noise (``input_noise``) added to the input at every
-step. The iterate with the lowest loss is kept; the run stops early when the best loss has not
-improved by a relative ``tolerance`` within ``patience`` steps. The kept phase is smoothed with a
-Gaussian of ``smoothing_px`` and Bx·t, By·t (T·nm) follow from it.
+step. The iterate with the lowest loss is kept; the run stops early when the loss reaches the
+noise level (loss ≤ ``discrepancy`` × σ̂², σ̂² the image's noise variance estimated from its finest
+scale — Morozov's discrepancy principle: fitting further only fits noise) or when the best loss
+has not improved by a relative ``tolerance`` within ``patience`` steps (convergence). The kept
+phase is smoothed with a Gaussian of ``smoothing_px`` and Bx·t, By·t (T·nm) follow from it.
 
 Amplitude A: ``"uniform"`` (A = 1, only the scale s is fitted); a **mask** (2-D bool/int array,
 non-zero = contaminant): A = 1 outside and a fitted level a ∈ (0, 1) inside; ``"joint"``: a second
@@ -26,11 +28,15 @@ is modelled, the contaminants' electrostatic phase follows from it: A = exp(−t
 give φe = σ V0 ξ (−ln A) (``mean_inner_potential_v`` V0, ``extinction_length_nm`` ξ, σ the
 interaction constant at the voltage).
 
-Speed (this project's choices, measured in docs/benchmarks.md): every learned layer but a tiny
-head works at half resolution or coarser, channels-last layout; the paper's 200 + 5000 steps at
-lr 2e-4 are replaced by an early-stopped pre-training at a higher rate and ≲ 1000 fit steps at
-lr 1e-2 with a convergence test. Time series (T, Y, X) are solved frame by frame, each frame's
-network warm-started from the previous frame's best weights (no second pre-training).
+Speed (this project's choices, measured in docs/benchmarks.md): every learned layer works at half
+resolution or coarser (8–32 channels), channels-last layout; the paper's 200 + 5000 steps at lr
+2e-4 are replaced by a pre-training that stops once the input is reproduced (usually 20–60 steps)
+and a few hundred fit steps at lr 1e-2 ended by the stopping rules above. Small images run on one
+CPU thread (:func:`choose_threads`). torch.compile was measured and not used: on the 2-core CPU it
+took 46 s to compile and the compiled step was slower (35 vs 29 ms at 256²). The exit wave is
+complex, so the image formation needs full complex FFTs (no rfft); they are ~15 % of a step.
+Time series (T, Y, X) are solved frame by frame, each frame's network warm-started from the
+previous frame's best weights (no second pre-training).
 """
 
 from __future__ import annotations
@@ -63,7 +69,8 @@ DEFAULTS = {
     "pretrain_tolerance": 2e-3,
     "input_noise": 0.03,
     "patience": 100,
-    "tolerance": 2e-3,
+    "tolerance": 5e-3,
+    "discrepancy": 0.98,
     "smoothing_px": 2.0,
     "channels": (8, 16, 32, 32),  # = dip.DEFAULT_CHANNELS
     "mean_inner_potential_v": 20.0,
@@ -267,6 +274,17 @@ class ForwardModel:
         return ((scale * sim - y) ** 2).mean(), scale
 
 
+def noise_variance(y: np.ndarray) -> float:
+    """Gaussian noise variance of an image from its finest scale: the diagonal Haar detail
+    d = (a − b − c + e)/2 of each 2×2 block has the noise's variance for white noise and almost no
+    signal when the image is smooth on the pixel scale; σ = median(|d|)/0.6745 (robust MAD)."""
+    a = np.asarray(y, dtype=np.float64)
+    ny, nx = (a.shape[-2] // 2) * 2, (a.shape[-1] // 2) * 2
+    a = a[..., :ny, :nx]
+    d = (a[..., 0::2, 0::2] - a[..., 1::2, 0::2] - a[..., 0::2, 1::2] + a[..., 1::2, 1::2]) / 2
+    return float(np.median(np.abs(d)) / 0.6745) ** 2
+
+
 def two_level_projection(amp: np.ndarray, min_contrast: float = 0.05) -> tuple[np.ndarray, float, np.ndarray]:
     """Project an amplitude map to two values: (projected map, contaminant level, mask).
 
@@ -390,6 +408,8 @@ class _FrameState:
     iterations: int = 0
     pretrain_iterations: int = 0
     stopped_early: bool = False
+    stop_reason: str = ""
+    noise_sigma: float = 0.0
     scale: float = 1.0
 
 
@@ -444,7 +464,8 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int):
     mask_f = None if fm.mask is None else fm.mask.to(torch.float32)
     done_phases: list[np.ndarray] = []
     done_amps: list[np.ndarray | None] = []
-    info = {"iterations_run": [], "pretrain_iterations_run": [], "best_loss": [], "stopped_early": [], "intensity_scale": []}
+    info = {"iterations_run": [], "pretrain_iterations_run": [], "best_loss": [], "stopped_early": [], "stop_reason": [],
+            "noise_sigma": [], "intensity_scale": []}
     contaminant_levels: list[float] = []
     state = _FrameState()
     cancelled = False
@@ -522,6 +543,9 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int):
                 groups.append({"params": amp_net.parameters(), "lr": opts["learning_rate"]})
             opt = torch.optim.Adam(groups)
             ref_loss, since = state.best_loss, 0
+            noise_var = noise_variance(y.detach().cpu().numpy())
+            stop_loss = opts["discrepancy"] * noise_var
+            state.noise_sigma = math.sqrt(noise_var)
             base = step0 + opts["pretrain_iterations"]
             for i in range(opts["iterations"]):
                 opt.zero_grad(set_to_none=True)
@@ -546,12 +570,16 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int):
                     ref_loss, since = lv, 0
                 else:
                     since += 1
+                if lv <= stop_loss:
+                    state.stop_reason = "noise level reached"
+                elif since >= opts["patience"]:
+                    state.stop_reason = "converged"
                 if amp_net is not None and (i + 1) % opts["project_every"] == 0 and i + 1 < opts["iterations"]:
                     _project_amplitude(amp_net, amp_in, opts, state)
                 show = preview_every > 0 and (i + 1) % preview_every == 0
                 yield report(base + i + 1, f"SIPRAD: frame {t + 1}/{n_frames}, step {i + 1}, loss {lv:.4g}", t, show)
-                if since >= opts["patience"]:
-                    state.stopped_early = True
+                if state.stop_reason:
+                    state.stopped_early = i + 1 < opts["iterations"]
                     break
 
             done_phases.append(state.best_phase.cpu().numpy())
@@ -587,7 +615,10 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int):
     if mode == "mask":
         meta["contaminant_amplitude"] = (contaminant_levels[0] if contaminant_levels else None) if scalar else contaminant_levels
     if mode == "joint":
-        meta["contaminant_fraction"] = [float((a < 1).mean()) for a in done_amps if a is not None]
+        fractions = [float((a < 1).mean()) for a in done_amps if a is not None]
+        levels_j = [float(a.min()) for a in done_amps if a is not None]
+        meta["contaminant_fraction"] = (fractions[0] if fractions else None) if scalar else fractions
+        meta["contaminant_amplitude"] = (levels_j[0] if levels_j else None) if scalar else levels_j
     return build_result("SIPRAD", problem, done_phases, done_amps, fm.phase_per_log_amp, opts["smoothing_px"], meta)
 
 
@@ -596,6 +627,8 @@ def _record(info: dict, state: _FrameState) -> None:
     info["pretrain_iterations_run"].append(state.pretrain_iterations)
     info["best_loss"].append(float(state.best_loss))
     info["stopped_early"].append(bool(state.stopped_early))
+    info["stop_reason"].append(state.stop_reason or "iterations")
+    info["noise_sigma"].append(float(state.noise_sigma))
     info["intensity_scale"].append(float(state.scale))
 
 
@@ -651,6 +684,7 @@ def siprad_job(
     input_noise: float = DEFAULTS["input_noise"],
     patience: int = DEFAULTS["patience"],
     tolerance: float = DEFAULTS["tolerance"],
+    discrepancy: float = DEFAULTS["discrepancy"],
     smoothing_px: float = DEFAULTS["smoothing_px"],
     channels=DEFAULTS["channels"],
     mean_inner_potential_v: float = DEFAULTS["mean_inner_potential_v"],
@@ -689,6 +723,7 @@ def siprad_job(
         "input_noise": _non_negative(input_noise, "input_noise"),
         "patience": _int_at_least(patience, "patience", 1),
         "tolerance": _non_negative(tolerance, "tolerance"),
+        "discrepancy": _non_negative(discrepancy, "discrepancy"),
         "smoothing_px": _non_negative(smoothing_px, "smoothing_px"),
         "channels": _check_channels(channels),
         "mean_inner_potential_v": _non_negative(mean_inner_potential_v, "mean_inner_potential_v"),
@@ -742,7 +777,7 @@ def siprad(
     ``iterations``: most fit steps per frame (early stopping usually ends sooner).
     Further options (defaults in :data:`DEFAULTS`): ``pretrain_iterations``, ``learning_rate``,
     ``pretrain_learning_rate``, ``pretrain_tolerance``, ``input_noise``, ``patience``,
-    ``tolerance``, ``smoothing_px``, ``channels``, ``mean_inner_potential_v`` (V0, V),
+    ``tolerance``, ``discrepancy``, ``smoothing_px``, ``channels``, ``mean_inner_potential_v`` (V0, V),
     ``extinction_length_nm`` (ξ), ``project_every`` (joint mode), ``contaminant_learning_rate``,
     ``qc_per_nm`` (SITIE start), ``pad_px`` (forward-model padding, default from the defocus),
     ``warm_start`` (series), ``num_threads`` (CPU threads; default 1 for images up to 160² px,
