@@ -28,14 +28,14 @@ import numpy as np
 
 from ..jobs import InputError
 from ..result import PhaseResult
+from ._calibration import _unit_family
+from ._json import _jsonable
 from .readers import (
     FORMAT_ATTR,
     LAYERS_FORMAT,
     RESULT_FORMAT,
     RESULT_META_KEY,
     TIFF_JSON_TAG,
-    _jsonable,
-    _unit_family,
     result_layer_metadata,
     unit_to_str,
 )
@@ -148,7 +148,9 @@ def save_result(result: PhaseResult, path: str | Path) -> list[str]:
 def load_result(path: str | Path) -> PhaseResult:
     """Read back a result saved by :func:`save_result` (.h5, .npz, or one array's .tif), or build
     one from an HDF5 file of layers written from napari."""
-    from .readers import _parse_json, _result_info, load_all
+    from ._json import _parse_json
+    from ._own_format import _result_info
+    from .readers import load_all
 
     p = Path(path)
     suffix = p.suffix.lower()
