@@ -8,8 +8,12 @@ defocus-spread envelopes), computed on a reflect-padded grid (:func:`~.forward.i
 so that the periodic FFT does not wrap the edges. The measured image is divided by its mean; the
 intensity scale s is fitted in closed form at every step (s = ⟨I_sim, I⟩/⟨I_sim, I_sim⟩).
 
-Deep image prior. A light U-Net (:mod:`.dip`) maps a fixed input — the SITIE phase, divided by its
-standard deviation — to φm (times the same scale). It is pre-trained to reproduce its input
+Deep image prior. A light U-Net (:mod:`.dip`) maps a fixed input — the SITIE phase, smoothed by a
+Gaussian of ``init_smoothing_px`` and divided by its standard deviation — to φm (times the same
+scale). The smoothing keeps the start below the noise level: at small defocus the linear SITIE
+inverse reproduces the image noise almost exactly, and a start that already fits the noise leaves
+the network nothing to do (measured: skyrmions at −0.25 mm, 50 % noise, phase accuracy 0.92 →
+0.95 with 2 px). It is pre-trained to reproduce its input
 (at most ``pretrain_iterations`` steps, fewer once the normalised MSE is below
 ``pretrain_tolerance``), then optimised with Adam on the mean squared error between the simulated
 and the measured image, with fresh Gaussian noise (``input_noise``) added to the input at every
@@ -72,6 +76,7 @@ DEFAULTS = {
     "tolerance": 5e-3,
     "discrepancy": 0.98,
     "smoothing_px": 2.0,
+    "init_smoothing_px": 2.0,
     "channels": (8, 16, 32, 32),  # = dip.DEFAULT_CHANNELS
     "mean_inner_potential_v": 20.0,
     "extinction_length_nm": 10.0,
@@ -483,7 +488,7 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int):
             step0 = t * per_frame
             frame = frames[t]
             y = fm.target(frame)
-            init = sitie_init(frame, problem, opts["qc_per_nm"])
+            init = smooth(sitie_init(frame, problem, opts["qc_per_nm"]), opts["init_smoothing_px"])
             in_scale = float(init.std()) or 1.0
             x0 = _as_channels_last(torch.as_tensor(init / in_scale, device=dev)[None, None])
             z_c = None
@@ -686,6 +691,7 @@ def siprad_job(
     tolerance: float = DEFAULTS["tolerance"],
     discrepancy: float = DEFAULTS["discrepancy"],
     smoothing_px: float = DEFAULTS["smoothing_px"],
+    init_smoothing_px: float = DEFAULTS["init_smoothing_px"],
     channels=DEFAULTS["channels"],
     mean_inner_potential_v: float = DEFAULTS["mean_inner_potential_v"],
     extinction_length_nm: float = DEFAULTS["extinction_length_nm"],
@@ -725,6 +731,7 @@ def siprad_job(
         "tolerance": _non_negative(tolerance, "tolerance"),
         "discrepancy": _non_negative(discrepancy, "discrepancy"),
         "smoothing_px": _non_negative(smoothing_px, "smoothing_px"),
+        "init_smoothing_px": _non_negative(init_smoothing_px, "init_smoothing_px"),
         "channels": _check_channels(channels),
         "mean_inner_potential_v": _non_negative(mean_inner_potential_v, "mean_inner_potential_v"),
         "extinction_length_nm": positive(extinction_length_nm, "extinction_length_nm", "nm"),
@@ -777,7 +784,7 @@ def siprad(
     ``iterations``: most fit steps per frame (early stopping usually ends sooner).
     Further options (defaults in :data:`DEFAULTS`): ``pretrain_iterations``, ``learning_rate``,
     ``pretrain_learning_rate``, ``pretrain_tolerance``, ``input_noise``, ``patience``,
-    ``tolerance``, ``discrepancy``, ``smoothing_px``, ``channels``, ``mean_inner_potential_v`` (V0, V),
+    ``tolerance``, ``discrepancy``, ``smoothing_px``, ``init_smoothing_px``, ``channels``, ``mean_inner_potential_v`` (V0, V),
     ``extinction_length_nm`` (ξ), ``project_every`` (joint mode), ``contaminant_learning_rate``,
     ``qc_per_nm`` (SITIE start), ``pad_px`` (forward-model padding, default from the defocus),
     ``warm_start`` (series), ``num_threads`` (CPU threads; default 1 for images up to 160² px,
