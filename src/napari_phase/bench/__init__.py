@@ -1,7 +1,8 @@
 """`napari-phase bench`: accuracy against ground truth, runtime and memory -> docs/benchmarks.md.
 
-Each method family has a module here with ``run(quick, device) -> str`` returning a markdown
-section; this module adds the machine header and writes the file.
+Each method family has a module here with ``markdown(quick, device) -> str`` returning its
+section (``ltem``: SIPRAD vs pixel-wise vs SITIE); this module adds the machine header and writes
+the file. ``benchmarks/`` in the source tree holds thin scripts that call these.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def run_benchmarks(out: Path, quick: bool = False, device: str = "auto", section
     ]
     for name in sections:
         module = import_module(f".{name}", __name__)
-        parts.append(module.run(quick=quick, device=device))
+        parts.append(module.markdown(quick=quick, device=device))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts) + "\n")
     print(f"wrote {out}")
