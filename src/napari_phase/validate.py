@@ -43,7 +43,7 @@ def as_image(data, *, name: str = "image", ndim: tuple[int, ...] = (2,), min_siz
 
 def positive(value, name: str, unit: str = "") -> float:
     """A finite number > 0 (e.g. pixel size, voltage)."""
-    v = _number(value, name)
+    v = finite(value, name)
     if v <= 0:
         raise InputError(f"{name} must be positive, got {v:g}{(' ' + unit) if unit else ''}")
     return v
@@ -51,13 +51,22 @@ def positive(value, name: str, unit: str = "") -> float:
 
 def nonzero(value, name: str, unit: str = "") -> float:
     """A finite number != 0 (e.g. defocus: zero defocus gives no phase contrast)."""
-    v = _number(value, name)
+    v = finite(value, name)
     if v == 0:
         raise InputError(f"{name} must not be zero{(' ' + unit) if unit else ''}: an in-focus image has no phase contrast")
     return v
 
 
-def _number(value, name: str) -> float:
+def non_negative(value, name: str) -> float:
+    """A finite number >= 0 (e.g. smoothing width, divergence)."""
+    v = finite(value, name)
+    if v < 0:
+        raise InputError(f"{name} must be >= 0, got {v:g}")
+    return v
+
+
+def finite(value, name: str) -> float:
+    """A finite real number (e.g. Cs, which may be zero or negative)."""
     try:
         v = float(value)
     except (TypeError, ValueError):

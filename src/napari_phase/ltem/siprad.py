@@ -58,6 +58,8 @@ from ..physics.induction import induction_from_phase
 from ..physics.optics import interaction_constant
 from ..result import PhaseResult
 from ..validate import MIN_SIZE_PX, as_image, nonzero, positive
+from ..validate import finite as _finite
+from ..validate import non_negative as _non_negative
 
 # torch (and the modules that import it: .dip, .forward) is imported inside the functions, so that
 # importing this module — and the package's public API — stays light.
@@ -200,23 +202,6 @@ def make_problem(
     if mask is not None:
         params["mask_pixels"] = int(mask.sum())
     return Problem(data, px, mic, mode, mask, pad, params)
-
-
-def _finite(value, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise InputError(f"{name} must be finite, got {v}")
-    return v
-
-
-def _non_negative(value, name: str) -> float:
-    v = _finite(value, name)
-    if v < 0:
-        raise InputError(f"{name} must be >= 0, got {v:g}")
-    return v
 
 
 def _int_at_least(value, name: str, low: int) -> int:
