@@ -1,6 +1,5 @@
 """The `napari-phase` command line: real runs on simulated data, and one-line errors."""
 
-import json
 import subprocess
 import sys
 
