@@ -8,12 +8,9 @@ defocus-spread envelopes), computed on a reflect-padded grid (:func:`~.forward.i
 so that the periodic FFT does not wrap the edges. The measured image is divided by its mean; the
 intensity scale s is fitted in closed form at every step (s = ⟨I_sim, I⟩/⟨I_sim, I_sim⟩).
 
-Deep image prior. A light U-Net (:mod:`.dip`) maps a fixed input — the SITIE phase, smoothed by a
-Gaussian of ``init_smoothing_px`` and divided by its standard deviation — to φm (times the same
-scale). The smoothing keeps the start below the noise level: at small defocus the linear SITIE
-inverse reproduces the image noise almost exactly, and a start that already fits the noise leaves
-the network nothing to do (measured: skyrmions at −0.25 mm, 50 % noise, phase accuracy 0.92 →
-0.95 with 2 px). It is pre-trained to reproduce its input
+Deep image prior. A light U-Net (:mod:`.dip`) maps a fixed input — the SITIE phase, optionally
+smoothed by a Gaussian of ``init_smoothing_px`` (default 0), divided by its standard deviation — to
+φm (times the same scale). It is pre-trained to reproduce its input
 (at most ``pretrain_iterations`` steps, fewer once the normalised MSE is below
 ``pretrain_tolerance``), then optimised with Adam on the mean squared error between the simulated
 and the measured image, with fresh Gaussian noise (``input_noise``) added to the input at every
@@ -78,7 +75,7 @@ DEFAULTS = {
     "tolerance": 5e-3,
     "discrepancy": 0.98,
     "smoothing_px": 2.0,
-    "init_smoothing_px": 2.0,
+    "init_smoothing_px": 0.0,
     "channels": (8, 16, 32, 32),  # = dip.DEFAULT_CHANNELS
     "mean_inner_potential_v": 20.0,
     "extinction_length_nm": 10.0,
@@ -769,7 +766,9 @@ def siprad(
     ``iterations``: most fit steps per frame (early stopping usually ends sooner).
     Further options (defaults in :data:`DEFAULTS`): ``pretrain_iterations``, ``learning_rate``,
     ``pretrain_learning_rate``, ``pretrain_tolerance``, ``input_noise``, ``patience``,
-    ``tolerance``, ``discrepancy``, ``smoothing_px``, ``init_smoothing_px``, ``channels``, ``mean_inner_potential_v`` (V0, V),
+    ``tolerance``, ``discrepancy``, ``smoothing_px``, ``init_smoothing_px`` (smooth the SITIE start;
+    2 px helped stripes/skyrmions at small defocus and high noise but hurt bubbles, a wash over the
+    benchmark grid, so off by default), ``channels``, ``mean_inner_potential_v`` (V0, V),
     ``extinction_length_nm`` (ξ), ``project_every`` (joint mode), ``contaminant_learning_rate``,
     ``qc_per_nm`` (SITIE start), ``pad_px`` (forward-model padding, default from the defocus),
     ``warm_start`` (series), ``num_threads`` (CPU threads; default 1 for images up to 160² px,

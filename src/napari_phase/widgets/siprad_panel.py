@@ -57,7 +57,7 @@ HELP = (
 )
 
 #: fallbacks when a solver's signature cannot be read
-DEFAULTS = {"iterations": 1000, "preview_every": 50, "smoothness": 1.0}
+DEFAULTS = {"iterations": 1000, "preview_every": 50, "smoothness": 10.0}
 
 
 def get_job_function(key: str) -> Callable:
