@@ -150,23 +150,24 @@ def bench_contaminants(quick: bool, device: str) -> list[dict]:
 
 def _trace_siprad(image, sample, device, threads, preview_every=10, **kw):
     """Run SIPRAD with previews; return (result, trace [(t_s, step, acc)], scoring-free runtime)."""
+    from napari_phase.jobs import run_job
     from napari_phase.ltem.siprad import siprad_job
     from napari_phase.physics import pearson_accuracy
 
     job = siprad_job(image, pixel_size_nm=PIXEL_NM, defocus_nm=-1e6, device=device, num_threads=threads,
                      preview_every=preview_every, **kw)
     trace, scoring = [], 0.0
+
+    def score(p):
+        nonlocal scoring
+        if p.partial is not None:
+            ts = time.perf_counter()
+            acc = pearson_accuracy(p.partial.phase, sample.phase_m, CROP_PX)
+            trace.append((ts - t0 - scoring, p.step, acc))  # wall time so far, scoring excluded
+            scoring += time.perf_counter() - ts
+
     t0 = time.perf_counter()
-    try:
-        while True:
-            p = next(job)
-            if p.partial is not None:
-                ts = time.perf_counter()
-                acc = pearson_accuracy(p.partial.phase, sample.phase_m, CROP_PX)
-                trace.append((ts - t0 - scoring, p.step, acc))  # wall time so far, scoring excluded
-                scoring += time.perf_counter() - ts
-    except StopIteration as stop:
-        result = stop.value
+    result = run_job(job, on_progress=score)
     total = time.perf_counter() - t0 - scoring
     return result, trace, total
 

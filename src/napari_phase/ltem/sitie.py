@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import __version__
-from ..jobs import InputError, JobCancelled, Progress, Stopwatch
+from ..jobs import InputError, JobCancelled, Progress, Stopwatch, run_job
 from ..physics.induction import induction_from_phase
 from ..physics.optics import electron_wavelength_nm
 from ..result import PhaseResult
@@ -184,8 +184,4 @@ def sitie(
     job = sitie_job(
         image, pixel_size_nm=pixel_size_nm, defocus_nm=defocus_nm, voltage_kv=voltage_kv, qc_per_nm=qc_per_nm, pad=pad
     )
-    try:
-        while True:
-            next(job)
-    except StopIteration as stop:
-        return stop.value
+    return run_job(job)

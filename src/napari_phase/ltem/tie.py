@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jobs import InputError, Progress, Stopwatch
+from ..jobs import InputError, Progress, Stopwatch, run_job
 from ..physics.optics import electron_wavelength_nm
 from ..validate import as_image, positive
 from ._poisson import solve_tie
@@ -117,8 +117,4 @@ def tie(
     job = tie_job(
         stack, pixel_size_nm=pixel_size_nm, defocus_step_nm=defocus_step_nm, voltage_kv=voltage_kv, qc_per_nm=qc_per_nm, pad=pad
     )
-    try:
-        while True:
-            next(job)
-    except StopIteration as stop:
-        return stop.value
+    return run_job(job)
