@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import platform
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,9 @@ SAMPLES = ("ltem_skyrmions", "ltem_stripes")
 
 def load_sample(name: str) -> tuple[np.ndarray, dict, dict]:
     """(image, truth arrays, metadata) of a bundled sample .npz."""
-    ref = resources.files("napari_phase").joinpath("sample_data", f"{name}.npz")
-    with resources.as_file(ref) as path, np.load(path) as z:
+    from .io.sample_data import sample_path
+
+    with np.load(sample_path(name)) as z:
         meta = json.loads(str(z["metadata_json"]))
         truth = {k: np.array(z[k]) for k in z.files if k not in ("image", "metadata_json")}
         return np.array(z["image"]), truth, meta
