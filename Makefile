@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 test: $(VENV)/.installed
-	QT_API=pyqt5 $(XRUN) $(PY) -m pytest -q $(PYTEST_ARGS)
+	QT_API=pyqt6 $(XRUN) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/napari-phase demo --out demo_output
