@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="napari-phase",
-        description="Recover the phase of the electron wave from TEM data (Lorentz TEM now; 4D-STEM to come).",
+        description="Recover the phase of the electron wave from TEM data: Lorentz TEM (SIPRAD, SITIE, TIE), 4D-STEM (CNN, iCoM, SSB) and defocus triplets (FlowTIE).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -106,7 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--defocus-step-mm", type=float, required=True, help="|Δf| between images, in mm")
     _ltem_args(s, defocus=False)
     s.set_defaults(func=cmd_tie)
+
+    train = sub.add_parser("train", help="train (or fine-tune) a shipped model: see `napari-phase train -h`")
+    train_sub = train.add_subparsers(title="models", metavar="MODEL")
+    _add_method_commands(sub, train_sub)
     return p
+
+
+#: Method packages that contribute sub-commands through ``add_commands(sub, train_sub)``.
+METHOD_CLI_MODULES = ("napari_phase.stem.cli", "napari_phase.flowtie.cli")
+
+
+def _add_method_commands(sub, train_sub) -> None:
+    """Let each method package add its own commands (``napari-phase X``, ``napari-phase train X``)."""
+    from importlib import import_module
+    from importlib.util import find_spec
+
+    for name in METHOD_CLI_MODULES:
+        if find_spec(name) is not None:
+            import_module(name).add_commands(sub, train_sub)
 
 
 def _ltem_args(s: argparse.ArgumentParser, defocus: bool = True) -> None:

@@ -1,14 +1,20 @@
-"""Shipped model weights (*.pt, each with a JSON model card) and a per-(name, device) cache.
+"""Shipped model weights (*.pt, each with a JSON model card), saving, and a per-(model, device) cache.
 
-SIPRAD fits a fresh network to every image, so it ships no weights; the 4D-STEM CNN and FlowTIE
-will add theirs here.
+SIPRAD fits a fresh network to every image and ships no weights; the 4D-STEM CNN
+(``airpi_default``) and FlowTIE (``flowtie_default``) ship theirs here. A model is named either
+by a shipped name or by the path of a ``.pt`` file with its ``.json`` card beside it (a user's
+fine-tuned model).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
 
 
 def _folder():
@@ -24,18 +30,96 @@ def list_models() -> list[str]:
     return sorted(names)
 
 
+def _is_path(name: str) -> bool:
+    return str(name).endswith(".pt") or "/" in str(name) or "\\" in str(name)
+
+
+def _card_file(name: str):
+    if _is_path(name):
+        return Path(name).with_suffix(".json")
+    return _folder().joinpath(f"{name}.json")
+
+
 def model_card(name: str) -> dict:
-    card = _folder().joinpath(f"{name}.json")
+    """The JSON card of a shipped model name or of a ``.pt`` path (its ``.json`` beside it)."""
+    card = _card_file(name)
     if not card.is_file():
+        if _is_path(name):
+            raise KeyError(f"no model card {card} beside the weights {name}")
         raise KeyError(f"no model named {name!r}; shipped: {', '.join(list_models()) or 'none'}")
     return json.loads(card.read_text())
 
 
 @lru_cache(maxsize=8)
 def load_state_dict(name: str, device: str = "cpu"):
-    """The weights of a shipped model, loaded once per (name, device)."""
+    """The weights of a shipped model (or a ``.pt`` path), loaded once per (name, device), float32."""
     import torch
 
     model_card(name)  # clear error for an unknown name
-    with resources.as_file(_folder().joinpath(f"{name}.pt")) as path:
-        return torch.load(path, map_location=device, weights_only=True)
+    if _is_path(name):
+        state = torch.load(Path(name), map_location=device, weights_only=True)
+    else:
+        with resources.as_file(_folder().joinpath(f"{name}.pt")) as path:
+            state = torch.load(path, map_location=device, weights_only=True)
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+
+
+_MODELS: dict[tuple[str, str], Any] = {}
+
+
+def load_model(name: str, build: Callable[[dict], Any], device="cpu"):
+    """A ready model: ``build(card)`` makes the architecture, the weights are loaded; eval mode.
+
+    Cached per (name, device): a panel re-running on the same model does not reload it.
+    """
+    key = (str(name), str(device))
+    if key not in _MODELS:
+        card = model_card(name)
+        model = build(card)
+        model.load_state_dict(load_state_dict(str(name), str(device)))
+        model.to(device).eval()
+        _MODELS[key] = model
+    return _MODELS[key]
+
+
+def git_commit() -> str:
+    """The current commit of the source tree (for model cards), or '' outside a checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).parent)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def save_model(model, card: dict, folder, name: str, dtype=None) -> Path:
+    """Write ``<folder>/<name>.pt`` (floating weights as ``dtype``, default float16) and its card.
+
+    The card gains ``file``, ``size_bytes``, ``sha256``, ``parameters``, ``dtype`` and ``git_commit``.
+    Returns the path of the weights.
+    """
+    import torch
+
+    dtype = torch.float16 if dtype is None else dtype
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu())
+             for k, v in model.state_dict().items()}
+    path = folder / f"{name}.pt"
+    torch.save(state, path)
+    data = path.read_bytes()
+    card = dict(card)
+    card.update(
+        name=name,
+        file=path.name,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        parameters=int(sum(p.numel() for p in model.parameters())),
+        dtype=str(dtype).replace("torch.", ""),
+        git_commit=card.get("git_commit") or git_commit(),
+    )
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    for key in [k for k in _MODELS if k[0] in (name, str(path))]:
+        del _MODELS[key]
+    load_state_dict.cache_clear()
+    return path

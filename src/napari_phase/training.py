@@ -1,0 +1,195 @@
+"""One training loop for every trained method (4D-STEM CNN, FlowTIE): schedule, checkpoints, resume.
+
+A method supplies three callables and a model:
+
+- ``make_batch(step, generator, device)`` -> a batch (anything ``loss_fn`` understands), made on the
+  fly (no dataset on disk);
+- ``loss_fn(model, batch)`` -> ``(loss_tensor, {name: float})``;
+- ``validate(model, device)`` -> ``{name: float}`` on a held-out split (must contain the selection
+  metric, ``val_loss`` by default).
+
+:func:`train_job` is a job in the :mod:`napari_phase.jobs` protocol: it yields
+:class:`~napari_phase.jobs.Progress` every step, stops cleanly on cancel (keeping the best
+weights), and returns a :class:`TrainReport`. Learning rate: linear warm-up, then cosine decay from
+``lr`` to ``lr_final`` over ``steps``. A ``time_budget_s`` ends the run early (validated and
+checkpointed), which is how CPU runs are bounded. Checkpoints hold model, optimiser, step, history,
+best weights and the RNG state, so ``resume=True`` continues where a run stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .jobs import JobCancelled, Progress, resolve_device
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (all land in the model card)."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-3
+    lr_final: float = 1e-5
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    val_every: int = 100
+    checkpoint_every: int = 200
+    time_budget_s: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class TrainReport:
+    """What a run did: best validation figures, history, samples seen, time, device."""
+
+    model: Any
+    history: list[dict[str, float]]
+    best: dict[str, float]
+    steps: int
+    samples: int
+    elapsed_s: float
+    device: str
+    threads: int
+    stopped_by: str  # "steps", "time budget" or "cancelled"
+    config: dict[str, Any]
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``lr_final`` at ``cfg.steps``."""
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    t = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1.0 + math.cos(math.pi * t))
+
+
+def train_job(
+    model,
+    *,
+    make_batch: Callable[[int, Any, Any], Any],
+    loss_fn: Callable[[Any, Any], tuple[Any, dict[str, float]]],
+    validate: Callable[[Any, Any], dict[str, float]] | None,
+    config: TrainConfig,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+    select: str = "val_loss",
+    on_validation: Callable[[int, dict[str, float]], None] | None = None,
+):
+    """Train ``model`` (job protocol); returns a :class:`TrainReport` with the best weights loaded.
+
+    The best iterate is chosen by the smallest ``select`` among validation results (or the
+    training loss when there is no ``validate``).
+    """
+    import torch
+
+    cfg = config
+    device = resolve_device(cfg.device)
+    previous_threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    model.to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    generator = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
+    history: list[dict[str, float]] = []
+    best: dict[str, float] = {}
+    best_state = None
+    start_step = 0
+    ckpt = Path(checkpoint_path) if checkpoint_path else None
+
+    if resume and ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        generator.set_state(state["rng"])
+        start_step, history, best = state["step"], state["history"], state["best"]
+        best_state = state.get("best_model")
+
+    def save_checkpoint(step: int) -> None:
+        if ckpt is None:
+            return
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_suffix(ckpt.suffix + ".tmp")
+        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                    "rng": generator.get_state(), "step": step, "history": history, "best": best,
+                    "best_model": best_state, "config": cfg.as_dict()}, tmp)
+        tmp.replace(ckpt)
+
+    def run_validation(step: int, train_loss: float) -> None:
+        nonlocal best, best_state
+        model.eval()
+        with torch.no_grad():
+            metrics = dict(validate(model, device)) if validate is not None else {"val_loss": train_loss}
+        model.train()
+        metrics = {k: float(v) for k, v in metrics.items()}
+        row = {"step": step, "train_loss": train_loss, "lr": learning_rate(step, cfg),
+               "elapsed_s": elapsed_before + time.perf_counter() - t0, **metrics}
+        history.append(row)
+        if on_validation is not None:
+            on_validation(step, row)
+        score = metrics.get(select, train_loss)
+        if not best or score < best.get(select, math.inf):
+            best = {"step": step, **metrics}
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+
+    elapsed_before = history[-1]["elapsed_s"] if history else 0.0
+    t0 = time.perf_counter()
+    stopped_by = "steps"
+    step = start_step
+    running = math.nan
+    model.train()
+    try:
+        while step < cfg.steps:
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(step, cfg)
+            batch = make_batch(step, generator, device)
+            loss, parts = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"training loss became {loss.item()} at step {step}: lower the learning rate")
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimiser.step()
+            value = float(loss.detach())
+            running = value if math.isnan(running) else 0.95 * running + 0.05 * value
+            step += 1
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                run_validation(step, running)
+            if step % cfg.checkpoint_every == 0:
+                save_checkpoint(step)
+            budget_spent = cfg.time_budget_s is not None and time.perf_counter() - t0 > cfg.time_budget_s
+            msg = f"loss {running:.4g}" + (f", best {select} {best[select]:.4g}" if select in best else "")
+            yield Progress(step, cfg.steps, msg)
+            if budget_spent:
+                stopped_by = "time budget"
+                break
+    except JobCancelled:
+        stopped_by = "cancelled"
+    finally:
+        torch.set_num_threads(previous_threads)
+
+    if not history or history[-1]["step"] != step:
+        if step > start_step:
+            run_validation(step, running)
+    save_checkpoint(step)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainReport(
+        model=model, history=history, best=best, steps=step,
+        samples=step * cfg.batch_size, elapsed_s=elapsed_before + time.perf_counter() - t0,
+        device=str(device), threads=int(cfg.threads or previous_threads), stopped_by=stopped_by,
+        config=cfg.as_dict(),
+    )
