@@ -239,7 +239,7 @@ def test_odd_non_square_size():
 
 def test_deterministic_with_seed():
     s = simulate("skyrmions", (48, 48), pixel_size_nm=PX, defocus_nm=DF, noise=0.5, seed=4)
-    kw = dict(pixel_size_nm=PX, defocus_nm=DF, iterations=25, pretrain_iterations=10, patience=1000, device="cpu")
+    kw = dict(pixel_size_nm=PX, defocus_nm=DF, iterations=25, pretrain_iterations=10, patience=1000, device="cpu", num_threads=1)
     a = siprad(s.image, seed=7, **kw)
     b = siprad(s.image, seed=7, **kw)
     c = siprad(s.image, seed=8, **kw)
@@ -252,12 +252,27 @@ def test_deterministic_with_seed():
 def test_pixelwise_series_and_determinism():
     samples = [simulate("stripes", (40, 40), pixel_size_nm=PX, defocus_nm=DF, noise=0.3, seed=s) for s in (1, 2)]
     stack = np.stack([s.image for s in samples])
-    kw = dict(pixel_size_nm=PX, defocus_nm=DF, iterations=30, device="cpu")
+    kw = dict(pixel_size_nm=PX, defocus_nm=DF, iterations=30, device="cpu", num_threads=1)  # bitwise: fix the threads
     a = pixelwise(stack, **kw)
     b = pixelwise(stack, **kw)
     assert a.phase.shape == (2, 40, 40) and len(a.metadata["iterations_run"]) == 2
     np.testing.assert_array_equal(a.phase, b.phase)
-    assert a.metadata["threads"] == 1  # small images run single-threaded by default
+    assert a.metadata["threads"] == 1 and a.metadata["thread_tuning"]["tuned"] is False
+
+
+def test_thread_count_is_measured_and_restored():
+    import torch
+
+    from napari_phase.threads import default_candidates
+
+    before = torch.get_num_threads()
+    s = simulate("stripes", (48, 48), pixel_size_nm=PX, defocus_nm=DF, noise=0.3, seed=1)
+    res = siprad(s.image, pixel_size_nm=PX, defocus_nm=DF, iterations=15, pretrain_iterations=3, device="cpu")
+    tuning = res.metadata["thread_tuning"]
+    assert res.metadata["threads"] in default_candidates()
+    if len(default_candidates()) > 1:
+        assert tuning["tuned"] and tuning["probes"] and set(tuning["probes"][0]["step_ms"]) == {str(c) for c in default_candidates()}
+    assert torch.get_num_threads() == before
 
 
 def test_cancel_series_keeps_whole_frames():

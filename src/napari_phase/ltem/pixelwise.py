@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from ..jobs import InputError, JobCancelled, Progress, Stopwatch, with_cpu_fallback
+from ..threads import ThreadTuner
 from ..validate import positive
 from .siprad import (
     ForwardModel,
@@ -31,12 +32,10 @@ from .siprad import (
     _jsonable,
     _non_negative,
     build_result,
-    choose_threads,
     make_problem,
     noise_variance,
     preview,
     sitie_init,
-    torch_threads,
 )
 
 PRIORS = ("gradient", "laplacian")
@@ -64,13 +63,14 @@ def _pixelwise_run(device, problem, opts: dict, preview_every: int):
     import torch
 
     dev = torch.device(device)
-    with torch_threads(choose_threads(opts["num_threads"], dev, problem.data.shape)) as threads:
-        result = yield from _pixelwise_body(dev, problem, opts, preview_every)
-        result.metadata["threads"] = threads if dev.type == "cpu" else None
+    with ThreadTuner.for_device(dev, opts["num_threads"]) as tuner:
+        result = yield from _pixelwise_body(dev, problem, opts, preview_every, tuner)
+        result.metadata["threads"] = tuner.threads
+        result.metadata["thread_tuning"] = tuner.summary()
     return result
 
 
-def _pixelwise_body(device, problem, opts: dict, preview_every: int):
+def _pixelwise_body(device, problem, opts: dict, preview_every: int, tuner):
     import torch
     import torch.nn.functional as F
 
@@ -117,10 +117,11 @@ def _pixelwise_body(device, problem, opts: dict, preview_every: int):
             opt = torch.optim.LBFGS(params, lr=1.0, max_iter=chunk, history_size=20, line_search_fn="strong_wolfe",
                                     tolerance_grad=1e-10, tolerance_change=1e-12)
 
-            def closure():
-                opt.zero_grad(set_to_none=True)
-                loss = objective()
-                loss.backward()
+            def closure():  # one forward + backward: the unit the thread tuner times
+                with tuner.step():
+                    opt.zero_grad(set_to_none=True)
+                    loss = objective()
+                    loss.backward()
                 return loss
 
             current["phi"] = phi.detach().clone()

@@ -32,8 +32,9 @@ interaction constant at the voltage).
 Speed (this project's choices, measured in docs/benchmarks.md): every learned layer works at half
 resolution or coarser (8–32 channels), channels-last layout; the paper's 200 + 5000 steps at lr
 2e-4 are replaced by a pre-training that stops once the input is reproduced (usually 20–60 steps)
-and a few hundred fit steps at lr 1e-2 ended by the stopping rules above. Small images run on one
-CPU thread (:func:`choose_threads`). torch.compile was measured and not used: on the 2-core CPU it
+and a few hundred fit steps at lr 1e-2 ended by the stopping rules above. The CPU thread count is
+measured at run time (:class:`~napari_phase.threads.ThreadTuner`: a few steps with each candidate,
+the fastest kept, re-checked now and then), because on a shared CPU it cannot be predicted. torch.compile was measured and not used: on the 2-core CPU it
 took 46 s to compile and the compiled step was slower (35 vs 29 ms at 256²). The exit wave is
 complex, so the image formation needs full complex FFTs (no rfft); they are ~15 % of a step.
 Time series (T, Y, X) are solved frame by frame, each frame's network warm-started from the
@@ -42,7 +43,6 @@ previous frame's best weights (no second pre-training).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from dataclasses import dataclass, field
@@ -54,6 +54,7 @@ from ..jobs import InputError, JobCancelled, Progress, Stopwatch, with_cpu_fallb
 from ..physics.induction import induction_from_phase
 from ..physics.optics import interaction_constant
 from ..result import PhaseResult
+from ..threads import ThreadTuner
 from ..validate import MIN_SIZE_PX, as_image, nonzero, positive
 from ..validate import finite as _finite
 from ..validate import non_negative as _non_negative
@@ -341,37 +342,6 @@ def preview(phases: list[np.ndarray], problem: Problem, smoothing_px: float, met
     return PhaseResult(arrays={"phase": ph}, pixel_size=problem.pixel_size_nm, metadata={"method": method, "partial": True, "frame": frame})
 
 
-#: Images up to this many pixels per frame run on one CPU thread by default: their kernels are too
-#: small to gain from a second thread, and on a busy machine OpenMP threads that wait for each
-#: other cost far more than they bring (measured: 64² went from 1.4 s to 7–85 s with 2 threads).
-SINGLE_THREAD_MAX_PX = 160 * 160
-
-
-def choose_threads(num_threads, device, shape) -> int | None:
-    """Torch CPU threads for a run: ``num_threads`` if given; None (leave torch's setting) on a
-    GPU or for large images; 1 for small images (see :data:`SINGLE_THREAD_MAX_PX`)."""
-    if num_threads is not None:
-        return int(num_threads)
-    if getattr(device, "type", str(device)) != "cpu":
-        return None
-    return 1 if int(shape[-2]) * int(shape[-1]) <= SINGLE_THREAD_MAX_PX else None
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Set torch's intra-op CPU threads for the duration (None: unchanged); restored afterwards."""
-    import torch
-
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(int(n))
-    try:
-        yield torch.get_num_threads()
-    finally:
-        if n:
-            torch.set_num_threads(old)
-
-
 def seeded(make, seed: int):
     """Build a module with torch's global RNG seeded, without disturbing the caller's RNG state."""
     import torch
@@ -411,13 +381,14 @@ def _siprad_run(device, problem: Problem, opts: dict, preview_every: int):
     import torch
 
     dev = torch.device(device)
-    with torch_threads(choose_threads(opts["num_threads"], dev, problem.data.shape)) as threads:
-        result = yield from _siprad_body(dev, problem, opts, preview_every)
-        result.metadata["threads"] = threads if dev.type == "cpu" else None
+    with ThreadTuner.for_device(dev, opts["num_threads"]) as tuner:
+        result = yield from _siprad_body(dev, problem, opts, preview_every, tuner)
+        result.metadata["threads"] = tuner.threads
+        result.metadata["thread_tuning"] = tuner.summary()
     return result
 
 
-def _siprad_body(device, problem: Problem, opts: dict, preview_every: int):
+def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner):
     import torch
     import torch.nn.functional as F
 
@@ -501,12 +472,13 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int):
             if t == 0 or not opts["warm_start"]:
                 opt = torch.optim.Adam(phase_net.parameters(), lr=opts["pretrain_learning_rate"])
                 for i in range(opts["pretrain_iterations"]):
-                    opt.zero_grad(set_to_none=True)
-                    noise = torch.randn(x0.shape, generator=gen, device=dev) * opts["input_noise"]
-                    out = phase_net(x0 + noise)
-                    loss = F.mse_loss(out, x0)
-                    loss.backward()
-                    opt.step()
+                    with tuner.step():
+                        opt.zero_grad(set_to_none=True)
+                        noise = torch.randn(x0.shape, generator=gen, device=dev) * opts["input_noise"]
+                        out = phase_net(x0 + noise)
+                        loss = F.mse_loss(out, x0)
+                        loss.backward()
+                        opt.step()
                     state.pretrain_iterations = i + 1
                     yield report(step0 + i + 1, f"SIPRAD: pre-training {i + 1} (frame {t + 1}/{n_frames})", t)
                     if loss.item() < opts["pretrain_tolerance"]:
@@ -535,14 +507,15 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int):
             state.noise_sigma = math.sqrt(noise_var)
             base = step0 + opts["pretrain_iterations"]
             for i in range(opts["iterations"]):
-                opt.zero_grad(set_to_none=True)
-                noise = torch.randn(x0.shape, generator=gen, device=dev) * opts["input_noise"]
-                phi = phase_net(x0 + noise)[0, 0] * in_scale
-                nla = neg_log_amp()
-                loss, scale = fm.loss(fm.image(phi, nla), y)
-                loss.backward()
-                opt.step()
-                lv = float(loss.detach())
+                with tuner.step():
+                    opt.zero_grad(set_to_none=True)
+                    noise = torch.randn(x0.shape, generator=gen, device=dev) * opts["input_noise"]
+                    phi = phase_net(x0 + noise)[0, 0] * in_scale
+                    nla = neg_log_amp()
+                    loss, scale = fm.loss(fm.image(phi, nla), y)
+                    loss.backward()
+                    opt.step()
+                    lv = float(loss.detach())
                 state.iterations = i + 1
                 if not math.isfinite(lv):
                     raise FloatingPointError("SIPRAD: the loss became NaN/inf; try a lower learning_rate")
@@ -771,9 +744,10 @@ def siprad(
     benchmark grid, so off by default), ``channels``, ``mean_inner_potential_v`` (V0, V),
     ``extinction_length_nm`` (ξ), ``project_every`` (joint mode), ``contaminant_learning_rate``,
     ``qc_per_nm`` (SITIE start), ``pad_px`` (forward-model padding, default from the defocus),
-    ``warm_start`` (series), ``num_threads`` (CPU threads; default 1 for images up to 160² px,
-    else torch's setting), ``preview_every``.
-    ``seed`` makes the run reproducible; ``device``: "auto", "cpu", "cuda" (falls back to the CPU
+    ``warm_start`` (series), ``num_threads`` (CPU threads; default None = chosen from measured
+    step times by :class:`~napari_phase.threads.ThreadTuner`), ``preview_every``.
+    ``seed`` makes the run reproducible (bit for bit with a fixed ``num_threads``: the measured
+    thread count may differ between runs and changes the rounding); ``device``: "auto", "cpu", "cuda" (falls back to the CPU
     on CUDA out-of-memory). Metadata: method, version, parameters, seed, device, runtime_s,
     iterations_run, pretrain_iterations_run, best_loss, stopped_early, cancelled, intensity_scale
     (and contaminant_amplitude in mask mode).
