@@ -66,6 +66,14 @@ class PhaseResult:
         return self.arrays.get("amplitude")
 
     @property
+    def pixel_size_a(self) -> float:
+        """Pixel size in Å whatever ``pixel_unit`` is (Å, nm, pm, µm)."""
+        factor = {"Å": 1.0, "A": 1.0, "angstrom": 1.0, "nm": 10.0, "pm": 0.01, "µm": 1e4, "um": 1e4}.get(self.pixel_unit)
+        if factor is None:
+            raise ValueError(f"pixel unit {self.pixel_unit!r} is not a length")
+        return float(self.pixel_size) * factor
+
+    @property
     def cancelled(self) -> bool:
         return bool(self.metadata.get("cancelled", False))
 

@@ -1,0 +1,92 @@
+"""4D-STEM input checks and streaming over scan rows (numpy, np.memmap or dask in; float32 blocks out).
+
+Everything that reads a 4D-STEM dataset walks it in blocks of scan rows, so a memory-mapped or
+dask dataset larger than memory is read once, block by block, and never whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..jobs import InputError
+
+#: bytes of float32 patterns one block holds at most
+BLOCK_BYTES = 64 * 2**20
+MIN_SCAN = 3
+MIN_DETECTOR = 8
+
+
+def shape_of(data: Any) -> tuple[int, ...]:
+    return tuple(int(s) for s in np.shape(data)) if not hasattr(data, "shape") else tuple(int(s) for s in data.shape)
+
+
+def check_4d(data: Any, name: str = "4D-STEM data") -> tuple[int, int, int, int]:
+    """Shape checks that need no pass over the data: 4-D, numeric, ≥3 scan rows/cols, a square
+    detector of at least 8 px. Returns the shape."""
+    if data is None:
+        raise InputError(f"no {name} given")
+    shape = shape_of(data)
+    if len(shape) != 4:
+        raise InputError(f"the {name} must be 4-D (scan_y, scan_x, ky, kx), got {len(shape)}-D with shape {shape}")
+    if 0 in shape:
+        raise InputError(f"the {name} is empty (shape {shape})")
+    dtype = np.dtype(getattr(data, "dtype", np.float32))
+    if dtype.kind == "c":
+        raise InputError(f"the {name} is complex; give diffraction intensities (real counts)")
+    if dtype.kind not in "biuf" or dtype == np.bool_:
+        raise InputError(f"the {name} must be numeric intensities, got dtype {dtype}")
+    sy, sx, ky, kx = shape
+    if sy < MIN_SCAN or sx < MIN_SCAN:
+        raise InputError(f"the scan is only {sy}x{sx} positions; need at least {MIN_SCAN} rows and {MIN_SCAN} columns")
+    if ky != kx:
+        raise InputError(f"the detector is not square ({ky}x{kx} px); crop or bin the patterns to a square first")
+    if ky < MIN_DETECTOR:
+        raise InputError(f"the detector has only {ky}x{kx} px; need at least {MIN_DETECTOR}x{MIN_DETECTOR}")
+    return shape  # type: ignore[return-value]
+
+
+def rows_per_block(shape: tuple[int, ...], block_bytes: int = BLOCK_BYTES) -> int:
+    per_row = int(np.prod(shape[1:])) * 4
+    return int(max(1, min(shape[0], block_bytes // max(per_row, 1))))
+
+
+def read_rows(data: Any, r0: int, r1: int, name: str = "4D-STEM data") -> np.ndarray:
+    """Rows r0:r1 as float32 numpy, checked for NaN/inf."""
+    block = data[r0:r1]
+    if hasattr(block, "compute"):
+        block = block.compute()
+    block = np.asarray(block, dtype=np.float32)
+    if not np.isfinite(block).all():
+        bad = int((~np.isfinite(block)).sum())
+        raise InputError(f"the {name} has {bad} NaN/inf value(s) in scan rows {r0}-{r1 - 1}; fix or crop them first")
+    return block
+
+
+def iter_rows(data: Any, block_rows: int | None = None, name: str = "4D-STEM data") -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield (r0, r1, float32 block) over the scan rows."""
+    shape = shape_of(data)
+    n = block_rows or rows_per_block(shape)
+    for r0 in range(0, shape[0], n):
+        r1 = min(shape[0], r0 + n)
+        yield r0, r1, read_rows(data, r0, r1, name)
+
+
+def mean_pattern(data: Any, block_rows: int | None = None) -> np.ndarray:
+    """Mean diffraction pattern (float64 accumulation), streaming over rows; checks NaN and all-zero."""
+    shape = check_4d(data)
+    acc = np.zeros(shape[2:], np.float64)
+    for _, _, block in iter_rows(data, block_rows):
+        acc += block.sum(axis=(0, 1), dtype=np.float64)
+    acc /= shape[0] * shape[1]
+    if not acc.any():
+        raise InputError("every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)")
+    if float(acc.min()) < 0 and float(acc.max()) <= 0:
+        raise InputError("the diffraction patterns have no positive counts")
+    return acc.astype(np.float32)
+
+
+def check_total_counts(block_sum: float) -> None:
+    if not block_sum > 0:
+        raise InputError("every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)")

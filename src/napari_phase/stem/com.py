@@ -1,0 +1,224 @@
+"""Centre of mass (CoM) of each diffraction pattern, integrated CoM (iCoM), scan rotation/flip guess.
+
+For a phase object the CoM of a pattern, in 1/Å, is ⟨k⟩(r_p) = (1/2π) ∫ |ψ_in(r − r_p)|² ∇φ(r) dr
+(DESIGN §6). With g = 2π⟨k⟩ (rad/Å) on the scan grid the phase follows by Fourier integration:
+
+    φ̂(q) = (q_x ĝ_x + q_y ĝ_y) / (2πi |q|²),   φ̂(0) = 0,
+
+so iCoM returns φ blurred by the probe intensity |ψ_in|². The field is mean-removed (a uniform
+gradient, e.g. an off-centre optical axis, is not recoverable) and mirror-extended before the FFT
+(the even extension of φ is continuous, so a non-periodic scan gets no edge artefacts).
+
+Scan rotation/flip (see calibration.py): g = R(θ) F(m). The automatic guess minimises Σ curl(g)²:
+curl(R(θ)m) = cos θ · curl m + sin θ · div m, a quadratic form in (cos θ, sin θ) whose smallest
+eigenvector is the answer (exact, no angle grid), for F = identity and F = swap. The remaining
+180° ambiguity is settled by the sign of the phase's skewness (positive: atoms, a positive
+potential, are phase maxima).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..jobs import InputError, Job, JobCancelled, Progress, Stopwatch, run_job
+from ..result import PhaseResult
+from ._data import check_4d, iter_rows, rows_per_block
+from .calibration import Calibration
+
+
+@dataclass
+class ComMaps:
+    """CoM per scan position in detector pixels, relative to the optical axis, detector frame."""
+
+    com_y_px: np.ndarray
+    com_x_px: np.ndarray
+    total_counts: np.ndarray
+
+    def in_mrad(self, detector_mrad_per_px: float) -> tuple[np.ndarray, np.ndarray]:
+        return self.com_y_px * detector_mrad_per_px, self.com_x_px * detector_mrad_per_px
+
+    def in_inv_a(self, detector_inv_a_per_px: float) -> tuple[np.ndarray, np.ndarray]:
+        return self.com_y_px * detector_inv_a_per_px, self.com_x_px * detector_inv_a_per_px
+
+
+def _com_block(block: np.ndarray, cy: float, cx: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ky, kx = block.shape[-2:]
+    n = block.sum(axis=(-2, -1), dtype=np.float64)
+    wy = block.sum(axis=-1, dtype=np.float64) @ (np.arange(ky) - cy)
+    wx = block.sum(axis=-2, dtype=np.float64) @ (np.arange(kx) - cx)
+    safe = np.where(n > 0, n, 1.0)
+    return (np.where(n > 0, wy / safe, 0.0), np.where(n > 0, wx / safe, 0.0), n)
+
+
+def com_maps(data: Any, *, center: tuple[float, float] | None = None, block_rows: int | None = None) -> ComMaps:
+    """CoM maps of a 4D-STEM dataset (streams over scan rows); detector frame, relative to ``center``
+    (default the detector centre)."""
+    shape = check_4d(data)
+    cy, cx = center if center is not None else (shape[2] // 2, shape[3] // 2)
+    com_y = np.zeros(shape[:2], np.float64)
+    com_x = np.zeros(shape[:2], np.float64)
+    counts = np.zeros(shape[:2], np.float64)
+    for r0, r1, block in iter_rows(data, block_rows):
+        com_y[r0:r1], com_x[r0:r1], counts[r0:r1] = _com_block(block, cy, cx)
+    if not counts.any():
+        raise InputError("every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)")
+    return ComMaps(com_y, com_x, counts)
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def to_scan_frame(my: np.ndarray, mx: np.ndarray, rotation_deg: float, transpose: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Detector-frame vector field (my, mx) to the scan frame: g = R(θ) F(m) (returns gy, gx)."""
+    if transpose:
+        mx, my = my, mx
+    t = math.radians(rotation_deg)
+    c, s = math.cos(t), math.sin(t)
+    return s * mx + c * my, c * mx - s * my
+
+
+def integrate_gradient(gy: np.ndarray, gx: np.ndarray, step_y_a: float, step_x_a: float, *, mirror: bool = True) -> np.ndarray:
+    """φ from its gradient (gy, gx) in rad/Å on a grid of (step_y, step_x) Å:
+    φ̂ = (q_x ĝ_x + q_y ĝ_y)/(2πi|q|²), φ̂(0) = 0; mean-removed, mirror-extended (see module doc)."""
+    gy = np.asarray(gy, np.float64)
+    gx = np.asarray(gx, np.float64)
+    gy = gy - gy.mean()
+    gx = gx - gx.mean()
+    ny, nx = gy.shape
+    if mirror:
+        gx = np.block([[gx, -gx[:, ::-1]], [gx[::-1, :], -gx[::-1, ::-1]]])
+        gy = np.block([[gy, gy[:, ::-1]], [-gy[::-1, :], -gy[::-1, ::-1]]])
+    qy = np.fft.fftfreq(gy.shape[0], d=step_y_a)[:, None]
+    qx = np.fft.fftfreq(gy.shape[1], d=step_x_a)[None, :]
+    q2 = qy**2 + qx**2
+    q2[0, 0] = 1.0
+    spec = (qx * np.fft.fft2(gx) + qy * np.fft.fft2(gy)) / (2j * math.pi * q2)
+    spec[0, 0] = 0.0
+    phase = np.fft.ifft2(spec).real[:ny, :nx]
+    return (phase - phase.mean()).astype(np.float32)
+
+
+def _curl_div(my, mx, step_y, step_x):
+    dmx_dy, dmx_dx = np.gradient(mx, step_y, step_x)
+    dmy_dy, dmy_dx = np.gradient(my, step_y, step_x)
+    return dmy_dx - dmx_dy, dmx_dx + dmy_dy
+
+
+def _skew(a: np.ndarray) -> float:
+    a = a - a.mean()
+    sd = a.std()
+    return float((a**3).mean() / sd**3) if sd > 0 else 0.0
+
+
+def guess_rotation(com_y: np.ndarray, com_x: np.ndarray, *, scan_step_a: float | tuple = 1.0) -> dict:
+    """Scan rotation (deg) and transpose that make the CoM field curl-free (see module doc).
+
+    Returns {"rotation_deg", "transpose", "curl_fraction" (Σcurl²/Σ|∇g|² at the optimum, 0 = ideal),
+    "curl_fraction_other" (the best of the other transpose choice), "skewness"}.
+    """
+    sy, sx = scan_step_a if isinstance(scan_step_a, (tuple, list)) else (scan_step_a, scan_step_a)
+    my = np.asarray(com_y, np.float64) - np.mean(com_y)
+    mx = np.asarray(com_x, np.float64) - np.mean(com_x)
+    if my.shape[0] < 3 or my.shape[1] < 3:
+        raise InputError("the scan needs at least 3x3 positions to guess its rotation")
+    if not (np.any(my) or np.any(mx)):
+        raise InputError("the centre-of-mass field is uniform: no contrast to guess the scan rotation from")
+    best = []
+    for transpose in (False, True):
+        a_y, a_x = (mx, my) if transpose else (my, mx)
+        curl, div = _curl_div(a_y, a_x, sy, sx)
+        A, B, C = float((curl**2).sum()), float((curl * div).sum()), float((div**2).sum())
+        w, v = np.linalg.eigh(np.array([[A, B], [B, C]]))
+        c, s = v[:, 0]
+        theta = math.degrees(math.atan2(s, c))
+        best.append((w[0] / max(A + C, 1e-300), theta, transpose))
+    best.sort()
+    frac, theta, transpose = best[0]
+    gy, gx = to_scan_frame(my, mx, theta, transpose)
+    skew = _skew(integrate_gradient(gy, gx, sy, sx))
+    if skew < 0:
+        theta += 180.0
+        skew = -skew
+    theta = (theta + 180.0) % 360.0 - 180.0
+    return {"rotation_deg": float(theta), "transpose": bool(transpose), "curl_fraction": float(frac),
+            "curl_fraction_other": float(best[1][0]), "skewness": float(skew)}
+
+
+# ----------------------------------------------------------------------------- iCoM
+
+
+def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple | None,
+             detector_mrad_per_px: float | None, rotation_deg: float | None = 0.0, transpose: bool = False,
+             center: tuple[float, float] | None = None, auto_rotation: bool = False, mirror: bool = True,
+             block_rows: int | None = None) -> Job:
+    """iCoM as a job: CoM over row blocks (partial phase of the rows done so far), then Fourier
+    integration. ``rotation_deg=None`` or ``auto_rotation=True`` guesses rotation and transpose
+    from the data (curl minimisation). Returns a PhaseResult: ``phase`` (rad) on the scan grid
+    (pixel = scan step in Å, origin at the first scan position), ``com_x``/``com_y`` (mrad, scan frame)."""
+    shape = check_4d(data)
+    cal = Calibration(energy_kev=energy_kev, scan_step_a=scan_step_a, detector_mrad_per_px=detector_mrad_per_px,
+                      rotation_deg=float(rotation_deg or 0.0), transpose=bool(transpose), center_px=center)
+    cal.validate(needs=("energy_kev", "scan_step_a", "detector_mrad_per_px"))
+    step_y, step_x = cal.step_yx_a
+    if abs(step_y - step_x) > 0.01 * step_x:
+        raise InputError(f"scan steps differ in y and x ({step_y:g} vs {step_x:g} Å); resample to square pixels first")
+    cy, cx = cal.center_for(shape[2:])
+    auto = auto_rotation or rotation_deg is None
+    watch = Stopwatch()
+    n = block_rows or rows_per_block(shape)
+    total = -(-shape[0] // n) + 1
+    com_y = np.zeros(shape[:2], np.float64)
+    com_x = np.zeros(shape[:2], np.float64)
+    counts = np.zeros(shape[:2], np.float64)
+    k_scale = 2 * math.pi * cal.detector_inv_a_per_px  # px -> g in rad/Å
+    done = 0
+
+    def make(rows: int, rot: float, tr: bool, extra: dict) -> PhaseResult:
+        my, mx = com_y[:rows], com_x[:rows]
+        gy, gx = to_scan_frame(my, mx, rot, tr)
+        phase = integrate_gradient(gy * k_scale, gx * k_scale, step_y, step_x, mirror=mirror)
+        det = cal.detector_mrad_per_px
+        meta = {"method": "icom", "energy_kev": cal.energy_kev, "scan_step_a": step_x,
+                "detector_mrad_per_px": det, "rotation_deg": rot, "transpose": tr, "center_px": [cy, cx],
+                "auto_rotation": auto, "mirror_padding": mirror, "input_shape": list(shape),
+                "origin": "first scan position", "runtime_s": watch.elapsed_s, "device": "cpu", **extra}
+        return PhaseResult({"phase": phase, "com_x": (gx * det).astype(np.float32), "com_y": (gy * det).astype(np.float32)},
+                           pixel_size=step_x, pixel_unit="Å", array_units={"com_x": "mrad", "com_y": "mrad"},
+                           metadata=meta)
+
+    try:
+        for i, (r0, r1, block) in enumerate(iter_rows(data, n)):
+            com_y[r0:r1], com_x[r0:r1], counts[r0:r1] = _com_block(block, cy, cx)
+            done = r1
+            partial = make(r1, cal.rotation_deg, cal.transpose, {"partial": True}) if (r1 >= 3 and not auto) else None
+            yield Progress(i + 1, total, f"iCoM: scan row {r1}/{shape[0]}", partial)
+    except JobCancelled:
+        if done < 3:
+            raise
+        res = make(done, cal.rotation_deg, cal.transpose, {"cancelled": True, "rows_done": done})
+        return res
+    if not counts.any():
+        raise InputError("every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)")
+    extra: dict = {}
+    rot, tr = cal.rotation_deg, cal.transpose
+    if auto:
+        guess = guess_rotation(com_y, com_x, scan_step_a=(step_y, step_x))
+        rot, tr = guess["rotation_deg"], guess["transpose"]
+        extra["rotation_guess"] = guess
+    result = make(shape[0], rot, tr, extra)
+    yield Progress(total, total, "iCoM: integrated", None)
+    return result
+
+
+def icom(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple | None,
+         detector_mrad_per_px: float | None, rotation_deg: float | None = 0.0, transpose: bool = False,
+         center: tuple[float, float] | None = None, **kwargs: Any) -> PhaseResult:
+    """Integrated centre of mass (see module doc and :func:`icom_job`): PhaseResult with ``.phase`` (rad),
+    pixel size = scan step (Å)."""
+    return run_job(icom_job(data, energy_kev=energy_kev, scan_step_a=scan_step_a,
+                            detector_mrad_per_px=detector_mrad_per_px, rotation_deg=rotation_deg,
+                            transpose=transpose, center=center, **kwargs))

@@ -1,0 +1,176 @@
+"""Single side-band ptychography (SSB; Pennycook et al. 2015), accumulated over scan positions.
+
+With the probe A(k) = aperture(k)·exp(−iχ(k)) and the data Fourier-transformed over the scan,
+G(k, Q) = Σ_p I(k; r_p) e^{−2πi Q·r_p}, a weak phase object t = 1 + iφ gives
+
+    G(k, Q) = i Φ(Q) A(k − Q) A*(k)    where k, k − Q are in the aperture and k + Q is not,
+    G(k, Q) = −i Φ(Q) A(k) A*(k + Q)   where k, k + Q are in the aperture and k − Q is not
+
+(the two double-overlap "trotters"; Φ = DFT of φ over the scan grid, intensities normalised to the
+mean bright-field level). SSB estimates Φ(Q) = Σ_trotters W(k, Q) G(k, Q) / N(Q) with W the conjugate
+of the factor above, for 0 < |Q| < 2α/λ, and φ = Re IFFT(Φ). Because G is linear in the data,
+Φ(Q) = Σ_p e^{−2πi Q·r_p} Σ_k W(k, Q) I(k; r_p) accumulates block by block of scan rows (the live
+form of LiberTEM's ptychography40): memory is the sparse W (trotter pixels × Q) plus one block.
+
+Detector frame: k_det = F(R(−θ) Q_scan) (rotation/transpose as in calibration.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..jobs import InputError, Job, JobCancelled, Progress, Stopwatch, run_job
+from ..physics.optics import chi
+from ..result import PhaseResult
+from ._data import check_4d, read_rows
+from .calibration import Calibration
+
+
+def _trotter_weights(det_shape, center, aperture_px, inv_a_per_px, q_yx, rotation_deg, transpose,
+                     wavelength_a, defocus_a, cs_a):
+    """Sparse W (n_disc_pixels × n_Q, complex64), the disc pixel indices and N(Q)."""
+    import scipy.sparse as sp
+
+    cy, cx = center
+    yy, xx = np.indices(det_shape, dtype=np.float64)
+    ky = (yy - cy).ravel()
+    kx = (xx - cx).ravel()
+    disc = ky**2 + kx**2 < aperture_px**2
+    idx = np.flatnonzero(disc)
+    ky, kx = ky[idx], kx[idx]
+    # Q (scan frame, 1/Å) -> detector frame in px: k_det = F(R(-θ) Q)
+    t = math.radians(rotation_deg)
+    c, s = math.cos(t), math.sin(t)
+    qy_s, qx_s = q_yx
+    qx_d = (c * qx_s + s * qy_s) / inv_a_per_px
+    qy_d = (-s * qx_s + c * qy_s) / inv_a_per_px
+    if transpose:
+        qx_d, qy_d = qy_d, qx_d
+    r2 = aperture_px**2
+    abr = bool(defocus_a or cs_a)
+
+    def a_of(ky_, kx_):
+        if not abr:
+            return 1.0
+        k2 = (ky_**2 + kx_**2) * inv_a_per_px**2
+        return np.exp(-1j * chi(k2, wavelength_a, defocus_a, cs_a))
+
+    rows, cols, vals = [], [], []
+    norm = np.zeros(len(qy_s), np.float64)
+    a_k = a_of(ky, kx)
+    for j in range(len(qy_s)):
+        kmy, kmx = ky - qy_d[j], kx - qx_d[j]
+        kpy, kpx = ky + qy_d[j], kx + qx_d[j]
+        in_m = kmy**2 + kmx**2 < r2
+        in_p = kpy**2 + kpx**2 < r2
+        minus = in_m & ~in_p
+        plus = in_p & ~in_m
+        nm, npl = int(minus.sum()), int(plus.sum())
+        if nm + npl == 0:
+            continue
+        if nm:
+            w = -1j * np.conj(a_of(kmy[minus], kmx[minus])) * (a_k[minus] if abr else 1.0)
+            rows.append(np.flatnonzero(minus))
+            cols.append(np.full(nm, j))
+            vals.append(np.broadcast_to(w, (nm,)).astype(np.complex64))
+        if npl:
+            w = 1j * np.conj(a_k[plus] if abr else 1.0) * a_of(kpy[plus], kpx[plus])
+            rows.append(np.flatnonzero(plus))
+            cols.append(np.full(npl, j))
+            vals.append(np.broadcast_to(w, (npl,)).astype(np.complex64))
+        norm[j] = nm + npl
+    if not rows:
+        raise InputError("no spatial frequency of the scan falls in the SSB band (0 < |Q| < 2α): the scan is too "
+                         "small or the step too coarse for this aperture")
+    w = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(len(idx), len(qy_s)), dtype=np.complex64)
+    return w, idx, norm
+
+
+def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, scan_step_a: float | tuple | None,
+            detector_mrad_per_px: float | None, rotation_deg: float = 0.0, transpose: bool = False,
+            center: tuple[float, float] | None = None, defocus_a: float = 0.0, cs_mm: float = 0.0,
+            block_rows: int | None = None, preview_every: int = 4) -> Job:
+    """SSB as a job (see module doc). Partial results every ``preview_every`` blocks show the
+    accumulation so far. Returns a PhaseResult: ``phase`` (rad) on the scan grid (pixel = scan
+    step in Å, origin at the first scan position)."""
+    shape = check_4d(data)
+    cal = Calibration(energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,
+                      detector_mrad_per_px=detector_mrad_per_px, rotation_deg=float(rotation_deg or 0.0),
+                      transpose=bool(transpose), defocus_a=float(defocus_a or 0.0), cs_mm=float(cs_mm or 0.0),
+                      center_px=center)
+    cal.validate(shape[2:], needs=("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px"))
+    step_y, step_x = cal.step_yx_a
+    if abs(step_y - step_x) > 0.01 * step_x:
+        raise InputError(f"scan steps differ in y and x ({step_y:g} vs {step_x:g} Å); resample to square pixels first")
+    watch = Stopwatch()
+    sy, sx = shape[:2]
+    qy = np.fft.fftfreq(sy, d=step_y)
+    qx = np.fft.fftfreq(sx, d=step_x)
+    qyy, qxx = np.meshgrid(qy, qx, indexing="ij")
+    q = np.hypot(qyy, qxx).ravel()
+    band = (q > 0) & (q < 2 * cal.aperture_inv_a)
+    sel = np.flatnonzero(band)
+    center_px = cal.center_for(shape[2:])
+    w, disc_idx, norm = _trotter_weights(shape[2:], center_px, cal.aperture_radius_px, cal.detector_inv_a_per_px,
+                                         (qyy.ravel()[sel], qxx.ravel()[sel]), cal.rotation_deg, cal.transpose,
+                                         cal.wavelength_a, cal.defocus_a, cal.cs_mm * 1e7)
+    used = norm > 0
+    q_count = int(used.sum())
+    # rows per block: keep the (patterns × Q) complex product near 32 MB
+    n = block_rows or int(max(1, min(sy, 32 * 2**20 // max(1, 8 * sx * len(sel)))))
+    blocks = -(-sy // n)
+    acc = np.zeros(len(sel), np.complex128)
+    bf_sum = 0.0
+    rows_done = 0
+    ex = np.exp(-2j * np.pi * np.outer(np.arange(sx) * step_x, qxx.ravel()[sel])).astype(np.complex64)  # (sx, nQ)
+    qy_sel = qyy.ravel()[sel]
+
+    def make(extra: dict) -> PhaseResult:
+        spec = np.zeros(sy * sx, np.complex128)
+        level = bf_sum / max(1, rows_done * sx * len(disc_idx))
+        if level > 0:
+            spec[sel[used]] = acc[used] / norm[used] / level
+        phase = np.fft.ifft2(spec.reshape(sy, sx)).real
+        phase = (phase - phase.mean()).astype(np.float32)
+        meta = {"method": "ssb", "energy_kev": cal.energy_kev, "semiangle_mrad": cal.semiangle_mrad,
+                "scan_step_a": step_x, "detector_mrad_per_px": cal.detector_mrad_per_px,
+                "rotation_deg": cal.rotation_deg, "transpose": cal.transpose, "center_px": list(center_px),
+                "defocus_a": cal.defocus_a, "cs_mm": cal.cs_mm, "band_inv_a": 2 * cal.aperture_inv_a,
+                "spatial_frequencies_used": q_count, "input_shape": list(shape), "origin": "first scan position",
+                "runtime_s": watch.elapsed_s, "device": "cpu", **extra}
+        return PhaseResult({"phase": phase}, pixel_size=step_x, pixel_unit="Å", metadata=meta)
+
+    try:
+        for b, r0 in enumerate(range(0, sy, n)):
+            r1 = min(sy, r0 + n)
+            block = read_rows(data, r0, r1).reshape(r1 - r0, sx, -1)[:, :, disc_idx]  # (rows, sx, n_disc)
+            bf_sum += float(block.sum(dtype=np.float64))
+            v = (w.T @ block.reshape(-1, len(disc_idx)).T).T.reshape(r1 - r0, sx, -1)  # (rows, sx, nQ)
+            ey = np.exp(-2j * np.pi * np.outer(np.arange(r0, r1) * step_y, qy_sel)).astype(np.complex64)
+            acc += np.einsum("rcq,rq,cq->q", v, ey, ex, optimize=True)
+            rows_done = r1
+            partial = make({"partial": True, "rows_done": r1}) if ((b + 1) % max(1, preview_every) == 0 and r1 < sy) else None
+            yield Progress(b + 1, blocks + 1, f"SSB: scan row {r1}/{sy}", partial)
+    except JobCancelled:
+        if rows_done == 0:
+            raise
+        return make({"cancelled": True, "rows_done": rows_done})
+    if not bf_sum > 0:
+        raise InputError("no counts in the bright-field disc of any pattern: check the centre, semi-angle and "
+                         "detector sampling (or the data are all zero)")
+    result = make({})
+    yield Progress(blocks + 1, blocks + 1, "SSB: done", None)
+    return result
+
+
+def ssb(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, scan_step_a: float | tuple | None,
+        detector_mrad_per_px: float | None, rotation_deg: float = 0.0, transpose: bool = False,
+        center: tuple[float, float] | None = None, **kwargs: Any) -> PhaseResult:
+    """Single side-band phase (see module doc and :func:`ssb_job`)."""
+    return run_job(ssb_job(data, energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,
+                           detector_mrad_per_px=detector_mrad_per_px, rotation_deg=rotation_deg,
+                           transpose=transpose, center=center, **kwargs))
