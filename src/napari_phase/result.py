@@ -24,6 +24,7 @@ DEFAULT_ARRAY_UNITS = {
     "color_b": "RGB",
     "flow_y": "rad/px",
     "flow_x": "rad/px",
+    "flow": "rad/Å",
 }
 
 
@@ -64,6 +65,11 @@ class PhaseResult:
     @property
     def amplitude(self) -> np.ndarray | None:
         return self.arrays.get("amplitude")
+
+    @property
+    def flow(self) -> np.ndarray | None:
+        """Phase-gradient flow (2, ..., y, x) = (∂φ/∂y, ∂φ/∂x), unit in ``unit_of("flow")`` (FlowTIE: rad/Å)."""
+        return self.arrays.get("flow")
 
     @property
     def pixel_size_a(self) -> float:
