@@ -5,9 +5,10 @@ For a phase object the CoM of a pattern, in 1/Å, is ⟨k⟩(r_p) = (1/2π) ∫ 
 
     φ̂(q) = (q_x ĝ_x + q_y ĝ_y) / (2πi |q|²),   φ̂(0) = 0,
 
-so iCoM returns φ blurred by the probe intensity |ψ_in|². The field is mean-removed (a uniform
-gradient, e.g. an off-centre optical axis, is not recoverable) and mirror-extended before the FFT
-(the even extension of φ is continuous, so a non-periodic scan gets no edge artefacts).
+so iCoM returns φ blurred by the probe intensity |ψ_in|². The field is mirror-extended before the
+FFT (the even extension of φ is continuous, so a non-periodic scan gets no edge artefacts and its
+mean gradient is kept); an off-centre optical axis therefore shows as a ramp: give ``center=``
+(e.g. from :func:`~napari_phase.stem.disc.detect_disc`) or ``remove_mean_gradient=True``.
 
 Scan rotation/flip (see calibration.py): g = R(θ) F(m). The automatic guess minimises Σ curl(g)²:
 curl(R(θ)m) = cos θ · curl m + sin θ · div m, a quadratic form in (cos θ, sin θ) whose smallest
@@ -81,13 +82,17 @@ def to_scan_frame(my: np.ndarray, mx: np.ndarray, rotation_deg: float, transpose
     return s * mx + c * my, c * mx - s * my
 
 
-def integrate_gradient(gy: np.ndarray, gx: np.ndarray, step_y_a: float, step_x_a: float, *, mirror: bool = True) -> np.ndarray:
+def integrate_gradient(gy: np.ndarray, gx: np.ndarray, step_y_a: float, step_x_a: float, *, mirror: bool = True,
+                       remove_mean_gradient: bool = False) -> np.ndarray:
     """φ from its gradient (gy, gx) in rad/Å on a grid of (step_y, step_x) Å:
-    φ̂ = (q_x ĝ_x + q_y ĝ_y)/(2πi|q|²), φ̂(0) = 0; mean-removed, mirror-extended (see module doc)."""
+    φ̂ = (q_x ĝ_x + q_y ĝ_y)/(2πi|q|²), φ̂(0) = 0; mirror-extended (see module doc). The mean
+    gradient of a window is real signal (kept); ``remove_mean_gradient`` drops it (e.g. when the
+    optical axis is only roughly known)."""
     gy = np.asarray(gy, np.float64)
     gx = np.asarray(gx, np.float64)
-    gy = gy - gy.mean()
-    gx = gx - gx.mean()
+    if remove_mean_gradient or not mirror:
+        gy = gy - gy.mean()
+        gx = gx - gx.mean()
     ny, nx = gy.shape
     if mirror:
         gx = np.block([[gx, -gx[:, ::-1]], [gx[::-1, :], -gx[::-1, ::-1]]])
@@ -154,7 +159,7 @@ def guess_rotation(com_y: np.ndarray, com_x: np.ndarray, *, scan_step_a: float |
 def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple | None,
              detector_mrad_per_px: float | None, rotation_deg: float | None = 0.0, transpose: bool = False,
              center: tuple[float, float] | None = None, auto_rotation: bool = False, mirror: bool = True,
-             block_rows: int | None = None) -> Job:
+             remove_mean_gradient: bool = False, block_rows: int | None = None) -> Job:
     """iCoM as a job: CoM over row blocks (partial phase of the rows done so far), then Fourier
     integration. ``rotation_deg=None`` or ``auto_rotation=True`` guesses rotation and transpose
     from the data (curl minimisation). Returns a PhaseResult: ``phase`` (rad) on the scan grid
@@ -180,11 +185,12 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
     def make(rows: int, rot: float, tr: bool, extra: dict) -> PhaseResult:
         my, mx = com_y[:rows], com_x[:rows]
         gy, gx = to_scan_frame(my, mx, rot, tr)
-        phase = integrate_gradient(gy * k_scale, gx * k_scale, step_y, step_x, mirror=mirror)
+        phase = integrate_gradient(gy * k_scale, gx * k_scale, step_y, step_x, mirror=mirror,
+                                   remove_mean_gradient=remove_mean_gradient)
         det = cal.detector_mrad_per_px
         meta = {"method": "icom", "energy_kev": cal.energy_kev, "scan_step_a": step_x,
                 "detector_mrad_per_px": det, "rotation_deg": rot, "transpose": tr, "center_px": [cy, cx],
-                "auto_rotation": auto, "mirror_padding": mirror, "input_shape": list(shape),
+                "auto_rotation": auto, "mirror_padding": mirror, "remove_mean_gradient": remove_mean_gradient, "input_shape": list(shape),
                 "origin": "first scan position", "runtime_s": watch.elapsed_s, "device": "cpu", **extra}
         return PhaseResult({"phase": phase, "com_x": (gx * det).astype(np.float32), "com_y": (gy * det).astype(np.float32)},
                            pixel_size=step_x, pixel_unit="Å", array_units={"com_x": "mrad", "com_y": "mrad"},
