@@ -82,11 +82,17 @@ def curl_t(flow: torch.Tensor, pixel_size: float) -> torch.Tensor:
     return torch.fft.ifft2(curl_hat).real[..., :ny, :nx]
 
 
-def integrate_t(flow: torch.Tensor, pixel_size: float) -> torch.Tensor:
-    """Least-squares phase (..., H, W) of a flow (..., 2, H, W): φ = ∇⁻²(∇·g), zero mean."""
+def integrate_t(flow: torch.Tensor, pixel_size: float, q_max: float | None = None) -> torch.Tensor:
+    """Least-squares phase (..., H, W) of a flow (..., 2, H, W): φ = ∇⁻²(∇·g), zero mean;
+    ``q_max`` (cycles per length unit) band-limits it to |q| ≤ q_max on the extended grid."""
     ny, nx = flow.shape[-2:]
     div_hat, _, shape = _div_curl_spectra(flow, pixel_size)
-    kern = torch.as_tensor(inverse_laplacian_kernel(tuple(int(s) for s in shape), pixel_size), device=flow.device)
+    kern_np = inverse_laplacian_kernel(tuple(int(s) for s in shape), pixel_size)
+    if q_max is not None:
+        qy = np.fft.fftfreq(int(shape[0]), d=pixel_size)[:, None]
+        qx = np.fft.fftfreq(int(shape[1]), d=pixel_size)[None, :]
+        kern_np = kern_np * (qy**2 + qx**2 <= q_max**2)
+    kern = torch.as_tensor(kern_np, device=flow.device)
     phi = torch.fft.ifft2(div_hat * kern.to(div_hat.real.dtype)).real[..., :ny, :nx]
     return phi - phi.mean(dim=(-2, -1), keepdim=True)
 

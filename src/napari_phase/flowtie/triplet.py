@@ -14,8 +14,10 @@ Input forms accepted by :func:`prepare_triplet`:
   bright-field imaging with the probe's aperture as objective aperture, and a probe defocus equals
   an objective defocus, so the three virtual images are a through-focus triplet.
 
-Preparation: optional sub-pixel registration of I− and I+ onto I0 (phase correlation,
-``skimage.registration.phase_cross_correlation``; the measured shifts are always reported), and
+Preparation: optional sub-pixel registration of I− and I+ onto I0 (phase correlation with the
+peak searched within ±1/8 of the field — a crystal correlates equally well at every lattice
+vector, so the unrestricted peak of ``skimage.registration.phase_cross_correlation`` can jump a
+lattice period — refined to 1/20 px; the measured shifts are always reported), and
 dose normalisation: propagation conserves the mean intensity, so each image is divided by its own
 mean and the triplet scaled so that mean(I0) = 1; unequal doses (> 1 % apart) are reported in
 the messages and metadata.
@@ -187,18 +189,35 @@ def prepare_triplet(
     return Triplet(imgs, dz_nm * 10.0, px, kev, electron_wavelength_a(kev), messages, info)
 
 
-def _measure_shifts(imgs: np.ndarray) -> list[tuple[float, float]]:
-    """Shift (dy, dx) in px that moves each image onto I0 (phase correlation, 1/20 px)."""
-    from skimage.registration import phase_cross_correlation
-
+def _measure_shifts(imgs: np.ndarray, upsample: int = 20) -> list[tuple[float, float]]:
+    """Shift (dy, dx) in px that moves each image onto I0: phase correlation, peak searched within
+    ±1/8 of the field (a crystal correlates equally at every lattice vector: the nearest peak is
+    the registration), refined to 1/``upsample`` px by a local matrix DFT of the cross-power."""
     out = []
-    ref = imgs[1]
+    ref = np.fft.fft2(imgs[1] - imgs[1].mean())
+    h, w = imgs.shape[-2:]
+    lim_y, lim_x = max(1, h // 8), max(1, w // 8)
     for k in range(3):
-        if k == 1 or np.ptp(ref) == 0:
+        if k == 1 or np.ptp(imgs[1]) == 0:
             out.append((0.0, 0.0))
             continue
-        shift, _, _ = phase_cross_correlation(ref, imgs[k], upsample_factor=20, normalization=None)
-        out.append((float(shift[0]), float(shift[1])))
+        plain = ref * np.conj(np.fft.fft2(imgs[k] - imgs[k].mean()))
+        cross = plain / (np.abs(plain) + 1e-12 * np.abs(plain).max())
+        corr = np.real(np.fft.ifft2(cross))
+        dy = np.fft.fftfreq(h, 1 / h)[:, None]
+        dx = np.fft.fftfreq(w, 1 / w)[None, :]
+        corr[(np.abs(dy) > lim_y) | (np.abs(dx) > lim_x)] = -np.inf
+        iy, ix = np.unravel_index(int(np.argmax(corr)), corr.shape)
+        py, px = float(dy[iy, 0]), float(dx[0, ix])
+        # local upsampled correlation: c(s) = Σ_q cross(q) exp(2πi q·s), s on a 1/upsample grid ±1.5 px
+        offs = np.arange(-1.5, 1.5 + 1e-9, 1.0 / upsample)
+        qy = np.fft.fftfreq(h)[None, :]
+        qx = np.fft.fftfreq(w)[:, None]
+        ey = np.exp(2j * np.pi * (py + offs)[:, None] * qy)
+        ex = np.exp(2j * np.pi * qx * (px + offs)[None, :])
+        local = np.real(ey @ plain @ ex)  # plain cross-correlation: robust to the defocus contrast change
+        jy, jx = np.unravel_index(int(np.argmax(local)), local.shape)
+        out.append((py + float(offs[jy]), px + float(offs[jx])))
     return out
 
 
