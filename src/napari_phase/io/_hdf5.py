@@ -22,12 +22,14 @@ from ._own_format import (
     _result_info,
 )
 from ._rsciio import _load_rsciio
+from ._stem_formats import is_arina, is_prismatic, load_arina, load_prismatic
 
 
 def _load_h5(ctx: _Ctx) -> list[Dataset]:
     import h5py
 
     p = ctx.path
+    _register_filters()
     try:
         f = h5py.File(p, "r")
     except Exception as exc:  # noqa: BLE001
@@ -35,7 +37,12 @@ def _load_h5(ctx: _Ctx) -> list[Dataset]:
     keep_open = False
     try:
         attrs = f.attrs
-        if _attr_str(attrs.get(FORMAT_ATTR)) in (LAYERS_FORMAT, RESULT_FORMAT):
+        if is_arina(f) or is_prismatic(f):
+            datasets = load_arina(f, ctx) if is_arina(f) else load_prismatic(f, ctx)
+        elif "STEM Metadata" in f and len(f) == 1:
+            raise InputError(f"Cannot read {p.name}: it holds only the scan metadata of a Dectris Arina "
+                             f"acquisition; open {p.stem}_master.h5 (it links the data files and reads this one)")
+        elif _attr_str(attrs.get(FORMAT_ATTR)) in (LAYERS_FORMAT, RESULT_FORMAT):
             datasets = _load_our_h5(f, ctx)
         elif _attr_str(attrs.get("file_format")).lower() == "hyperspy":
             f.close()
@@ -60,7 +67,10 @@ def _load_h5(ctx: _Ctx) -> list[Dataset]:
 
 
 def _load_emd(ctx: _Ctx) -> list[Dataset]:
-    """Velox / NCEM / EMD 1.0 (py4DSTEM) through rosettasciio; our HDF5 walker if that fails."""
+    """Prismatic (our reader); Velox / NCEM / EMD 1.0 (py4DSTEM) through rosettasciio; our HDF5
+    walker if that fails."""
+    if _is_prismatic_file(ctx.path):
+        return _load_h5(ctx)
     try:
         return _load_rsciio(ctx, "emd")
     except InputError as first:
@@ -68,6 +78,24 @@ def _load_emd(ctx: _Ctx) -> list[Dataset]:
             return _walk_h5_file(ctx)
         except Exception:  # noqa: BLE001 - report rosettasciio's reason, the more telling one
             raise first from None
+
+
+def _register_filters() -> None:
+    """Compression filters of detector files (bitshuffle-LZ4 of Dectris, ...), if hdf5plugin is there."""
+    try:
+        import hdf5plugin  # noqa: F401
+    except ImportError:
+        pass
+
+
+def _is_prismatic_file(path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return is_prismatic(f)
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _walk_h5_file(ctx: _Ctx) -> list[Dataset]:

@@ -86,6 +86,9 @@ def _calibration_from_rsciio_metadata(md: dict, original: dict) -> dict:
     for k in CALIBRATION_KEYS:
         if k in tem and _is_number(tem[k]):
             cal[k] = float(tem[k])
+    blo = original.get("blockfile_header") if isinstance(original, dict) else None
+    if isinstance(blo, dict) and "voltage_kv" not in cal and _is_number(blo.get("Beam_energy")):
+        cal["voltage_kv"] = float(blo["Beam_energy"]) / 1e3  # NanoMegas blockfile: beam energy in V
     return cal
 
 
