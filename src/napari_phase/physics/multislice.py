@@ -519,7 +519,7 @@ def simulate_4dstem(
             raise InputError("potential_sampling_a (Å/px) is needed with a potential array")
         dx = _finite_positive(potential_sampling_a, "potential_sampling_a", "Å")
         n_exact = extent_a / dx
-        if abs(n_exact - round(n_exact)) > 0.02 * n_exact or round(n_exact) < max(det):
+        if abs(n_exact - round(n_exact)) > 0.005 * n_exact or round(n_exact) < max(det):
             raise InputError(
                 f"a potential sampled at {dx:g} Å/px gives a window of {n_exact:.2f} px for {detector_mrad_per_px:g} mrad/px; "
                 f"choose potential_sampling_a = {extent_a:.5g}/n Å with an integer n ≥ {max(det)}"
