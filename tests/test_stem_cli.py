@@ -1,0 +1,108 @@
+"""`napari-phase icom|ssb|cnn`: numbers read back from the output file; one line + exit 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_phase.cli import main
+from napari_phase.io.writer import load_result
+from napari_phase.physics.metrics import xc
+from test_stem_sim import atoms_phase, blurred_truth, simulate
+
+M, DX, STEP = 64, 0.2, 2
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    phi = 0.1 * atoms_phase(M, DX)
+    data, p, det, step_a = simulate(phi, DX, STEP)
+    folder = tmp_path_factory.mktemp("stemcli")
+    calibrated = folder / "scan.npz"
+    meta = {"voltage_kv": 300.0, "scan_step_a": step_a, "detector_mrad_per_px": det, "semiangle_mrad": 20.0}
+    np.savez(calibrated, data=data, metadata_json=json.dumps(meta))
+    bare = folder / "bare.npy"
+    np.save(bare, data)
+    return {"phi": phi, "p": p, "det": det, "step": step_a, "calibrated": calibrated, "bare": bare, "data": data}
+
+
+def test_icom_cli_reads_calibration_from_file_and_writes_the_phase(scan, tmp_path):
+    out = tmp_path / "icom.h5"
+    assert main(["icom", str(scan["calibrated"]), "--out", str(out), "--quiet"]) == 0
+    res = load_result(out)
+    truth = blurred_truth(scan["phi"], scan["p"], STEP)
+    assert xc(res.phase, truth) > 0.999
+    assert np.std(res.phase) == pytest.approx(np.std(truth), rel=0.03)
+    assert res.pixel_size_a == pytest.approx(scan["step"])
+    assert res.metadata["method"] == "icom"
+
+
+def test_icom_cli_options_override_and_auto_rotation(scan, tmp_path, capsys):
+    out = tmp_path / "icom2.npz"
+    assert main(["icom", str(scan["bare"]), "--energy-kev", "300", "--scan-step-a", str(scan["step"] / 2),
+                 "--detector-mrad-per-px", str(scan["det"]), "--rotation-deg", "auto", "--out", str(out), "--quiet"]) == 0
+    res = load_result(out)
+    truth = blurred_truth(scan["phi"], scan["p"], STEP)
+    assert xc(res.phase, truth) > 0.99
+    # half the step: half the phase (the step enters the integration)
+    assert np.std(res.phase) == pytest.approx(0.5 * np.std(truth), rel=0.05)
+    assert "rotation guess" in capsys.readouterr().err
+
+
+def test_ssb_cli_with_detector_from_disc(scan, tmp_path):
+    out = tmp_path / "ssb.h5"
+    assert main(["ssb", str(scan["bare"]), "--energy-kev", "300", "--scan-step-a", str(scan["step"]),
+                 "--semiangle-mrad", "20", "--detector-from-disc", "--center", "disc", "--out", str(out), "--quiet"]) == 0
+    res = load_result(out)
+    truth = scan["phi"][::STEP, ::STEP]
+    assert xc(res.phase, truth) > 0.98
+    assert np.std(res.phase) == pytest.approx(np.std(truth), rel=0.1)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "missing calibration"),
+    ("not4d", "must be 4-D"),
+    ("nan", "NaN"),
+    ("zero", "zero"),
+    ("nonsquare", "not square"),
+    ("tworows", "at least 3 rows"),
+    ("zerostep", "scan step must be positive"),
+    ("bigdisc", "larger than the detector"),
+    ("badrot", "rotation-deg"),
+])
+def test_cli_bad_input_one_line_exit_2(scan, tmp_path, capsys, case, message):
+    data = scan["data"]
+    opts = ["--energy-kev", "300", "--scan-step-a", str(scan["step"]), "--detector-mrad-per-px", str(scan["det"]),
+            "--semiangle-mrad", "20"]
+    arrays = {"not4d": data[0], "nan": np.where(np.indices(data.shape)[0] == 2, np.nan, data),
+              "zero": np.zeros_like(data), "nonsquare": data[..., :50], "tworows": data[:2]}
+    path = tmp_path / "in.npy"
+    np.save(path, arrays.get(case, data))
+    if case == "missing":
+        opts = ["--energy-kev", "300"]
+    if case == "zerostep":
+        opts[3] = "0"
+    if case == "bigdisc":
+        opts[-1] = "60"
+    if case == "badrot":
+        opts += ["--rotation-deg", "sideways"]
+    method = "ssb" if case == "bigdisc" else "icom"
+    assert main([method, str(path), *opts, "--out", str(tmp_path / "o.h5"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith("napari-phase: error:")
+    assert not (tmp_path / "o.h5").exists()
+
+
+def test_cli_real_prismatic_depth_series(tmp_path):
+    from pathlib import Path
+
+    real = Path(__file__).resolve().parents[2] / "shared" / "real-files" / "Si100_4D.emd"
+    if not real.is_file():
+        pytest.skip("real-file folder absent")
+    out = tmp_path / "p.h5"
+    assert main(["icom", str(real), "--depth", "0", "--out", str(out), "--quiet"]) == 0
+    res = load_result(out)
+    assert res.phase.shape == (11, 11) and res.pixel_size_a == pytest.approx(0.5)
+    assert main(["icom", str(real), "--depth", "5", "--out", str(out), "--quiet"]) == 2
