@@ -20,7 +20,9 @@ examples:
   napari-phase sitie lorentz.dm4 --defocus-mm -1 --out phase.h5
   napari-phase siprad lorentz.tif --pixel-size-nm 5 --defocus-mm -1 --amplitude mask.tif --out res.h5
   napari-phase tie under.tif in.tif over.tif --pixel-size-nm 5 --defocus-step-mm 0.5 --out tie.h5
+  napari-phase tie s0.tif s1.tif s2.tif s3.tif s4.tif --defocus-step-mm 0.2 --flip f0.tif f1.tif f2.tif f3.tif f4.tif --align --out tie.h5
   napari-phase simulate --texture skyrmions --defocus-mm -1 --noise 0.5 --out sim.npz
+  napari-phase simulate --ovf skyrmion.omf --tilt-x-deg 30 --defocus-mm -0.1 --out sim.npz
   napari-phase demo --out demo_output
   napari-phase gui
 """
@@ -81,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noise", type=float, default=0.0, help="Gaussian noise σ as a fraction of the mean intensity (0.5 = 50 %%)")
     s.add_argument("--contaminants", type=int, default=0, help="number of contaminant particles")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--ovf", default=None, metavar="FILE",
+                   help="image a micromagnetic state (OOMMF/mumax3 .ovf/.omf) instead of a texture; needs discretisedfield")
+    s.add_argument("--axis", default=None, choices=["z", "y", "x"],
+                   help="with --ovf: the beam direction (default: the file's single-cell axis; required for a 3-D file)")
+    s.add_argument("--tilt-x-deg", type=float, default=0.0, help="with --ovf: specimen tilt about the image x axis (Néel textures need one)")
+    s.add_argument("--tilt-y-deg", type=float, default=0.0, help="with --ovf: specimen tilt about the image y axis")
+    s.add_argument("--ms-a-per-m", type=float, default=None,
+                   help="with --ovf: saturation magnetisation in A/m (required for unit-vector files such as mumax3's m)")
+    s.add_argument("--embed", default="vacuum", choices=["vacuum", "film"],
+                   help="with --ovf: what surrounds the simulated cells (default vacuum)")
     s.add_argument("--out", required=True, help="output .npz (image, phase_true, ...) or .tif (image only)")
     s.set_defaults(func=cmd_simulate)
 
@@ -101,9 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
         s.set_defaults(func=cmd_sitie if name == "sitie" else cmd_siprad)
 
-    s = sub.add_parser("tie", help="TIE from a through-focus series (under, in, over focus)")
-    s.add_argument("images", nargs="+", help="three files (under, in, over) or one file with a 3-image stack")
-    s.add_argument("--defocus-step-mm", type=float, required=True, help="|Δf| between images, in mm")
+    s = sub.add_parser("tie", help="TIE from a through-focus series (any odd number of images), optionally with a flipped series")
+    s.add_argument("images", nargs="+",
+                   help="the series, most under-focused first: N files (N odd, in-focus in the middle) or one file with an (N, Y, X) stack")
+    s.add_argument("--defocus-step-mm", type=float, default=None, help="|Δf| between neighbouring images, in mm (symmetric series)")
+    s.add_argument("--defocus-mm", dest="series_defocus_mm", type=float, nargs="+", default=None,
+                   help="one defocus per image in mm, negative = under-focus (instead of --defocus-step-mm)")
+    s.add_argument("--flip", nargs="+", default=None, metavar="FILE",
+                   help="the same series recorded with the specimen turned over (files or one stack): separates φm and φe")
+    s.add_argument("--flip-axis", default="x", choices=["x", "y"],
+                   help="how the flipped images are mirrored: x = left-right (default), y = up-down")
+    s.add_argument("--align", action="store_true", help="register the series and the flipped series before solving")
+    s.add_argument("--hot-pixel-sigma", type=float, default=None, help="replace pixels this many σ from their 3x3 median")
+    s.add_argument("--roi", type=int, nargs=4, default=None, metavar=("Y0", "Y1", "X0", "X1"), help="region of interest in px")
+    s.add_argument("--qc-per-nm", type=float, default=None, help="Tikhonov cut-off in cycles/nm (default 2/FOV; 0 = none)")
     _ltem_args(s, defocus=False)
     s.set_defaults(func=cmd_tie)
 
@@ -239,26 +262,38 @@ def cmd_siprad(args) -> int:
     return 0
 
 
-def cmd_tie(args) -> int:
+def _load_series(paths: list[str], what: str):
     import numpy as np
 
+    if len(paths) == 1:
+        stack, calib = _load_image(paths[0])
+        stack = np.asarray(stack)
+        if stack.ndim == 2:
+            stack = stack[None]
+        return stack, calib
+    loaded = [_load_image(p) for p in paths]
+    shapes = {np.shape(d) for d, _ in loaded}
+    if len(shapes) != 1:
+        raise InputError(f"the {len(paths)} {what} images differ in shape: {sorted(shapes)}")
+    return np.stack([np.asarray(d) for d, _ in loaded]), loaded[len(loaded) // 2][1]
+
+
+def cmd_tie(args) -> int:
     from .jobs import run_with_tqdm
     from .ltem import tie_job
 
-    if len(args.images) == 1:
-        stack, calib = _load_image(args.images[0])
-    elif len(args.images) == 3:
-        loaded = [_load_image(p) for p in args.images]
-        shapes = {np.shape(d) for d, _ in loaded}
-        if len(shapes) != 1:
-            raise InputError(f"the three images differ in shape: {sorted(shapes)}")
-        stack, calib = np.stack([np.asarray(d) for d, _ in loaded]), loaded[1][1]
-    else:
-        raise InputError(f"give three images (under, in, over focus) or one 3-image stack, got {len(args.images)} files")
+    stack, calib = _load_series(args.images, "series")
+    if (args.defocus_step_mm is None) == (args.series_defocus_mm is None):
+        raise InputError("give either --defocus-step-mm (symmetric series) or --defocus-mm with one value per image")
+    flipped = _load_series(args.flip, "flipped")[0] if args.flip else None
     params = _ltem_params(args, calib)
-    result = run_with_tqdm(
-        tie_job(np.asarray(stack), defocus_step_nm=args.defocus_step_mm * 1e6, **params), "TIE", disable=args.quiet
-    )
+    kwargs = dict(flipped=flipped, flip_axis=args.flip_axis, align=args.align, hot_pixel_sigma=args.hot_pixel_sigma,
+                  roi=args.roi, qc_per_nm=args.qc_per_nm)
+    if args.defocus_step_mm is not None:
+        kwargs["defocus_step_nm"] = args.defocus_step_mm * 1e6
+    else:
+        kwargs["defocus_nm"] = [d * 1e6 for d in args.series_defocus_mm]
+    result = run_with_tqdm(tie_job(stack, **params, **kwargs), "TIE", disable=args.quiet)
     _write(result, args.out)
     return 0
 
@@ -270,11 +305,22 @@ def cmd_simulate(args) -> int:
 
     from .ltem.simulate import simulate
 
-    kwargs = dict(texture=args.texture, shape=(args.size, args.size), defocus_nm=args.defocus_mm * 1e6,
-                  noise=args.noise, n_contaminants=args.contaminants, seed=args.seed)
-    if args.pixel_size_nm is not None:
-        kwargs["pixel_size_nm"] = args.pixel_size_nm
-    sample = simulate(**kwargs)
+    if args.ovf:
+        from .io.magnetization import read_magnetization
+        from .ltem.micromagnetic import simulate_from_magnetization
+
+        sample = simulate_from_magnetization(
+            read_magnetization(args.ovf), thickness_axis=args.axis, defocus_nm=args.defocus_mm * 1e6, tilt_x_deg=args.tilt_x_deg,
+            tilt_y_deg=args.tilt_y_deg, ms_a_per_m=args.ms_a_per_m, pixel_size_nm=args.pixel_size_nm, embed=args.embed,
+            noise=args.noise, seed=args.seed)
+        args.texture, args.size = Path(args.ovf).name, "x".join(str(n) for n in sample.image.shape)
+    else:
+        kwargs = dict(texture=args.texture, shape=(args.size, args.size), defocus_nm=args.defocus_mm * 1e6,
+                      noise=args.noise, n_contaminants=args.contaminants, seed=args.seed)
+        if args.pixel_size_nm is not None:
+            kwargs["pixel_size_nm"] = args.pixel_size_nm
+        sample = simulate(**kwargs)
+        args.size = f"{args.size}x{args.size}"
     out = Path(args.out)
     meta = {"pixel_size_nm": sample.pixel_size_nm, "defocus_nm": sample.microscope.defocus_nm,
             "voltage_kv": sample.microscope.voltage_kv, **sample.params}
@@ -285,7 +331,7 @@ def cmd_simulate(args) -> int:
     else:
         np.savez_compressed(out, image=sample.image, phase_true=sample.phase_m, bx_true=sample.bx, by_true=sample.by,
                             mask_true=sample.mask, metadata_json=json.dumps(meta, default=str))
-    print(f"wrote {out} ({args.texture}, {args.size}x{args.size} px, {sample.pixel_size_nm:g} nm/px, "
+    print(f"wrote {out} ({args.texture}, {args.size} px, {sample.pixel_size_nm:g} nm/px, "
           f"defocus {args.defocus_mm:g} mm, noise {args.noise:g})")
     return 0
 

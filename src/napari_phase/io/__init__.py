@@ -12,6 +12,7 @@ from .readers import (
     load_all,
     read,
 )
+from .magnetization import Magnetization, read_magnetization
 from .sample_data import list_samples, load_sample_npz
 from .writer import (
     load_result,
@@ -24,6 +25,7 @@ from .writer import (
 __all__ = [
     "CALIBRATION_KEYS",
     "LAZY_THRESHOLD_BYTES",
+    "Magnetization",
     "SUPPORTED_EXTENSIONS",
     "Dataset",
     "get_reader",
@@ -33,6 +35,7 @@ __all__ = [
     "load_result",
     "load_sample_npz",
     "read",
+    "read_magnetization",
     "result_to_layer_data",
     "save_result",
     "write_layers",

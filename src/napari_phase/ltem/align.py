@@ -1,0 +1,324 @@
+"""Registration and clean-up of LTEM through-focus series before TIE (numpy/scipy/scikit-image).
+
+- :func:`register`: rigid registration (rotation about the image centre, then a sub-pixel shift)
+  of one image onto another. The shift comes from scikit-image's
+  ``phase_cross_correlation`` (plain cross-correlation with sub-pixel upsampling); the rotation
+  from a search over angles that maximises the normalised correlation peak |CC|max (coarse grid,
+  then a bounded scalar refinement). The peak is taken in absolute value, so images whose
+  contrast is inverted (a flipped specimen's magnetic contrast, an under- vs over-focus pair)
+  register as well. ``quality`` = |CC|max / (‖a‖ ‖b‖) in [0, 1].
+- :func:`warp_rigid`: apply a :class:`Rigid` (bilinear; pixels that come from outside the image
+  take the nearest edge value and are flagged in :func:`valid_mask`).
+- :func:`align_series`: every image of a series onto the in-focus (middle) one.
+- :func:`unmirror` / :func:`align_flipped`: a flipped series brought into the unflipped frame
+  (mirror about the named axis, then a rigid registration), and :func:`check_flip_axis` which
+  refuses a flip axis that the data contradict.
+- :func:`remove_outliers`: hot/dead pixels (|I − median₃ₓ₃| > k·σ_MAD) replaced by the median.
+- :func:`crop_roi`: a region of interest (y0, y1, x0, x1) in pixels.
+
+Conventions: axis order (..., y, x); angles in degrees, positive = counter-clockwise on screen
+(rows pointing down), about the centre ((ny−1)/2, (nx−1)/2); shifts (dy, dx) in pixels, the
+amount the (rotated) moving image is moved to land on the reference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, optimize
+
+from ..jobs import InputError
+
+FLIP_AXES = ("x", "y")
+#: registrations with a normalised peak below this are treated as "no common contrast"
+MIN_QUALITY = 0.15
+
+
+@dataclass(frozen=True)
+class Rigid:
+    """Rotation (degrees, about the image centre) followed by a shift (dy, dx) in pixels."""
+
+    angle_deg: float = 0.0
+    shift_yx: tuple[float, float] = (0.0, 0.0)
+    quality: float = 1.0
+
+    def as_dict(self) -> dict:
+        return {"angle_deg": float(self.angle_deg), "shift_yx_px": [float(s) for s in self.shift_yx], "quality": float(self.quality)}
+
+
+IDENTITY = Rigid()
+
+
+def _matrix(angle_deg: float) -> np.ndarray:
+    """Rotation in (y, x) array coordinates, counter-clockwise on screen for positive angles."""
+    a = math.radians(angle_deg)
+    c, s = math.cos(a), math.sin(a)
+    # screen CCW with rows down: (x, y_up) -> rotate; in (row, col) = (-y_up, x) form:
+    return np.array([[c, -s], [s, c]])
+
+
+def warp_rigid(image: np.ndarray, rigid: Rigid, order: int = 1) -> np.ndarray:
+    """The image rotated by ``rigid.angle_deg`` about its centre and shifted by ``rigid.shift_yx``
+    (output(r) = input(R⁻¹(r − c − s) + c)); float32, edges extended with the nearest value."""
+    img = np.asarray(image, dtype=np.float64)
+    if rigid.angle_deg == 0 and rigid.shift_yx == (0.0, 0.0):
+        return img.astype(np.float32)
+    c = (np.array(img.shape[-2:], dtype=np.float64) - 1) / 2
+    rinv = _matrix(rigid.angle_deg).T
+    s = np.asarray(rigid.shift_yx, dtype=np.float64)
+    offset = c - rinv @ (c + s)
+    return ndimage.affine_transform(img, rinv, offset=offset, order=order, mode="nearest").astype(np.float32)
+
+
+def valid_mask(shape, rigid: Rigid) -> np.ndarray:
+    """True where the warped image has data from inside the original field of view."""
+    ones = np.ones(shape, np.float64)
+    c = (np.array(shape, dtype=np.float64) - 1) / 2
+    rinv = _matrix(rigid.angle_deg).T
+    offset = c - rinv @ (c + np.asarray(rigid.shift_yx, dtype=np.float64))
+    return ndimage.affine_transform(ones, rinv, offset=offset, order=0, mode="constant", cval=0.0) > 0.5
+
+
+def _prepare(image: np.ndarray, smooth_px: float) -> np.ndarray:
+    """Mean-removed, lightly smoothed image times a Tukey-like window (edges do not correlate)."""
+    a = np.asarray(image, dtype=np.float64)
+    if smooth_px > 0:
+        a = ndimage.gaussian_filter(a, smooth_px)
+    a = a - a.mean()
+    wy = np.hanning(a.shape[0] + 2)[1:-1] ** 0.5
+    wx = np.hanning(a.shape[1] + 2)[1:-1] ** 0.5
+    return a * wy[:, None] * wx[None, :]
+
+
+def _shift_and_quality(reference: np.ndarray, moving: np.ndarray, upsample: int) -> tuple[tuple[float, float], float]:
+    from skimage.registration import phase_cross_correlation
+
+    norm = float(np.sqrt((reference**2).sum() * (moving**2).sum()))
+    if norm == 0:
+        return (0.0, 0.0), 0.0
+    shift, error, _ = phase_cross_correlation(reference, moving, upsample_factor=max(1, int(upsample)), normalization=None)
+    quality = float(np.sqrt(max(0.0, 1.0 - float(error) ** 2)))
+    return (float(shift[0]), float(shift[1])), quality
+
+
+def register(
+    moving: np.ndarray,
+    reference: np.ndarray,
+    *,
+    rotation: bool = False,
+    max_rotation_deg: float = 10.0,
+    smooth_px: float = 1.0,
+    upsample: int = 20,
+) -> Rigid:
+    """Rigid transform that brings ``moving`` onto ``reference`` (both (Y, X), same shape):
+    rotation (if ``rotation``, searched in ±``max_rotation_deg``) then a sub-pixel shift."""
+    ref = _prepare(reference, smooth_px)
+    if not rotation or max_rotation_deg <= 0:
+        shift, q = _shift_and_quality(ref, _prepare(moving, smooth_px), upsample)
+        return Rigid(0.0, shift, q)
+
+    raw = np.asarray(moving, dtype=np.float64)
+
+    def quality_at(angle: float, up: int = 1) -> tuple[float, tuple[float, float]]:
+        rotated = warp_rigid(raw, Rigid(angle)) if angle else raw
+        shift, q = _shift_and_quality(ref, _prepare(rotated, smooth_px), up)
+        return q, shift
+
+    step = 1.0
+    angles = np.arange(-max_rotation_deg, max_rotation_deg + step / 2, step)
+    scores = [quality_at(float(a))[0] for a in angles]
+    best = float(angles[int(np.argmax(scores))])
+    res = optimize.minimize_scalar(
+        lambda a: -quality_at(float(a), 4)[0], bounds=(best - step, best + step), method="bounded", options={"xatol": 0.02}
+    )
+    angle = float(res.x) if -res.fun >= max(scores) else best
+    q, shift = quality_at(angle, upsample)
+    return Rigid(angle, shift, q)
+
+
+def _registration_images(stack: np.ndarray) -> list[np.ndarray]:
+    """Images of a series to register on: the mean (amplitude contrast, invariant under a flip),
+    the outer difference (phase contrast) and its magnitude (invariant under φm → −φm)."""
+    if stack.shape[0] == 1:
+        return [stack[0]]
+    diff = ndimage.gaussian_filter(stack[-1].astype(np.float64) - stack[0], 1.0)
+    return [stack.mean(axis=0), diff, np.abs(diff)]
+
+
+def unmirror(stack: np.ndarray, flip_axis: str) -> np.ndarray:
+    """Undo the mirror of a flipped specimen: "x" mirrors left-right, "y" up-down (last two axes)."""
+    if flip_axis not in FLIP_AXES:
+        raise InputError(f"flip_axis must be 'x' (flipped left-right) or 'y' (up-down), got {flip_axis!r}")
+    return np.flip(np.asarray(stack), axis=-1 if flip_axis == "x" else -2)
+
+
+#: the flip-invariant mean image is trusted for registration when it matches at least this well
+TRUST_MEAN_QUALITY = 0.5
+
+
+def _candidate_registrations(moving_stack, reference_stack, *, rotation, max_rotation_deg) -> list[Rigid]:
+    return [
+        register(mov, ref, rotation=rotation, max_rotation_deg=max_rotation_deg)
+        for mov, ref in zip(_registration_images(moving_stack), _registration_images(reference_stack))
+    ]
+
+
+def _pick(candidates: list[Rigid]) -> Rigid:
+    """The mean image's registration when it is good (it is the same for a flipped specimen and
+    cannot lock onto an inverted, lattice-shifted copy of a periodic magnetic texture), else the
+    best of the others."""
+    if candidates[0].quality >= TRUST_MEAN_QUALITY or len(candidates) == 1:
+        return candidates[0]
+    return max(candidates, key=lambda r: r.quality)
+
+
+def _best_registration(moving_stack, reference_stack, *, rotation, max_rotation_deg) -> Rigid:
+    return _pick(_candidate_registrations(moving_stack, reference_stack, rotation=rotation, max_rotation_deg=max_rotation_deg))
+
+
+def _aligned_qualities(moving_stack, reference_stack) -> list[float]:
+    """|correlation| of each pair of registration images without any transform (already aligned)."""
+    out = []
+    for mov, ref in zip(_registration_images(moving_stack), _registration_images(reference_stack)):
+        a, b = _prepare(mov, 1.0).ravel(), _prepare(ref, 1.0).ravel()
+        den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        out.append(abs(float((a * b).sum())) / den if den > 0 else 0.0)
+    return out
+
+
+def _clearly_better(a: float, b: float) -> bool:
+    return a > max(1.5 * b, b + 0.15) and a > 0.3
+
+
+def check_flip_axis(stack: np.ndarray, flipped: np.ndarray, flip_axis: str, *, align: bool, max_rotation_deg: float = 10.0) -> dict:
+    """Refuse a flip axis the data contradict: on some registration image (mean, outer difference,
+    its magnitude) the flipped series un-mirrored about the *other* axis matches the unflipped one
+    clearly better than about the named axis, and on none the named axis is clearly better
+    (a periodic texture can match both ways; the flip-invariant contrast decides).
+    Returns the match qualities per registration image."""
+    other = "y" if flip_axis == "x" else "x"
+    named_stack, other_stack = unmirror(flipped, flip_axis), unmirror(flipped, other)
+    if align:
+        kw = dict(rotation=True, max_rotation_deg=max_rotation_deg)
+        qn = [r.quality for r in _candidate_registrations(named_stack, stack, **kw)]
+        qo = [r.quality for r in _candidate_registrations(other_stack, stack, **kw)]
+    else:
+        qn, qo = _aligned_qualities(named_stack, stack), _aligned_qualities(other_stack, stack)
+    q_named, q_other = max(qn), max(qo)
+    against = any(_clearly_better(o, n) for n, o in zip(qn, qo))
+    for_named = any(_clearly_better(n, o) for n, o in zip(qn, qo))
+    if against and not for_named:
+        i = max(range(len(qn)), key=lambda j: qo[j] - qn[j])
+        q_named, q_other = qn[i], qo[i]
+        word = {"x": "left-right (flip_axis='x')", "y": "up-down (flip_axis='y')"}
+        raise InputError(
+            f"flip_axis={flip_axis!r} does not match the data: the flipped images look mirrored {word[other]} "
+            f"(match {q_other:.2f} vs {q_named:.2f}); set flip_axis={other!r}"
+        )
+    return {"match_named_axis": [float(v) for v in qn], "match_other_axis": [float(v) for v in qo]}
+
+
+def align_flipped(stack: np.ndarray, flipped: np.ndarray, flip_axis: str, *, rotation: bool = True, max_rotation_deg: float = 10.0):
+    """Flipped series (as recorded, mirrored) → the unflipped frame: un-mirror, then one rigid
+    transform found on the series' registration images and applied to every image.
+    Returns (aligned (N, Y, X) float32, Rigid)."""
+    un = unmirror(flipped, flip_axis).astype(np.float32)
+    rigid = _best_registration(un, stack, rotation=rotation, max_rotation_deg=max_rotation_deg)
+    if rigid.quality < MIN_QUALITY:
+        raise InputError(
+            f"could not register the flipped series onto the unflipped one (match {rigid.quality:.2f}): "
+            "check that both show the same area, or align them beforehand and use align=False"
+        )
+    return np.stack([warp_rigid(f, rigid) for f in un]), rigid
+
+
+def align_series(stack: np.ndarray, *, rotation: bool = False, max_rotation_deg: float = 5.0):
+    """Register every image of a series (N, Y, X) onto the middle (in-focus) one.
+
+    Images are taken from the middle outwards; each is registered onto every image already
+    aligned and the best match (highest quality) is kept, so a featureless in-focus image of a
+    pure phase object does not spoil it (the ±Δf images still match each other, inverted).
+    A registration below :data:`MIN_QUALITY` leaves the image where it is.
+    Returns (aligned float32 stack, list of Rigid per image)."""
+    arr = np.asarray(stack, dtype=np.float32)
+    n = arr.shape[0]
+    mid = n // 2
+    out = arr.copy()
+    transforms: list[Rigid] = [IDENTITY] * n
+    done = [mid]
+    order = [k for d in range(1, mid + 1) for k in (mid - d, mid + d) if 0 <= k < n]
+    for k in order:
+        best = None
+        for j in done:
+            r = register(arr[k], out[j], rotation=rotation, max_rotation_deg=max_rotation_deg)
+            if best is None or r.quality > best.quality:
+                best = r
+        if best is not None and best.quality >= MIN_QUALITY:
+            transforms[k] = best
+            out[k] = warp_rigid(arr[k], best)
+        else:
+            transforms[k] = Rigid(0.0, (0.0, 0.0), 0.0 if best is None else best.quality)
+        done.append(k)
+    return out, transforms
+
+
+def valid_box(valid: np.ndarray) -> tuple[int, int, int, int]:
+    """An axis-aligned box (y0, y1, x0, x1) inside which every pixel is valid: edge rows or
+    columns are peeled off, the one with most invalid pixels first (greedy)."""
+    v = np.asarray(valid, bool)
+    y0, y1, x0, x1 = 0, v.shape[0], 0, v.shape[1]
+    while y1 > y0 and x1 > x0:
+        sub = v[y0:y1, x0:x1]
+        if sub.all():
+            break
+        bad = [(~sub[0]).sum(), (~sub[-1]).sum(), (~sub[:, 0]).sum(), (~sub[:, -1]).sum()]
+        k = int(np.argmax(bad))
+        if k == 0:
+            y0 += 1
+        elif k == 1:
+            y1 -= 1
+        elif k == 2:
+            x0 += 1
+        else:
+            x1 -= 1
+    return y0, y1, x0, x1
+
+
+def remove_outliers(image: np.ndarray, threshold_sigma: float = 6.0) -> tuple[np.ndarray, int]:
+    """Replace hot/dead pixels by the 3×3 median: pixels with |I − med| > k·σ, σ = 1.4826·MAD of
+    (I − med) over the image. Works on (Y, X) or per frame of (N, Y, X). Returns (clean, count)."""
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim == 3:
+        parts = [remove_outliers(f, threshold_sigma) for f in arr]
+        return np.stack([p[0] for p in parts]), int(sum(p[1] for p in parts))
+    med = ndimage.median_filter(arr, size=3, mode="reflect")
+    resid = arr - med
+    sigma = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
+    if sigma <= 0:
+        sigma = float(resid.std())
+    if sigma <= 0:
+        return arr.copy(), 0
+    bad = np.abs(resid) > float(threshold_sigma) * sigma
+    out = arr.copy()
+    out[bad] = med[bad]
+    return out, int(bad.sum())
+
+
+def check_roi(roi, shape) -> tuple[int, int, int, int]:
+    """``roi`` = (y0, y1, x0, x1) in pixels as ints, inside an image of ``shape`` (..., Y, X)."""
+    try:
+        y0, y1, x0, x1 = (int(v) for v in roi)
+    except (TypeError, ValueError):
+        raise InputError(f"roi must be four integers (y0, y1, x0, x1) in pixels, got {roi!r}") from None
+    ny, nx = tuple(shape)[-2:]
+    if not (0 <= y0 < y1 <= ny and 0 <= x0 < x1 <= nx):
+        raise InputError(f"roi (y0, y1, x0, x1) = {(y0, y1, x0, x1)} is outside the {ny}x{nx} px image or empty")
+    return y0, y1, x0, x1
+
+
+def crop_roi(array: np.ndarray, roi) -> np.ndarray:
+    """``array[..., y0:y1, x0:x1]`` for ``roi`` = (y0, y1, x0, x1) in pixels, checked."""
+    y0, y1, x0, x1 = check_roi(roi, np.shape(array))
+    return np.asarray(array)[..., y0:y1, x0:x1]

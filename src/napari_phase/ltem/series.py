@@ -1,0 +1,300 @@
+"""TIE from a through-focus series of any odd length, with an optional flipped series; SITIE with
+a flipped pair. Numpy in and out; the FFT Poisson solver of :mod:`._poisson`.
+
+Series: images I_k at defoci z_k (nm, negative = under-focus, DESIGN.md §3), symmetric about
+the in-focus image in the middle (z_k = −z_{N−1−k}, z_mid = 0), ordered from most under- to most
+over-focused. ∂I/∂z is the least-squares slope of I(z) over *all* images,
+
+    ∂I/∂z ≈ Σ_k z_k I_k / Σ_k z_k²
+
+(for symmetric z the slope of a linear and of a quadratic fit coincide, so the even, second-order
+defocus term does not bias it; for N = 3 it is (I₊ − I₋)/(2Δz)). The full TIE
+∇·(I0∇φ) = −(2π/λ) ∂I/∂z is solved with the Tikhonov cut-off ``qc_per_nm`` and mirror padding of
+:func:`._poisson.solve_tie`. I0, the in-focus intensity, is estimated as the mean of all images of
+the series (the first-order defocus contrast cancels over symmetric defoci; the noise drops by
+√N): on a 5-image series at 10 % noise this raised the magnetic-phase accuracy from 0.95 to 0.99
+against using the in-focus image alone (bench/ltem_series.py). Both are normalised by mean(I0).
+
+Flipped series: the same defoci recorded with the specimen turned over (rotated 180° about an
+in-plane axis). The image is then mirrored about that axis ("x": left-right, the specimen turned
+about the image's y axis; "y": up-down), may be rotated and shifted, and the magnetic phase
+changes sign while the electrostatic one does not. After un-mirroring (and registration when
+``align``), φ = φe + φm and φ_flip = φe − φm, so
+
+    φm = (φ − φ_flip)/2,   φe = (φ + φ_flip)/2.
+
+One image (N = 1) at a non-zero defocus is SITIE (uniform I0 = mean(I)); with a flipped image
+it is SITIE with a flipped pair (the amplitude contrast common to both cancels in φm).
+
+B·t (T·nm) from φm by :func:`napari_phase.physics.induction_from_phase`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..jobs import InputError, Progress, Stopwatch
+from ..physics.optics import electron_wavelength_nm
+from ..validate import as_image, positive
+from . import align as _align
+from ._poisson import solve_tie
+from .sitie import _result, check_qc
+
+
+# ------------------------------------------------------------------------------------ checks
+
+
+def as_series(stack, name: str = "series") -> np.ndarray:
+    """(N, Y, X) float32 from an array or a list of equally shaped 2-D images."""
+    if stack is None:
+        raise InputError(f"no {name} given")
+    if isinstance(stack, (list, tuple)):
+        if len(stack) == 0:
+            raise InputError(f"the {name} is empty")
+        shapes = [np.shape(s) for s in stack]
+        if len(set(shapes)) != 1:
+            raise InputError(f"the images of the {name} must all have the same shape, got {sorted(set(shapes))}")
+    arr = np.asarray(stack)
+    if arr.ndim != 3:
+        raise InputError(
+            f"the {name} must be a stack (N, Y, X) of N images (N odd: exactly 3 for an under/in/over triplet, "
+            f"or 5, 7, ...; or 1 for SITIE), got shape {arr.shape}"
+        )
+    return arr
+
+
+def defoci_nm(n: int, defocus_step_nm=None, defocus_nm=None) -> np.ndarray:
+    """The defocus of each of ``n`` images (nm, float64), from a step or explicit values, checked:
+    N odd, ascending, no duplicates, symmetric about an in-focus (0) middle image; N = 1 needs one
+    non-zero defocus."""
+    if (defocus_step_nm is None) == (defocus_nm is None):
+        raise InputError("give either defocus_step_nm (a symmetric series) or defocus_nm (one value per image), not both or neither")
+    if n % 2 == 0:
+        raise InputError(
+            f"TIE needs an odd number of images (exactly 3 for an under/in/over triplet, or 5, 7, ...) with the in-focus "
+            f"image in the middle, got {n}"
+        )
+    if defocus_step_nm is not None:
+        if n == 1:
+            raise InputError("a single image needs its defocus (defocus_nm=[...]), not a step; or give exactly 3 images")
+        step = positive(defocus_step_nm, "defocus_step_nm", "nm")
+        return (np.arange(n) - n // 2) * step
+    z = np.atleast_1d(np.asarray(defocus_nm, dtype=np.float64)).ravel()
+    if z.size != n:
+        raise InputError(f"defocus_nm has {z.size} value(s) for {n} image(s): give one defocus per image")
+    if not np.isfinite(z).all():
+        raise InputError(f"defocus_nm must be finite numbers, got {defocus_nm!r}")
+    if n == 1:
+        if z[0] == 0:
+            raise InputError("the single image must be defocused (defocus_nm != 0): an in-focus image has no phase contrast")
+        return z
+    if len(np.unique(z)) != n:
+        raise InputError(f"defocus_nm has duplicated values {z.tolist()}: each image needs its own defocus")
+    if not np.all(np.diff(z) > 0):
+        raise InputError("order the series from most under-focused (most negative defocus_nm) to most over-focused")
+    tol = 1e-6 * float(np.max(np.abs(z)))
+    if abs(z[n // 2]) > tol or np.max(np.abs(z + z[::-1])) > tol:
+        raise InputError(
+            f"defocus_nm must be symmetric about the in-focus middle image (−z … 0 … +z), got {z.tolist()}"
+        )
+    z[n // 2] = 0.0
+    return z
+
+
+def _frame_name(k: int, n: int, z: float) -> str:
+    if n == 3:
+        return ("under-focus image", "in-focus image", "over-focus image")[k]
+    return f"image {k} (defocus {z / 1e6:g} mm)"
+
+
+def check_series(arr: np.ndarray, z: np.ndarray, label: str = "") -> np.ndarray:
+    """Every image finite, numeric, big enough; defocused images not constant; the in-focus image
+    may be uniform (a pure phase object) but must have a positive mean."""
+    n = arr.shape[0]
+    frames = []
+    for k in range(n):
+        name = label + _frame_name(k, n, z[k])
+        if z[k] == 0:
+            frames.append(_in_focus(arr[k], name))
+        else:
+            frames.append(as_image(arr[k], name=name))
+    out = np.stack(frames).astype(np.float32)
+    mid = n // 2
+    if float(out[mid].mean()) <= 0 or float(out.mean()) <= 0:
+        what = "in-focus image" if n > 1 else "image"
+        raise InputError(f"the {label}{what} has a non-positive mean intensity; TIE needs intensities (counts)")
+    if n > 1 and all(np.array_equal(out[k], out[n - 1 - k]) for k in range(mid)):
+        raise InputError(f"the {label}under- and over-focus images are identical: no intensity change to reconstruct from")
+    return out
+
+
+def _in_focus(image, name: str) -> np.ndarray:
+    img = np.asarray(image)
+    if img.size and np.isrealobj(img) and np.issubdtype(img.dtype, np.number) and np.isfinite(img).all() and np.ptp(img) == 0:
+        if min(img.shape) < 16:
+            return as_image(img, name=name)
+        return img.astype(np.float32)
+    return as_image(img, name=name)
+
+
+# ------------------------------------------------------------------------------------ science
+
+
+def didz_least_squares(stack: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """∂I/∂z (intensity per nm, float64) as the least-squares slope Σ z_k I_k / Σ z_k² of a series
+    with symmetric defoci ``z`` (nm)."""
+    s = np.asarray(stack, dtype=np.float64)
+    zz = np.asarray(z, dtype=np.float64)
+    return np.tensordot(zz, s, axes=(0, 0)) / float(np.sum(zz**2))
+
+
+def series_phase(stack: np.ndarray, z: np.ndarray, px: float, kv: float, qc: float, pad: bool) -> np.ndarray:
+    """Phase (rad, float32, zero mean) of a checked series: TIE (N ≥ 3) or SITIE (N = 1)."""
+    lam = electron_wavelength_nm(kv)
+    if stack.shape[0] == 1:
+        img = stack[0].astype(np.float64)
+        i0 = float(img.mean())
+        return solve_tie((img - i0) / z[0], lam, px, intensity=i0, qc=qc, pad=pad).astype(np.float32)
+    i0 = stack.mean(axis=0, dtype=np.float64)
+    scale = float(i0.mean())
+    didz = didz_least_squares(stack, z) / scale
+    return solve_tie(didz, lam, px, intensity=i0 / scale, qc=qc, pad=pad).astype(np.float32)
+
+
+def _zero_mean(a: np.ndarray) -> np.ndarray:
+    return (a - a.mean()).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------ job
+
+
+def tie_series_job(
+    stack,
+    *,
+    pixel_size_nm: float,
+    defocus_step_nm: float | None = None,
+    defocus_nm=None,
+    flipped=None,
+    flip_axis: str = "x",
+    align: bool = False,
+    align_rotation: bool = True,
+    max_rotation_deg: float = 10.0,
+    hot_pixel_sigma: float | None = None,
+    roi=None,
+    voltage_kv: float = 200.0,
+    qc_per_nm: float | None = None,
+    pad: bool = True,
+    keep_aligned: bool | None = None,
+):
+    """TIE from a series (and its flipped twin) as a job; see :func:`napari_phase.ltem.tie`.
+    Raises JobCancelled if cancelled (there is no partial phase to return)."""
+    clock = Stopwatch()
+    arr = as_series(stack, "series")
+    n = arr.shape[0]
+    z = defoci_nm(n, defocus_step_nm, defocus_nm)
+    px = positive(pixel_size_nm, "pixel_size_nm", "nm")
+    kv = positive(voltage_kv, "voltage_kv", "kV")
+    if flip_axis not in _align.FLIP_AXES:
+        raise InputError(f"flip_axis must be 'x' (flipped left-right) or 'y' (up-down), got {flip_axis!r}")
+    series = check_series(arr, z)
+    fl = None
+    if flipped is not None:
+        farr = as_series(flipped, "flipped series")
+        if farr.shape != arr.shape:
+            raise InputError(f"the flipped series has shape {farr.shape}, the series {arr.shape}: they must match image for image")
+        fl = check_series(farr, z, "flipped ")
+    if hot_pixel_sigma is not None:
+        k = positive(hot_pixel_sigma, "hot_pixel_sigma")
+        series, n_hot = _align.remove_outliers(series, k)
+        n_hot_f = 0
+        if fl is not None:
+            fl, n_hot_f = _align.remove_outliers(fl, k)
+    params = {
+        "pixel_size_nm": px,
+        "defocus_nm": [float(v) for v in z],
+        "voltage_kv": kv,
+        "pad": bool(pad),
+        "flipped": fl is not None,
+        "flip_axis": flip_axis if fl is not None else None,
+        "align": bool(align),
+        "align_rotation": bool(align_rotation),
+        "max_rotation_deg": float(max_rotation_deg),
+        "hot_pixel_sigma": None if hot_pixel_sigma is None else float(hot_pixel_sigma),
+        "roi": None if roi is None else [int(v) for v in roi],
+        "stack_order": "most under-focused first (defocus ascending)",
+        "derivative": "least-squares slope over all images" if n > 1 else "SITIE (I - mean)/defocus",
+        "input_shape": tuple(int(s) for s in arr.shape),
+    }
+    if defocus_step_nm is not None:
+        params["defocus_step_nm"] = float(defocus_step_nm)
+    extra: dict = {}
+    if hot_pixel_sigma is not None:
+        extra["hot_pixels_replaced"] = int(n_hot + n_hot_f)
+
+    steps = 1 + (1 if fl is not None else 0) + (1 if align else 0)
+    done = 0
+    yield Progress(done, steps, "checking the flip axis" if fl is not None else "TIE: solving")
+    if fl is not None:
+        extra["flip_check"] = _align.check_flip_axis(series, fl, flip_axis, align=align, max_rotation_deg=max_rotation_deg)
+    if align:
+        series, tr = _align.align_series(series, rotation=False) if n > 1 else (series, [_align.IDENTITY])
+        extra["series_transforms"] = [t.as_dict() for t in tr]
+        valid = np.ones(series.shape[-2:], bool)
+        for t in tr:
+            valid &= _align.valid_mask(series.shape[-2:], t)
+        if fl is not None:
+            fl, rigid = _align.align_flipped(series, fl, flip_axis, rotation=align_rotation, max_rotation_deg=max_rotation_deg)
+            extra["flipped_transform"] = rigid.as_dict()
+            valid &= _align.valid_mask(series.shape[-2:], rigid)
+        box = _align.valid_box(valid)
+        done += 1
+        yield Progress(done, steps, "aligned; solving")
+    elif fl is not None:
+        fl = _align.unmirror(fl, flip_axis).astype(np.float32)
+    ny, nx = series.shape[-2:]
+    if align:  # keep only pixels that every aligned image covers (no edge fill in the solve)
+        y0, y1, x0, x1 = box
+    else:
+        y0, y1, x0, x1 = 0, ny, 0, nx
+    if roi is not None:
+        r = _align.check_roi(roi, (ny, nx))
+        y0, y1, x0, x1 = max(y0, r[0]), min(y1, r[1]), max(x0, r[2]), min(x1, r[3])
+    if min(y1 - y0, x1 - x0) < 16:
+        raise InputError(
+            f"after alignment{' and the roi' if roi is not None else ''} only {max(0, y1 - y0)}x{max(0, x1 - x0)} px are covered by "
+            "every image; need at least 16x16 (the images overlap too little, or the roi is too small)"
+        )
+    if (y0, y1, x0, x1) != (0, ny, 0, nx):
+        series = series[..., y0:y1, x0:x1]
+        fl = None if fl is None else fl[..., y0:y1, x0:x1]
+    extra["crop_yx"] = [int(y0), int(y1), int(x0), int(x1)]
+    qc = check_qc(qc_per_nm, series.shape, px)
+    params["qc_per_nm"] = qc
+    params["qc_source"] = "default 2/FOV" if qc_per_nm is None else "given"
+
+    phi = series_phase(series, z, px, kv, qc, pad)
+    done += 1
+    yield Progress(done, steps, "TIE: unflipped series solved" if fl is not None else "TIE: done")
+    method = "TIE series" if n > 3 else ("TIE" if n == 3 else "SITIE")
+    arrays: dict = {}
+    if fl is not None:
+        phi_f = series_phase(fl, z, px, kv, qc, pad)
+        done += 1
+        yield Progress(done, steps, "TIE: flipped series solved")
+        phase = _zero_mean((phi - phi_f) / 2)
+        arrays["phase_e"] = _zero_mean((phi + phi_f) / 2)
+        method += " (flipped)"
+        extra["phase_meaning"] = "phase = magnetic (phi - phi_flip)/2; phase_e = electrostatic (phi + phi_flip)/2"
+    else:
+        phase = phi
+        extra["phase_meaning"] = "phase = total (magnetic + electrostatic)"
+    keep = align if keep_aligned is None else keep_aligned
+    if keep:
+        arrays["aligned"] = series
+        if fl is not None:
+            arrays["aligned_flipped"] = fl
+    res = _result(phase, px, params, clock.elapsed_s, method, extra)
+    for key, value in arrays.items():
+        res.arrays[key] = np.asarray(value, dtype=np.float32)
+        res.array_units[key] = "rad" if key == "phase_e" else "counts"
+    return res
