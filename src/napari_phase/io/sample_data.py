@@ -23,6 +23,7 @@ from ..jobs import InputError
 SAMPLES = {
     "ltem_skyrmions": ("ltem_skyrmions.npz", "LTEM skyrmion lattice"),
     "ltem_stripes": ("ltem_stripes.npz", "LTEM stripe domains"),
+    "stem_srtio3": ("stem_srtio3.npz", "4D-STEM SrTiO3 [001]"),
 }
 
 
@@ -104,3 +105,46 @@ def _meta(npz: Any, p: Path) -> dict:
 
 def _packaged(fname: str) -> Path:
     return Path(str(resources.files("napari_phase").joinpath("sample_data", fname)))
+
+
+def srtio3_4dstem() -> list[tuple]:
+    """Simulated 4D-STEM of SrTiO3 [001] (300 kV, 20 mrad, 64² detector, 1e5 e/Å²) + true phase."""
+    return load_stem_sample_npz(sample_path("stem_srtio3"), name=SAMPLES["stem_srtio3"][1])
+
+
+def load_stem_sample_npz(path: str | Path, name: str | None = None) -> list[tuple]:
+    """napari LayerData for a 4D-STEM sample .npz (``data`` counts (scan_y, scan_x, ky, kx),
+    ``phase_true`` σV in rad, ``metadata_json``): the 4-D layer with scan axes in Å and detector
+    axes in mrad, its calibration flat in the metadata (the 4D-STEM panel prefills from it), and
+    the true phase object (hidden) on its own finer grid, origin at the first scan position."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            if "data" not in npz.files:
+                raise InputError(f"Cannot read sample {p.name}: it has no 'data' array")
+            data = np.asarray(npz["data"])
+            phase = np.asarray(npz["phase_true"], dtype=np.float32) if "phase_true" in npz.files else None
+            meta = _meta(npz, p)
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"Cannot read sample {p.name}: {exc}") from exc
+    if data.ndim != 4:
+        raise InputError(f"Cannot read sample {p.name}: 'data' is {data.ndim}-D, not 4-D")
+    name = name or p.stem
+    step = float(meta.get("scan_step_a", 1.0))
+    det = float(meta.get("detector_mrad_per_px", 1.0))
+    base = {**meta, "source_path": str(p), "sample": meta.get("sample", p.stem)}
+    layers: list[tuple] = [
+        (data, {"name": name, "colormap": "gray", "scale": [step, step, det, det],
+                "units": ["angstrom", "angstrom", "mrad", "mrad"], "axis_labels": ["scan_y", "scan_x", "ky", "kx"],
+                "metadata": {**base, "kind": "4dstem", "array_name": "data", "unit": "counts",
+                             "axis_names": ["scan_y", "scan_x", "ky", "kx"]}}, "image"),
+    ]
+    if phase is not None:
+        px = float(meta.get("phase_pixel_size_a", step))
+        layers.append((phase, {"name": f"{name} true phase", "colormap": "gray", "visible": False,
+                               "scale": [px, px], "units": ["angstrom", "angstrom"],
+                               "metadata": {**base, "kind": "ground_truth", "array_name": "phase_true",
+                                            "unit": "rad", "pixel_size_a": px}}, "image"))
+    return layers
