@@ -89,7 +89,7 @@ def _pixelwise_body(device, problem, opts: dict, preview_every: int, tuner):
     levels: list[float] = []
     cancelled = False
     current = {"phi": None, "amp": None}
-    prev_phase = None
+    prev_canvas = None
     try:
         for t in range(n_frames):
             frame = frames[t]
@@ -97,8 +97,11 @@ def _pixelwise_body(device, problem, opts: dict, preview_every: int, tuner):
             y_np = y.detach().cpu().numpy()
             sigma2 = noise_variance(y_np)
             weight = opts["smoothness"] * sigma2
-            init = prev_phase if (prev_phase is not None and opts["warm_start"]) else sitie_init(frame, problem, opts["qc_per_nm"])
-            phi = torch.tensor(np.asarray(init, dtype=np.float32), device=dev, requires_grad=True)
+            if prev_canvas is not None and opts["warm_start"]:
+                init = prev_canvas
+            else:
+                init = fm.to_canvas(sitie_init(frame, problem, opts["qc_per_nm"]))
+            phi = torch.tensor(np.asarray(init, dtype=np.float32), device=dev, requires_grad=True)  # on the canvas
             params = [phi]
             z_c = None
             if problem.amplitude_mode == "mask":
@@ -124,7 +127,7 @@ def _pixelwise_body(device, problem, opts: dict, preview_every: int, tuner):
                     loss.backward()
                 return loss
 
-            current["phi"] = phi.detach().clone()
+            current["phi"] = fm.crop(phi).detach().clone()
             current["amp"] = None if z_c is None else torch.exp(-nla()).detach().clone()
             last = float(objective().detach())
             stopped, its = False, 0
@@ -135,7 +138,7 @@ def _pixelwise_body(device, problem, opts: dict, preview_every: int, tuner):
                     now = float(objective())
                 if not math.isfinite(now):
                     raise FloatingPointError("pixel-wise solver: the loss became NaN/inf")
-                current["phi"] = phi.detach().clone()
+                current["phi"] = fm.crop(phi).detach().clone()
                 current["amp"] = None if z_c is None else torch.exp(-nla()).detach().clone()
                 improved = (last - now) / max(abs(last), 1e-12)
                 last = now
@@ -145,8 +148,8 @@ def _pixelwise_body(device, problem, opts: dict, preview_every: int, tuner):
                 if improved < opts["tolerance"]:
                     stopped = c + 1 < n_chunks
                     break
-            prev_phase = current["phi"].cpu().numpy()
-            done_phases.append(prev_phase)
+            prev_canvas = phi.detach().cpu().numpy()
+            done_phases.append(current["phi"].cpu().numpy())
             done_amps.append(None if current["amp"] is None else current["amp"].cpu().numpy())
             current = {"phi": None, "amp": None}
             if z_c is not None:
@@ -199,6 +202,7 @@ def pixelwise_job(
     extinction_length_nm: float = DEFAULTS["extinction_length_nm"],
     qc_per_nm: float | None = None,
     pad_px: int | None = None,
+    boundary: str = "auto",
     warm_start: bool = True,
     num_threads: int | None = None,
     seed: int = 0,
@@ -219,6 +223,7 @@ def pixelwise_job(
         defocus_spread_nm=defocus_spread_nm,
         amplitude=amplitude,
         pad_px=pad_px,
+        boundary=boundary,
     )
     kind = str(prior).strip().lower()
     if kind not in PRIORS:

@@ -440,6 +440,7 @@ def simulate(
     extinction_length_nm: float = 10.0,
     pad_px: int | None = None,
     field_margin_px: int | None = None,
+    boundary: str = "mirror",
     microscope: Microscope | None = None,
     texture_params: dict | None = None,
     **microscope_kwargs,
@@ -456,6 +457,12 @@ def simulate(
     ``field_margin_px``: the texture and its Mansuripur phase are computed on a field larger by
     this margin on each side (default a quarter of the larger side) and cropped, so the image is a
     window of a larger film rather than one periodic cell (no wrap-around seams in the view).
+    ``boundary``: how the image at the window's edge is formed. ``"mirror"`` (default, as before):
+    the window's wave is mirror padded by ``pad_px`` (the outside mirrors the inside);
+    ``"window"``: the image is formed on the whole larger field (periodic FFT there, the field's own
+    seam ``field_margin_px`` away from the view) and cropped — a real micrograph, a window of a
+    larger specimen whose edge pixels see the specimen beyond the edge; ``"periodic"``: one
+    periodic tile (no margin, no padding), as a simulation made with FFTs.
     """
     ny, nx = _shape2(shape)
     px = float(pixel_size_nm)
@@ -468,11 +475,17 @@ def simulate(
             raise TypeError("give either microscope= or microscope keyword arguments, not both")
         mic = Microscope(**{**microscope.as_dict(), "defocus_nm": float(defocus_nm)})
     tparams = dict(texture_params or {})
+    boundary = str(boundary).strip().lower()
+    if boundary not in ("mirror", "window", "periodic"):
+        raise ValueError(f"boundary must be 'mirror', 'window' or 'periodic', got {boundary!r}")
     m = max(ny, nx) // 4 if field_margin_px is None else max(0, int(field_margin_px))
+    if boundary == "periodic":
+        m = 0
     mx, my, mz = make_texture(texture, (ny + 2 * m, nx + 2 * m), px, seed=seed, origin_px=(-m, -m), **tparams)
-    phase_m = magnetic_phase(mx, my, px, saturation_induction_t, thickness_nm)
+    big_phase = magnetic_phase(mx, my, px, saturation_induction_t, thickness_nm)
     crop = (slice(m, m + ny), slice(m, m + nx))
-    phase_m = phase_m[crop] - phase_m[crop].mean()
+    big_phase = big_phase - big_phase[crop].mean()
+    phase_m = big_phase[crop]
     mx, my, mz = mx[crop], my[crop], mz[crop]
     if n_contaminants:
         r_nm = contaminant_radius_nm
@@ -484,7 +497,15 @@ def simulate(
     amplitude, phase_e = contaminant_wave(t_map, mic.voltage_kv, mean_inner_potential_v, extinction_length_nm)
     mask = t_map > 0.5 * contaminant_thickness_nm
     pad = max(ny, nx) // 4 if pad_px is None else int(pad_px)
-    clean = simulate_image(phase_m + phase_e, amplitude, pixel_size_nm=px, microscope=mic, pad_px=pad)
+    if boundary == "window":  # image of the whole field (periodic FFT there), then the view
+        pad = 0
+        big_pe = np.pad(phase_e, m)
+        big_amp = np.pad(amplitude, m, constant_values=1.0)
+        clean = simulate_image(big_phase + big_pe, big_amp, pixel_size_nm=px, microscope=mic, pad_px=0)[crop]
+    else:
+        if boundary == "periodic":
+            pad = 0
+        clean = simulate_image(phase_m + phase_e, amplitude, pixel_size_nm=px, microscope=mic, pad_px=pad)
     image = add_noise(clean, noise, dose_e_per_px, seed=seed + 2) if (noise or dose_e_per_px) else clean.copy()
     bx, by = induction_from_phase(phase_m, px)
     params = {
@@ -506,6 +527,7 @@ def simulate(
         "extinction_length_nm": float(extinction_length_nm),
         "pad_px": pad,
         "field_margin_px": m,
+        "boundary": boundary,
         "microscope": mic.as_dict(),
     }
     return LTEMSample(

@@ -82,6 +82,7 @@ DEFAULTS = {
     "extinction_length_nm": 10.0,
     "project_every": 100,
     "contaminant_learning_rate": 2e-2,
+    "coarse_grid_px": 0,
 }
 
 
@@ -100,6 +101,7 @@ class Problem:
     mask: np.ndarray | None  # (Y, X) bool for mode "mask"
     pad_px: int
     params: dict = field(default_factory=dict)
+    boundary: str = "reflect"  # "extend" | "periodic" | "reflect" (see .boundary)
 
     @property
     def is_series(self) -> bool:
@@ -155,6 +157,7 @@ def make_problem(
     defocus_spread_nm=100.0,
     amplitude="uniform",
     pad_px=None,
+    boundary="auto",
     min_size_px: int = MIN_SIZE_PX,
 ) -> Problem:
     """Validate everything the LTEM fitting solvers share; raise InputError with a plain message."""
@@ -176,6 +179,16 @@ def make_problem(
     spread = _non_negative(defocus_spread_nm, "defocus_spread_nm")
     mic = Microscope(voltage_kv=kv, defocus_nm=df, cs_mm=cs, divergence_mrad=div, defocus_spread_nm=spread)
     mode, mask = check_amplitude(amplitude, data.shape)
+    from .boundary import BOUNDARIES, looks_periodic
+
+    requested = str(boundary).strip().lower() if isinstance(boundary, str) else boundary
+    if requested not in BOUNDARIES:
+        raise InputError(f"boundary must be one of {', '.join(BOUNDARIES)}, got {boundary!r}")
+    kind = requested
+    if kind == "auto":
+        kind = "periodic" if looks_periodic(data) else "extend"
+    if kind == "periodic":
+        pad_px = 0
     if pad_px is None:
         pad = default_pad_px(data.shape, px, mic)
     else:
@@ -185,7 +198,8 @@ def make_problem(
             raise InputError(f"pad_px must be an integer or None, got {pad_px!r}") from None
         if pad < 0:
             raise InputError(f"pad_px must be >= 0, got {pad}")
-        pad = min(pad, min(data.shape[-2:]) - 1)
+        if kind == "reflect":
+            pad = min(pad, min(data.shape[-2:]) - 1)
     params = {
         "pixel_size_nm": px,
         "defocus_nm": df,
@@ -195,11 +209,13 @@ def make_problem(
         "defocus_spread_nm": spread,
         "amplitude": mode,
         "pad_px": pad,
+        "boundary": kind,
+        "boundary_requested": requested,
         "input_shape": tuple(int(s) for s in data.shape),
     }
     if mask is not None:
         params["mask_pixels"] = int(mask.sum())
-    return Problem(data, px, mic, mode, mask, pad, params)
+    return Problem(data, px, mic, mode, mask, pad, params, kind)
 
 
 def _int_at_least(value, name: str, low: int) -> int:
@@ -231,11 +247,20 @@ class ForwardModel:
     def __init__(self, problem: Problem, device, mean_inner_potential_v: float, extinction_length_nm: float) -> None:
         import torch
 
+        from .boundary import canvas_margins
+
         self.torch = torch
         self.device = device
-        self.pad = problem.pad_px
         ny, nx = problem.data.shape[-2:]
-        transfer = problem.microscope.transfer((ny + 2 * self.pad, nx + 2 * self.pad), problem.pixel_size_nm)
+        self.window_shape = (int(ny), int(nx))
+        self.boundary = problem.boundary
+        #: margins of the canvas the phase lives on ("extend": free ring; else none)
+        self.margins = canvas_margins((ny, nx), problem.pad_px) if self.boundary == "extend" else ((0, 0), (0, 0))
+        (t, b), (l, r) = self.margins
+        self.canvas_shape = (ny + t + b, nx + l + r)
+        self.pad = problem.pad_px if self.boundary == "reflect" else 0  # reflect padding inside image_from_wave
+        cy, cx = self.canvas_shape
+        transfer = problem.microscope.transfer((cy + 2 * self.pad, cx + 2 * self.pad), problem.pixel_size_nm)
         self.transfer = torch.as_tensor(transfer.astype(np.complex64), device=device)
         #: φe per unit of −ln A: σ V0 ξ (rad).
         self.phase_per_log_amp = interaction_constant(problem.microscope.voltage_kv, "nm") * float(mean_inner_potential_v) * float(
@@ -247,14 +272,36 @@ class ForwardModel:
         y = np.asarray(frame, dtype=np.float64)
         return self.torch.as_tensor((y / y.mean()).astype(np.float32), device=self.device)
 
+    @property
+    def extended(self) -> bool:
+        return self.canvas_shape != self.window_shape
+
+    def crop(self, x):
+        """The image window of a canvas map (identity without a ring)."""
+        if not self.extended:
+            return x
+        (t, _), (l, _) = self.margins
+        ny, nx = self.window_shape
+        return x[..., t : t + ny, l : l + nx]
+
+    def to_canvas(self, a: np.ndarray) -> np.ndarray:
+        """Start values on the canvas (the window's map mirrored into the ring)."""
+        from .boundary import extend_reflect
+
+        return extend_reflect(a, self.margins) if self.extended else np.asarray(a, dtype=np.float32)
+
     def image(self, phase_m, neg_log_amp=None):
-        """Simulated image (unscaled) of φm and optional −ln A map (same shape as φm)."""
+        """Simulated image (unscaled, window only) of φm on the canvas and an optional −ln A map of
+        the window (zero, i.e. A = 1, in the ring)."""
         from .forward import image_from_wave
 
         if neg_log_amp is None:
-            return image_from_wave(phase_m, 1.0, self.transfer, self.pad)
+            return self.crop(image_from_wave(phase_m, 1.0, self.transfer, self.pad))
+        if self.extended:
+            (t, b), (l, r) = self.margins
+            neg_log_amp = self.torch.nn.functional.pad(neg_log_amp, (l, r, t, b))
         phase = phase_m + self.phase_per_log_amp * neg_log_amp
-        return image_from_wave(phase, self.torch.exp(-neg_log_amp), self.transfer, self.pad)
+        return self.crop(image_from_wave(phase, self.torch.exp(-neg_log_amp), self.transfer, self.pad))
 
     def loss(self, sim, y):
         """MSE after the closed-form intensity scale; returns (loss, scale)."""
@@ -443,7 +490,7 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
             y = fm.target(frame)
             init = smooth(sitie_init(frame, problem, opts["qc_per_nm"]), opts["init_smoothing_px"])
             in_scale = float(init.std()) or 1.0
-            x0 = _as_channels_last(torch.as_tensor(init / in_scale, device=dev)[None, None])
+            x0 = _as_channels_last(torch.as_tensor(fm.to_canvas(init) / in_scale, device=dev)[None, None])
             z_c = None
             if mode == "mask":
                 m = problem.mask
@@ -460,6 +507,18 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
                 a_img = gaussian_filter(frame.astype(np.float64) / frame.mean(), 1.0)
                 a_img = (a_img - a_img.mean()) / (a_img.std() or 1.0)
                 amp_in = _as_channels_last(torch.as_tensor(a_img.astype(np.float32), device=dev)[None, None])
+
+            coarse = None
+            if opts["coarse_grid_px"]:
+                cy, cx = fm.canvas_shape
+                g = float(opts["coarse_grid_px"])
+                coarse = torch.zeros((1, 1, max(2, math.ceil(cy / g) + 1), max(2, math.ceil(cx / g) + 1)), device=dev, requires_grad=True)
+
+            def coarse_phase():
+                """Smooth long-wavelength part of φm (bicubic from a coarse grid; see ``coarse_grid_px``)."""
+                if coarse is None:
+                    return 0.0
+                return F.interpolate(coarse, size=fm.canvas_shape, mode="bicubic", align_corners=True)[0, 0] * in_scale
 
             def neg_log_amp():
                 if mode == "mask":
@@ -486,10 +545,10 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
 
             # ---- the start point counts as an iterate (so a cancel always has a result)
             with torch.no_grad():
-                phi = phase_net(x0)[0, 0] * in_scale
+                phi = phase_net(x0)[0, 0] * in_scale + coarse_phase()
                 nla = neg_log_amp()
                 loss, scale = fm.loss(fm.image(phi, nla), y)
-                state.best_loss, state.best_phase = float(loss), phi.detach().clone()
+                state.best_loss, state.best_phase = float(loss), fm.crop(phi).detach().clone()
                 state.best_amp = None if nla is None else torch.exp(-nla).detach().clone()
                 state.scale = float(scale)
                 state.best_state = copy.deepcopy(phase_net.state_dict())
@@ -498,6 +557,8 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
             groups = [{"params": phase_net.parameters(), "lr": opts["learning_rate"]}]
             if z_c is not None:
                 groups.append({"params": [z_c], "lr": opts["contaminant_learning_rate"]})
+            if coarse is not None:
+                groups.append({"params": [coarse], "lr": opts["learning_rate"]})
             if amp_net is not None:
                 groups.append({"params": amp_net.parameters(), "lr": opts["learning_rate"]})
             opt = torch.optim.Adam(groups)
@@ -510,7 +571,7 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
                 with tuner.step():
                     opt.zero_grad(set_to_none=True)
                     noise = torch.randn(x0.shape, generator=gen, device=dev) * opts["input_noise"]
-                    phi = phase_net(x0 + noise)[0, 0] * in_scale
+                    phi = phase_net(x0 + noise)[0, 0] * in_scale + coarse_phase()
                     nla = neg_log_amp()
                     loss, scale = fm.loss(fm.image(phi, nla), y)
                     loss.backward()
@@ -521,7 +582,7 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
                     raise FloatingPointError("SIPRAD: the loss became NaN/inf; try a lower learning_rate")
                 if lv < state.best_loss:
                     state.best_loss = lv
-                    state.best_phase = phi.detach().clone()
+                    state.best_phase = fm.crop(phi).detach().clone()
                     state.best_amp = None if nla is None else torch.exp(-nla).detach().clone()
                     state.scale = float(scale)
                     if opts["warm_start"] and n_frames > 1:
@@ -652,8 +713,10 @@ def siprad_job(
     extinction_length_nm: float = DEFAULTS["extinction_length_nm"],
     project_every: int = DEFAULTS["project_every"],
     contaminant_learning_rate: float = DEFAULTS["contaminant_learning_rate"],
+    coarse_grid_px: float = DEFAULTS["coarse_grid_px"],
     qc_per_nm: float | None = None,
     pad_px: int | None = None,
+    boundary: str = "auto",
     warm_start: bool = True,
     num_threads: int | None = None,
     seed: int = 0,
@@ -674,6 +737,7 @@ def siprad_job(
         defocus_spread_nm=defocus_spread_nm,
         amplitude=amplitude,
         pad_px=pad_px,
+        boundary=boundary,
     )
     opts = {
         "iterations": _int_at_least(iterations, "iterations", 1),
@@ -692,6 +756,7 @@ def siprad_job(
         "extinction_length_nm": positive(extinction_length_nm, "extinction_length_nm", "nm"),
         "project_every": _int_at_least(project_every, "project_every", 1),
         "contaminant_learning_rate": positive(contaminant_learning_rate, "contaminant_learning_rate"),
+        "coarse_grid_px": _non_negative(coarse_grid_px, "coarse_grid_px"),
         "qc_per_nm": None if qc_per_nm is None else _non_negative(qc_per_nm, "qc_per_nm"),
         "warm_start": bool(warm_start),
         "seed": _int_at_least(seed, "seed", 0),
