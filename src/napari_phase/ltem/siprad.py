@@ -82,7 +82,6 @@ DEFAULTS = {
     "extinction_length_nm": 10.0,
     "project_every": 100,
     "contaminant_learning_rate": 2e-2,
-    "coarse_grid_px": 0,
 }
 
 
@@ -508,18 +507,6 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
                 a_img = (a_img - a_img.mean()) / (a_img.std() or 1.0)
                 amp_in = _as_channels_last(torch.as_tensor(a_img.astype(np.float32), device=dev)[None, None])
 
-            coarse = None
-            if opts["coarse_grid_px"]:
-                cy, cx = fm.canvas_shape
-                g = float(opts["coarse_grid_px"])
-                coarse = torch.zeros((1, 1, max(2, math.ceil(cy / g) + 1), max(2, math.ceil(cx / g) + 1)), device=dev, requires_grad=True)
-
-            def coarse_phase():
-                """Smooth long-wavelength part of φm (bicubic from a coarse grid; see ``coarse_grid_px``)."""
-                if coarse is None:
-                    return 0.0
-                return F.interpolate(coarse, size=fm.canvas_shape, mode="bicubic", align_corners=True)[0, 0] * in_scale
-
             def neg_log_amp():
                 if mode == "mask":
                     return F.softplus(z_c) * mask_f
@@ -545,7 +532,7 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
 
             # ---- the start point counts as an iterate (so a cancel always has a result)
             with torch.no_grad():
-                phi = phase_net(x0)[0, 0] * in_scale + coarse_phase()
+                phi = phase_net(x0)[0, 0] * in_scale
                 nla = neg_log_amp()
                 loss, scale = fm.loss(fm.image(phi, nla), y)
                 state.best_loss, state.best_phase = float(loss), fm.crop(phi).detach().clone()
@@ -557,8 +544,6 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
             groups = [{"params": phase_net.parameters(), "lr": opts["learning_rate"]}]
             if z_c is not None:
                 groups.append({"params": [z_c], "lr": opts["contaminant_learning_rate"]})
-            if coarse is not None:
-                groups.append({"params": [coarse], "lr": opts["learning_rate"]})
             if amp_net is not None:
                 groups.append({"params": amp_net.parameters(), "lr": opts["learning_rate"]})
             opt = torch.optim.Adam(groups)
@@ -571,7 +556,7 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
                 with tuner.step():
                     opt.zero_grad(set_to_none=True)
                     noise = torch.randn(x0.shape, generator=gen, device=dev) * opts["input_noise"]
-                    phi = phase_net(x0 + noise)[0, 0] * in_scale + coarse_phase()
+                    phi = phase_net(x0 + noise)[0, 0] * in_scale
                     nla = neg_log_amp()
                     loss, scale = fm.loss(fm.image(phi, nla), y)
                     loss.backward()
@@ -713,7 +698,6 @@ def siprad_job(
     extinction_length_nm: float = DEFAULTS["extinction_length_nm"],
     project_every: int = DEFAULTS["project_every"],
     contaminant_learning_rate: float = DEFAULTS["contaminant_learning_rate"],
-    coarse_grid_px: float = DEFAULTS["coarse_grid_px"],
     qc_per_nm: float | None = None,
     pad_px: int | None = None,
     boundary: str = "auto",
@@ -756,7 +740,6 @@ def siprad_job(
         "extinction_length_nm": positive(extinction_length_nm, "extinction_length_nm", "nm"),
         "project_every": _int_at_least(project_every, "project_every", 1),
         "contaminant_learning_rate": positive(contaminant_learning_rate, "contaminant_learning_rate"),
-        "coarse_grid_px": _non_negative(coarse_grid_px, "coarse_grid_px"),
         "qc_per_nm": None if qc_per_nm is None else _non_negative(qc_per_nm, "qc_per_nm"),
         "warm_start": bool(warm_start),
         "seed": _int_at_least(seed, "seed", 0),
