@@ -137,13 +137,18 @@ def probe_fourier_t(
 
 
 def shift_phase_t(gpts, sampling_a, shifts_a, device=None):
-    """Fourier shift factors exp(-2πi k·r0) for shifts r0 = (y, x) in Å, shape (..., H, W)."""
+    """Fourier shift factors exp(-2πi k·r0) for shifts r0 = (y, x) in Å, shape (..., H, W)
+    (separable: an outer product of two 1-D ramps, phases reduced mod 1 in float64)."""
     import torch
 
-    ky, kx = _kgrid_t(gpts, sampling_a, device, torch.float64)
+    ky = torch.fft.fftfreq(gpts[0], d=sampling_a, device=device, dtype=torch.float64)
+    kx = torch.fft.fftfreq(gpts[1], d=sampling_a, device=device, dtype=torch.float64)
     s = torch.as_tensor(shifts_a, device=device, dtype=torch.float64)
-    ph = -2 * math.pi * (s[..., 0, None, None] * ky + s[..., 1, None, None] * kx)
-    return torch.polar(torch.ones_like(ph), torch.remainder(ph, 2 * math.pi)).to(torch.complex64)
+    py = torch.remainder(-s[..., 0, None] * ky, 1.0).to(torch.float32) * (2 * math.pi)
+    px = torch.remainder(-s[..., 1, None] * kx, 1.0).to(torch.float32) * (2 * math.pi)
+    ey = torch.polar(torch.ones_like(py), py)
+    ex = torch.polar(torch.ones_like(px), px)
+    return ey[..., :, None] * ex[..., None, :]
 
 
 def transmission_t(potential_va, energy_kev: float, sampling_a: float | None = None, antialias: bool = True):

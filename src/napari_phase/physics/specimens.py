@@ -477,29 +477,53 @@ class PotentialBank:
 
     # -- sampling
 
-    def _grid(self, n, gpts, sampling_a, rotation_rad, scale, shift_frac, entry: BankEntry):
-        """Sampling coordinates into the entry's padded map for grid_sample, (n, H, W, 2)."""
+    def _grid(self, gpts, sampling_a, rotation_rad, scale, shift_frac, inv_cell, sizes, canvas, col_offset=None):
+        """grid_sample coordinates (B, H, W, 2) into padded maps on a common canvas.
+
+        Output pixel (i, j) sits at r = ((i − H/2)·s, (j − W/2)·s) Å; the specimen point shown there
+        is R(θ)·r / scale, in fractional cell coordinates plus ``shift_frac``, wrapped into the cell
+        (periodic), then in pixels of each sample's own map (``sizes`` (B, 2): n_a, n_b)."""
         import torch
 
         dev = self.device
         H, W = gpts
-        yy = (torch.arange(H, device=dev, dtype=torch.float64) - H / 2) * sampling_a
-        xx = (torch.arange(W, device=dev, dtype=torch.float64) - W / 2) * sampling_a
-        Y, X = torch.meshgrid(yy, xx, indexing="ij")
-        c, s = torch.cos(rotation_rad)[:, None, None], torch.sin(rotation_rad)[:, None, None]
-        sc = scale[:, None, None]
-        # specimen coordinates = R(θ)·r / scale  (scale > 1 stretches the lattice)
-        ys = (c * Y[None] + s * X[None]) / sc
-        xs = (-s * Y[None] + c * X[None]) / sc
-        inv = torch.as_tensor(np.linalg.inv(entry.cell_yx), device=dev)
-        fa = ys * inv[0, 0] + xs * inv[1, 0] + shift_frac[:, 0, None, None]
-        fb = ys * inv[0, 1] + xs * inv[1, 1] + shift_frac[:, 1, None, None]
-        na, nb = entry.slices.shape[-2:]
-        pa = torch.remainder(fa, 1.0) * na  # in [0, na); padded map covers 0..na
-        pb = torch.remainder(fb, 1.0) * nb
-        gx = pb / nb * 2 - 1
-        gy = pa / na * 2 - 1
-        return torch.stack([gx, gy], -1).to(torch.float32)
+        f32 = torch.float32
+        yy = (torch.arange(H, device=dev, dtype=f32) - H / 2) * sampling_a
+        xx = (torch.arange(W, device=dev, dtype=f32) - W / 2) * sampling_a
+        c = (torch.cos(rotation_rad) / scale).to(f32)[:, None, None]
+        s = (torch.sin(rotation_rad) / scale).to(f32)[:, None, None]
+        Y, X = yy[None, :, None], xx[None, None, :]
+        ys = c * Y + s * X  # specimen coordinates = R(θ)·r / scale
+        xs = -s * Y + c * X
+        inv = inv_cell.to(f32)
+        sh = shift_frac.to(f32)
+        fa = ys * inv[:, 0, 0, None, None] + xs * inv[:, 1, 0, None, None] + sh[:, 0, None, None]
+        fb = ys * inv[:, 0, 1, None, None] + xs * inv[:, 1, 1, None, None] + sh[:, 1, None, None]
+        sz = sizes.to(f32)
+        pa = torch.remainder(fa, 1.0) * sz[:, 0, None, None]  # map pixels in [0, n_a]; row n_a = row 0
+        pb = torch.remainder(fb, 1.0) * sz[:, 1, None, None]
+        if col_offset is not None:
+            pb = pb + col_offset.to(f32)[:, None, None]
+        return torch.stack([pb / (canvas[1] - 1) * 2 - 1, pa / (canvas[0] - 1) * 2 - 1], -1)
+
+    def _atlas(self, sampling_a: float):
+        """All entries' padded projected maps (per cell) side by side in one image (1, 1, Ha, Wa),
+        with each one's size (E, 2), column offset (E,) and inverse cell (E, 2, 2); cached."""
+        import torch
+
+        key = ("atlas", round(float(sampling_a), 4))
+        if key in self._cache:
+            return self._cache[key]
+        maps = [self._padded(e, sampling_a).sum(0) for e in range(len(self.entries))]
+        ha = max(m.shape[0] for m in maps)
+        offsets = np.cumsum([0] + [m.shape[1] + 1 for m in maps])
+        atlas = torch.zeros((1, 1, ha, int(offsets[-1])), device=self.device, dtype=torch.float32)
+        for e, m in enumerate(maps):
+            atlas[0, 0, : m.shape[0], offsets[e] : offsets[e] + m.shape[1]] = m
+        sizes = torch.tensor([[m.shape[0] - 1, m.shape[1] - 1] for m in maps], device=self.device)
+        inv = torch.as_tensor(np.stack([np.linalg.inv(en.cell_yx) for en in self.entries]), device=self.device)
+        self._cache[key] = (atlas, sizes, torch.as_tensor(offsets[:-1], device=self.device), inv)
+        return self._cache[key]
 
     def _padded(self, e: int, sampling_a: float):
         """The entry's slices band-limited to the Nyquist of ``sampling_a`` (smooth taper, cached
@@ -561,22 +585,22 @@ class PotentialBank:
         which = rng.choice(pool, size=batch)
         tmin, tmax = (float(thickness_a), float(thickness_a)) if np.isscalar(thickness_a) else map(float, thickness_a)
         rot, scale, shift = self._draw(rng, batch, rotate, scale_range)
-        out = torch.empty((batch, H, W), device=self.device, dtype=torch.float32)
-        info = []
-        for e in np.unique(which):
-            idx = np.flatnonzero(which == e)
-            entry = self.entries[e]
-            proj = self._padded(e, sampling_a).sum(0, keepdim=True)[None]  # (1, 1, na+1, nb+1)
-            grid = self._grid(len(idx), (H, W), sampling_a, rot[idx], scale[idx], shift[idx], entry)
-            maps = torch.nn.functional.grid_sample(proj.expand(len(idx), -1, -1, -1), grid, mode="bilinear", align_corners=True)[:, 0]
-            for j, i in enumerate(idx):
-                ncell = 1 if entry.layer_2d else max(1, int(round(rng.uniform(tmin, tmax) / entry.period_z_a)))
-                out[i] = maps[j] * ncell
-                info.append(
-                    (int(i), dict(structure=entry.structure, zone_axis=entry.zone_axis, thickness_a=ncell * entry.period_z_a,
-                                  rotation_deg=float(np.degrees(rot[i].item())), scale=float(scale[i].item())))
-                )
-        info = [d for _, d in sorted(info, key=lambda x: x[0])]
+        atlas, sizes, offsets, inv = self._atlas(sampling_a)
+        w = torch.as_tensor(which, device=self.device)
+        grid = self._grid((H, W), sampling_a, rot, scale, shift, inv[w], sizes[w], atlas.shape[-2:], offsets[w])
+        maps = torch.nn.functional.grid_sample(atlas, grid.reshape(1, batch * H, W, 2), mode="bilinear", align_corners=True)
+        maps = maps.reshape(batch, H, W)
+        period = np.array([self.entries[e].period_z_a for e in which])
+        is2d = np.array([self.entries[e].layer_2d for e in which])
+        ncell = np.where(is2d, 1, np.maximum(1, np.round(rng.uniform(tmin, tmax, batch) / period))).astype(np.int64)
+        out = maps * torch.as_tensor(ncell, device=self.device, dtype=torch.float32)[:, None, None]
+        rot_deg = np.degrees(rot.cpu().numpy())
+        sc = scale.cpu().numpy()
+        info = [
+            dict(structure=self.entries[e].structure, zone_axis=self.entries[e].zone_axis, thickness_a=float(ncell[i] * period[i]),
+                 rotation_deg=float(rot_deg[i]), scale=float(sc[i]))
+            for i, e in enumerate(which)
+        ]
         return out, info
 
     def sample_slices(
@@ -601,6 +625,9 @@ class PotentialBank:
         ent = self.entries[int(entry)]
         rng = np.random.default_rng(seed)
         rot, scale, shift = self._draw(rng, batch, rotate, scale_range)
-        grid = self._grid(batch, (H, W), sampling_a, rot, scale, shift, ent)
-        m = self._padded(int(entry), sampling_a)[None].expand(batch, -1, -1, -1)
+        m = self._padded(int(entry), sampling_a)
+        sizes = torch.tensor([[m.shape[-2] - 1, m.shape[-1] - 1]], device=self.device).expand(batch, 2)
+        inv = torch.as_tensor(np.linalg.inv(ent.cell_yx), device=self.device)[None].expand(batch, 2, 2)
+        grid = self._grid((H, W), sampling_a, rot, scale, shift, inv, sizes, m.shape[-2:])
+        m = m[None].expand(batch, -1, -1, -1)
         return torch.nn.functional.grid_sample(m, grid, mode="bilinear", align_corners=True), ent.slice_thickness_a
