@@ -13,7 +13,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-SECTIONS = ("ltem",)
+SECTIONS = ("ltem", "multislice")
 
 
 def machine_description() -> str:
