@@ -1,0 +1,664 @@
+"""Dock panel "4D-STEM CNN": phase of the object from a 4D-STEM scan (CNN, iCoM or SSB).
+
+Binds a 4-D image layer (scan_y, scan_x, ky, kx) — or one depth of a 5-D depth series — and its
+calibration to :mod:`napari_phase.stem`'s jobs, runs them with
+:class:`~napari_phase.widgets._runner.JobRunner` (live growing result, Cancel) and shows the results
+with :mod:`napari_phase.widgets._layers` (scale in Å, origin at the first scan position).
+
+Canvas layout (2-D layers, world units Å): the virtual-detector image of the scan (and the results,
+which share its scan grid) at the origin; the mean pattern and the pattern of a clicked scan position
+to its right, scaled to the scan's height (detector pixels, not Å), with the detected bright-field
+disc drawn on them. Clicking the virtual image (without dragging) shows that position's pattern.
+The 4-D layer itself is hidden once the virtual image stands in for it. No science here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..jobs import InputError, Progress
+from ..result import PhaseResult
+from . import _runner
+from ._layers import add_or_update, result_to_layers
+from ._runner import JobRunner, LayerCombo
+
+logger = logging.getLogger(__name__)
+
+CNN, ICOM, SSB = "CNN (airpi)", "iCoM", "SSB"
+BASE_NAMES = {CNN: "CNN", ICOM: "iCoM", SSB: "SSB"}
+DETECTORS = {"BF (0–α)": "bf", "ABF (α/2–α)": "abf", "ADF (1.1α–edge)": "adf"}
+VIRTUAL_NAME = "virtual detector"
+MEAN_NAME = "mean pattern (log)"
+PATTERN_NAME = "pattern at scan position (log)"
+DISC_NAME = "BF disc"
+MARKER_NAME = "scan position"
+HELP = ("<b>1</b> pick the 4D-STEM layer &nbsp; <b>2</b> check the calibration (<i>Detect BF disc</i> measures "
+        "the centre and, with the semi-angle, the detector sampling) &nbsp; <b>3</b> choose a method and <i>Run</i>. "
+        "Click the virtual image to see a position's pattern.")
+
+
+def _data_problem(layer) -> str | None:
+    """Why this layer cannot be a 4D-STEM input (None if it can)."""
+    from napari.layers import Image
+
+    if layer is None:
+        return "pick a 4D-STEM layer first (File > Open a .mib/.h5/.emd/.blo, or File > Open Sample > napari-phase)"
+    if not isinstance(layer, Image):
+        return f"'{layer.name}' is a {layer.__class__.__name__} layer; the 4D-STEM panel needs a 4-D Image layer (scan_y, scan_x, ky, kx)"
+    if getattr(layer, "rgb", False) or getattr(layer, "multiscale", False):
+        return f"'{layer.name}' is an RGB/multiscale image, not a 4D-STEM scan"
+    if layer.ndim not in (4, 5):
+        return f"'{layer.name}' is {layer.ndim}-D; the 4D-STEM panel needs a 4-D scan (scan_y, scan_x, ky, kx)"
+    if layer.ndim == 5 and (layer.metadata or {}).get("kind") != "4dstem":
+        return f"'{layer.name}' is 5-D but not a 4D-STEM depth series"
+    return None
+
+
+def _is_candidate(layer) -> bool:
+    return _data_problem(layer) is None
+
+
+def _model_available() -> tuple[bool, str]:
+    try:
+        from ..models import list_models
+
+        names = list_models()
+    except Exception as exc:  # noqa: BLE001
+        return False, f"models unavailable ({exc})"
+    if any(n.startswith("airpi") for n in names):
+        return True, ""
+    return False, "no trained 4D-STEM CNN model is shipped in this installation yet"
+
+
+def _finetune_available() -> tuple[bool, str]:
+    ok, why = _model_available()
+    if not ok:
+        return False, why
+    try:
+        from ..stem.airpi import finetune_job  # noqa: F401
+    except Exception as exc:  # noqa: BLE001
+        return False, f"fine-tuning is not available ({exc})"
+    return True, ""
+
+
+def _spin(value: float, lo: float, hi: float, decimals: int, step: float, tooltip: str, missing: bool = False) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setDecimals(decimals)
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setToolTip(tooltip)
+    box.setKeyboardTracking(False)
+    if missing:
+        box.setSpecialValueText("? (enter)")  # shown at the minimum (0): not known
+    return box
+
+
+class StemPanel(QWidget):
+    """The 4D-STEM dock panel (see module docstring)."""
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from napari.layers import Image
+
+        self.viewer = napari_viewer
+        self._cache: dict[str, Any] = {}
+        self._live_layer = None
+        self._geometry: dict[str, Any] = {}
+        self._click_cb = None
+
+        self.help_label = QLabel(HELP)
+        self.help_label.setWordWrap(True)
+        self.help_label.setTextFormat(Qt.RichText)
+        self.data_combo = LayerCombo(napari_viewer, (Image,), accept=_is_candidate, placeholder="(no 4D-STEM layer – open one)")
+        self.data_info = QLabel("")
+        self.data_info.setWordWrap(True)
+        self.depth = QSpinBox()
+        self.depth.setToolTip("Which depth (thickness) of a depth series to reconstruct")
+
+        # ---------------------------------------------------------------- calibration
+        self.energy_kev = _spin(0.0, 0.0, 3000.0, 1, 10.0, "Beam energy (kV)", missing=True)
+        self.semiangle_mrad = _spin(0.0, 0.0, 200.0, 2, 0.5, "Probe convergence semi-angle α (mrad)", missing=True)
+        self.scan_step_a = _spin(0.0, 0.0, 1e5, 4, 0.01, "Scan step (Å per scan position)", missing=True)
+        self.detector_mrad = _spin(0.0, 0.0, 100.0, 4, 0.05, "Detector sampling (mrad per pixel); "
+                                   "'Detect BF disc' measures it from the disc and the semi-angle", missing=True)
+        self.rotation_deg = _spin(0.0, -360.0, 360.0, 1, 1.0, "Scan rotation between detector and scan axes (deg); "
+                                  "'Guess' minimises the curl of the centre-of-mass field")
+        self.transpose = QCheckBox("detector axes transposed")
+        self.transpose.setToolTip("The detector's x/y are swapped against the scan's (a flip)")
+        self.guess_button = QPushButton("Guess")
+        self.guess_button.setToolTip("Guess rotation and transpose from the data (curl of the CoM field)")
+        self.guess_button.clicked.connect(lambda *_: self.guess_rotation())
+        rot_row = QWidget()
+        rl = QHBoxLayout(rot_row)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.rotation_deg, 1)
+        rl.addWidget(self.guess_button)
+        self.center_y = _spin(0.0, -1.0, 4096.0, 2, 0.5, "Optical axis on the detector, row (px); −1 = detector centre")
+        self.center_x = _spin(0.0, -1.0, 4096.0, 2, 0.5, "Optical axis on the detector, column (px); −1 = detector centre")
+        self.center_y.setSpecialValueText("centre")
+        self.center_x.setSpecialValueText("centre")
+        self.center_y.setValue(-1.0)
+        self.center_x.setValue(-1.0)
+        ctr = QWidget()
+        cl = QHBoxLayout(ctr)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.addWidget(self.center_y)
+        cl.addWidget(self.center_x)
+        self.defocus_a = _spin(0.0, -1e5, 1e5, 1, 10.0, "Probe defocus (Å), negative = under-focus")
+        self.cs_mm = _spin(0.0, -100.0, 100.0, 3, 0.1, "Spherical aberration Cs (mm)")
+        self.disc_button = QPushButton("Detect BF disc")
+        self.disc_button.setToolTip("Find the bright-field disc in the mean pattern: sets the centre and, with the "
+                                    "semi-angle, the detector sampling (or the semi-angle from the sampling)")
+        self.disc_button.clicked.connect(lambda *_: self.detect_disc())
+        self.disc_info = QLabel("")
+        self.disc_info.setWordWrap(True)
+        cal_box = QGroupBox("Calibration")
+        cf = QFormLayout(cal_box)
+        cf.addRow("energy (kV)", self.energy_kev)
+        cf.addRow("semi-angle α (mrad)", self.semiangle_mrad)
+        cf.addRow("scan step (Å)", self.scan_step_a)
+        cf.addRow("detector (mrad/px)", self.detector_mrad)
+        cf.addRow("centre y, x (px)", ctr)
+        cf.addRow("scan rotation (°)", rot_row)
+        cf.addRow("", self.transpose)
+        cf.addRow("defocus (Å)", self.defocus_a)
+        cf.addRow("Cs (mm)", self.cs_mm)
+        cf.addRow(self.disc_button)
+        cf.addRow(self.disc_info)
+
+        # ---------------------------------------------------------------- view
+        self.detector_kind = QComboBox()
+        self.detector_kind.addItems(list(DETECTORS))
+        self.virtual_button = QPushButton("Show virtual image")
+        self.virtual_button.setToolTip("Virtual-detector image of the scan (orient yourself; click it to see a pattern)")
+        self.virtual_button.clicked.connect(lambda *_: self.show_virtual_image())
+        view_box = QGroupBox("View")
+        vf = QFormLayout(view_box)
+        vrow = QWidget()
+        vl = QHBoxLayout(vrow)
+        vl.setContentsMargins(0, 0, 0, 0)
+        vl.addWidget(self.detector_kind, 1)
+        vl.addWidget(self.virtual_button)
+        vf.addRow("detector", vrow)
+
+        # ---------------------------------------------------------------- method
+        self.method = QComboBox()
+        self.method.addItems([CNN, ICOM, SSB])
+        ok, why = _model_available()
+        if not ok:
+            self.method.setItemData(0, why, Qt.ToolTipRole)
+            self.method.setCurrentText(ICOM)
+        self.oversample = QSpinBox()
+        self.oversample.setRange(1, 8)
+        self.oversample.setValue(2)
+        self.oversample.setToolTip("Object pixels per scan step (the CNN's super-resolution)")
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 4096)
+        self.batch_size.setValue(256)
+        self.batch_size.setToolTip("Kernels per network batch (lower it if the GPU runs out of memory)")
+        self.device = QComboBox()
+        self.device.addItems(_device_choices())
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.addItem("default")
+        self.model.setToolTip("'default' (the shipped model) or the path of a fine-tuned .pt")
+        self.auto_rotation = QCheckBox("guess rotation when running")
+        self.auto_rotation.setToolTip("iCoM: guess scan rotation and transpose from the data (curl minimisation)")
+        self.finetune_button = QPushButton("Fine-tune to this instrument")
+        ok_ft, why_ft = _finetune_available()
+        self.finetune_button.setEnabled(ok_ft)
+        self.finetune_button.setToolTip("A short training run of the shipped CNN specialised to this energy, "
+                                        "semi-angle and detector sampling" if ok_ft else why_ft)
+        self.finetune_button.clicked.connect(lambda *_: self.finetune())
+        self.method_box = QGroupBox("Reconstruction")
+        self._mf = mf = QFormLayout(self.method_box)
+        mf.addRow("method", self.method)
+        mf.addRow("oversampling", self.oversample)
+        mf.addRow("batch size", self.batch_size)
+        mf.addRow("device", self.device)
+        mf.addRow("model", self.model)
+        mf.addRow("", self.auto_rotation)
+        mf.addRow(self.finetune_button)
+
+        self.runner = JobRunner(name="4D-STEM", run_text="Run", on_run=self.run)
+        self.result_info = QLabel("")
+        self.result_info.setWordWrap(True)
+
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
+        lay.addWidget(self.help_label)
+        top = QFormLayout()
+        top.addRow("4D-STEM layer", self.data_combo)
+        top.addRow("depth", self.depth)
+        lay.addLayout(top)
+        lay.addWidget(self.data_info)
+        lay.addWidget(cal_box)
+        lay.addWidget(view_box)
+        lay.addWidget(self.method_box)
+        lay.addWidget(self.runner)
+        lay.addWidget(self.result_info)
+        lay.addStretch(1)
+        self._top_form = top
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.setMinimumWidth(330)
+
+        self.data_combo.layer_changed.connect(self._on_layer_changed)
+        self.method.currentTextChanged.connect(self._update_visibility)
+        self.runner.finished.connect(lambda *_: self._remove_live_layer())
+        self.destroyed.connect(self._make_disconnect())
+        self._update_visibility()
+        self._on_layer_changed(self.data_combo.current_layer())
+
+    # ------------------------------------------------------------------ public API (also for tests)
+    def set_data_layer(self, layer) -> bool:
+        """Choose the input layer; a layer the panel cannot use gives a warning notification."""
+        problem = _data_problem(layer)
+        if problem is not None:
+            self._set_info(problem, bad=True)
+            _runner.warn(problem)
+            return False
+        return self.data_combo.set_layer(layer)
+
+    def calibration(self):
+        """The panel's calibration (missing values as None)."""
+        from ..stem.calibration import Calibration
+
+        def val(box):
+            v = float(box.value())
+            return v if v > box.minimum() else None
+
+        cy, cx = float(self.center_y.value()), float(self.center_x.value())
+        return Calibration(
+            energy_kev=val(self.energy_kev), semiangle_mrad=val(self.semiangle_mrad), scan_step_a=val(self.scan_step_a),
+            detector_mrad_per_px=val(self.detector_mrad), rotation_deg=float(self.rotation_deg.value()),
+            transpose=self.transpose.isChecked(), defocus_a=float(self.defocus_a.value()), cs_mm=float(self.cs_mm.value()),
+            center_px=(cy, cx) if cy >= 0 and cx >= 0 else None)
+
+    def data(self):
+        """The chosen 4-D data (one depth of a depth series); a reference, not a copy."""
+        layer = self.data_combo.current_layer()
+        problem = _data_problem(layer)
+        if problem is not None:
+            raise InputError(problem)
+        data = layer.data
+        if layer.ndim == 5:
+            data = data[int(self.depth.value())]
+        return data
+
+    def detect_disc(self):
+        """Mean pattern -> BF disc (centre, radius) -> centre fields, detector sampling or semi-angle;
+        draws the mean pattern with the disc as a Shapes overlay. Returns the DiscFit or None."""
+        from ..stem import detect_disc
+
+        try:
+            mean = self._mean_pattern()
+            fit = detect_disc(mean)
+        except InputError as exc:
+            self._set_disc_info(str(exc), bad=True)
+            _runner.warn(f"Detect BF disc: {exc}")
+            return None
+        self.center_y.setValue(fit.center_y_px)
+        self.center_x.setValue(fit.center_x_px)
+        cal = self.calibration()
+        if cal.semiangle_mrad is not None:
+            det = fit.detector_mrad_per_px(cal.semiangle_mrad)
+            old = cal.detector_mrad_per_px
+            self.detector_mrad.setValue(det)
+            note = f"detector {det:.4g} mrad/px from α = {cal.semiangle_mrad:g} mrad"
+            if old is not None and abs(old - det) > 0.02 * det:
+                note += f" (the file said {old:.4g})"
+        elif cal.detector_mrad_per_px is not None:
+            self.semiangle_mrad.setValue(fit.semiangle_mrad(cal.detector_mrad_per_px))
+            note = f"semi-angle {fit.semiangle_mrad(cal.detector_mrad_per_px):.3g} mrad from the detector sampling"
+        else:
+            note = "enter the semi-angle (or the detector sampling) to calibrate the other"
+        self._set_disc_info(f"disc centre ({fit.center_y_px:.2f}, {fit.center_x_px:.2f}) px, radius {fit.radius_px:.2f} px; {note}")
+        self._draw_patterns(mean, fit)
+        return fit
+
+    def show_virtual_image(self):
+        """Virtual BF/ABF/ADF image of the scan at the origin (Å); hides the 4-D layer."""
+        from ..stem import detectors
+
+        try:
+            data = self.data()
+            cal = self.calibration()
+            shape = np.shape(data)
+            kind = DETECTORS[self.detector_kind.currentText()]
+            if cal.semiangle_mrad is None or cal.detector_mrad_per_px is None:
+                raise InputError("the virtual detector needs the semi-angle and the detector sampling "
+                                 "(enter them, or use 'Detect BF disc')")
+            fn = {"bf": detectors.bright_field, "abf": detectors.annular_bright_field, "adf": detectors.annular_dark_field}[kind]
+            img = fn(data, semiangle_mrad=cal.semiangle_mrad, detector_mrad_per_px=cal.detector_mrad_per_px,
+                     center=cal.center_for(shape[2:]))
+        except InputError as exc:
+            _runner.warn(f"Virtual image: {exc}")
+            return None
+        step = cal.step_yx_a[1] if cal.scan_step_a is not None else 1.0
+        unit = "angstrom" if cal.scan_step_a is not None else "pixel"
+        kwargs = {"name": VIRTUAL_NAME, "colormap": "gray", "scale": [step, step], "units": [unit, unit],
+                  "metadata": {"kind": "virtual_detector", "detector": kind, "scan_step_a": cal.scan_step_a}}
+        layers = add_or_update(self.viewer, [(img, kwargs, "image")])
+        self._geometry = {"scan_shape": shape[:2], "step": step, "det_shape": shape[2:]}
+        src = self.data_combo.current_layer()
+        if src is not None and src.visible:
+            src.visible = False
+        self._install_click()
+        self.viewer.reset_view()
+        return layers[0]
+
+    def show_pattern(self, iy: int, ix: int):
+        """Show the diffraction pattern of scan position (iy, ix) beside the virtual image."""
+        data = self.data()
+        sy, sx = np.shape(data)[:2]
+        if not (0 <= iy < sy and 0 <= ix < sx):
+            return None
+        pat = np.asarray(data[iy, ix], dtype=np.float32)
+        if not self._geometry:
+            self._geometry = {"scan_shape": (sy, sx), "step": 1.0, "det_shape": pat.shape}
+        geom = self._pattern_geometry()
+        kwargs = {"name": PATTERN_NAME, "colormap": "magma", **geom,
+                  "metadata": {"kind": "diffraction_pattern", "scan_index": [int(iy), int(ix)]}}
+        layer = add_or_update(self.viewer, [(np.log1p(np.maximum(pat, 0)), kwargs, "image")])[0]
+        layer.visible = True
+        step = self._geometry["step"]
+        marker = {"name": MARKER_NAME, "size": max(step * 1.5, 1e-3), "face_color": "transparent", "border_color": "cyan",
+                  "metadata": {"kind": "navigator"}}
+        add_or_update(self.viewer, [(np.array([[iy * step, ix * step]], float), marker, "points")])
+        self._set_info(f"pattern of scan position ({iy}, {ix}) shown right of the virtual image")
+        return layer
+
+    def guess_rotation(self):
+        """Curl-minimising guess of scan rotation and transpose (fills the fields)."""
+        from ..stem import com_maps, guess_rotation
+
+        try:
+            data = self.data()
+            cal = self.calibration()
+            g = com_maps(data, center=cal.center_for(np.shape(data)[2:]))
+            guess = guess_rotation(g.com_y_px, g.com_x_px, scan_step_a=cal.step_yx_a if cal.scan_step_a else 1.0)
+        except InputError as exc:
+            _runner.warn(f"Rotation guess: {exc}")
+            return None
+        self.rotation_deg.setValue(guess["rotation_deg"])
+        self.transpose.setChecked(guess["transpose"])
+        self._set_disc_info(f"rotation guess {guess['rotation_deg']:.1f}°, transpose {guess['transpose']} "
+                            f"(remaining curl {100 * guess['curl_fraction']:.0f} % vs {100 * guess['curl_fraction_other']:.0f} % "
+                            "for the other flip)")
+        return guess
+
+    def run(self) -> bool:
+        """Run the chosen method (the Run button)."""
+        method = self.method.currentText()
+        ctx: dict[str, Any] = {"base": BASE_NAMES[method]}
+        return self.runner.start(lambda: self._make_job(method, ctx), on_result=partial(self._show_result, ctx),
+                                 on_partial=partial(self._show_partial, ctx), name=BASE_NAMES[method])
+
+    def finetune(self) -> bool:
+        """Fine-tune the shipped CNN to this energy / semi-angle / detector sampling (a short run)."""
+        def make():
+            from ..stem.airpi import finetune_job
+
+            cal = self.calibration()
+            cal.require("energy_kev", "semiangle_mrad", "detector_mrad_per_px")
+            cal.validate()
+            out = Path.home() / ".napari-phase" / "models" / (
+                f"airpi_ft_{cal.energy_kev:g}kV_{cal.semiangle_mrad:g}mrad_{cal.detector_mrad_per_px:.3g}mradpx.pt")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            job = finetune_job(energy_kev=cal.energy_kev, semiangle_mrad=cal.semiangle_mrad,
+                               detector_mrad_per_px=cal.detector_mrad_per_px, scan_step_a=cal.scan_step_a,
+                               out=str(out), device=self.device.currentText())
+            return _as_result_job(job, out)
+
+        def done(result: PhaseResult):
+            path = result.metadata.get("model_path")
+            if path:
+                if self.model.findText(path) < 0:
+                    self.model.addItem(path)
+                self.model.setCurrentText(path)
+                self.method.setCurrentText(CNN)
+                self.result_info.setText(f"fine-tuned model saved: {path} (chosen as the CNN model)")
+
+        return self.runner.start(make, on_result=done, name="Fine-tune")
+
+    # ------------------------------------------------------------------ jobs
+    def _make_job(self, method: str, ctx: dict):
+        from .. import stem
+
+        data = self.data()
+        from ..stem._data import check_4d
+
+        shape = check_4d(data, name=f"layer '{self.data_combo.current_layer().name}'")
+        cal = self.calibration()
+        common = dict(energy_kev=cal.energy_kev, scan_step_a=cal.scan_step_a, detector_mrad_per_px=cal.detector_mrad_per_px,
+                      transpose=cal.transpose, center=cal.center_px)
+        if method == ICOM:
+            cal.validate(needs=("energy_kev", "scan_step_a", "detector_mrad_per_px"))
+            rot = None if self.auto_rotation.isChecked() else cal.rotation_deg
+            return stem.icom_job(data, rotation_deg=rot, **common)
+        cal.validate(shape[2:], needs=("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px"))
+        if method == SSB:
+            return stem.ssb_job(data, semiangle_mrad=cal.semiangle_mrad, rotation_deg=cal.rotation_deg,
+                                defocus_a=cal.defocus_a, cs_mm=cal.cs_mm, **common)
+        ok, why = _model_available()
+        model = self.model.currentText().strip() or "default"
+        if not ok and model == "default":
+            raise InputError(f"{why}; choose iCoM or SSB, or give a model file")
+        return stem.cnn_job(data, semiangle_mrad=cal.semiangle_mrad, rotation_deg=cal.rotation_deg, defocus_a=cal.defocus_a,
+                            cs_mm=cal.cs_mm, oversample=int(self.oversample.value()), batch_size=int(self.batch_size.value()),
+                            device=self.device.currentText(), model=model, **common)
+
+    # ------------------------------------------------------------------ results (main thread)
+    def _show_result(self, ctx: dict, result: PhaseResult) -> None:
+        suffix = " (cancelled)" if result.cancelled else ""
+        self._remove_live_layer()
+        layers = add_or_update(self.viewer, result_to_layers(result, ctx["base"], suffix=suffix))
+        phase = [lay for lay in layers if (lay.metadata or {}).get("array_name") == "phase"]
+        if phase:
+            self.viewer.layers.selection.active = phase[0]
+        md = result.metadata
+        text = (f"{ctx['base']}{suffix}: phase (rad) on {result.phase.shape[0]}×{result.phase.shape[1]} px of "
+                f"{result.pixel_size_a:.4g} Å, origin at the first scan position")
+        if "rotation_guess" in md:
+            text += f"; rotation guess {md['rotation_guess']['rotation_deg']:.1f}°, transpose {md['rotation_guess']['transpose']}"
+        hidden = [k for k in result.arrays if k != "phase"]
+        if hidden:
+            text += ". Also in the layer list: " + ", ".join(hidden)
+        self.result_info.setText(text + ".")
+
+    def _show_partial(self, ctx: dict, result: PhaseResult) -> None:
+        if result.phase is None:
+            return
+        preview = PhaseResult({"phase": result.phase}, result.pixel_size, result.pixel_unit,
+                              metadata={**result.metadata, "partial": True})
+        layers = add_or_update(self.viewer, result_to_layers(preview, ctx["base"], suffix=" (live)"))
+        self._live_layer = layers[0] if layers else None
+
+    def _remove_live_layer(self) -> None:
+        layer, self._live_layer = self._live_layer, None
+        if layer is not None and layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
+
+    # ------------------------------------------------------------------ helpers
+    def _mean_pattern(self) -> np.ndarray:
+        from ..stem import mean_pattern
+
+        data = self.data()
+        key = (id(self.data_combo.current_layer()), int(self.depth.value()), np.shape(data))
+        if self._cache.get("mean_key") != key:
+            self._cache["mean"] = mean_pattern(data)
+            self._cache["mean_key"] = key
+        return self._cache["mean"]
+
+    def _pattern_geometry(self) -> dict:
+        sy, sx = self._geometry.get("scan_shape", (1, 1))
+        step = self._geometry.get("step", 1.0)
+        ky, kx = self._geometry.get("det_shape", (1, 1))
+        s = sy * step / ky  # the pattern as tall as the scan, to its right
+        return {"scale": [s, s], "translate": [0.0, sx * step + 0.1 * sx * step]}
+
+    def _draw_patterns(self, mean: np.ndarray, fit) -> None:
+        data = self.data()
+        if not self._geometry:
+            cal = self.calibration()
+            step = cal.step_yx_a[1] if cal.scan_step_a is not None else 1.0
+            self._geometry = {"scan_shape": np.shape(data)[:2], "step": step, "det_shape": mean.shape}
+        geom = self._pattern_geometry()
+        add_or_update(self.viewer, [(np.log1p(np.maximum(mean, 0)), {"name": MEAN_NAME, "colormap": "magma", **geom,
+                                                                    "metadata": {"kind": "mean_pattern"}}, "image")])
+        s = geom["scale"][0]
+        ty, tx = geom["translate"]
+        cy, cx, r = fit.center_y_px * s + ty, fit.center_x_px * s + tx, fit.radius_px * s
+        # napari ellipse from its bounding box corners (world coordinates)
+        box = np.array([[cy - r, cx - r], [cy - r, cx + r], [cy + r, cx + r], [cy + r, cx - r]])
+        kwargs = {"name": DISC_NAME, "shape_type": "ellipse", "edge_color": "cyan", "face_color": "transparent",
+                  "edge_width": max(r * 0.04, 1e-3),
+                  "metadata": {"kind": "bf_disc", "center_px": [fit.center_y_px, fit.center_x_px], "radius_px": fit.radius_px}}
+        if DISC_NAME in self.viewer.layers:
+            self.viewer.layers.remove(self.viewer.layers[DISC_NAME])
+        self.viewer.add_shapes([box], **kwargs)
+
+    def _install_click(self) -> None:
+        if self._click_cb is not None:
+            return
+        panel_ref = self
+
+        def on_click(viewer, event):
+            dragged = False
+            yield
+            while event.type == "mouse_move":
+                dragged = True
+                yield
+            if dragged or VIRTUAL_NAME not in viewer.layers:
+                return
+            layer = viewer.layers[VIRTUAL_NAME]
+            pos = layer.world_to_data(event.position)
+            iy, ix = int(round(pos[-2])), int(round(pos[-1]))
+            try:
+                panel_ref.show_pattern(iy, ix)
+            except Exception as exc:  # noqa: BLE001 - a navigator click must never raise into napari
+                logger.warning("navigator: %s", exc)
+
+        self._click_cb = on_click
+        self.viewer.mouse_drag_callbacks.append(on_click)
+
+    def _make_disconnect(self):
+        viewer, holder = self.viewer, self
+
+        def _gone(*_):
+            cb = getattr(holder, "_click_cb", None)
+            if cb is not None and cb in viewer.mouse_drag_callbacks:
+                viewer.mouse_drag_callbacks.remove(cb)
+        return _gone
+
+    def _on_layer_changed(self, layer) -> None:
+        self._cache.clear()
+        self._geometry = {}
+        if layer is None:
+            self._set_info("No 4D-STEM layer yet: open a scan (File > Open) or the sample "
+                           "(File > Open Sample > napari-phase > 4D-STEM SrTiO3).")
+            _set_row_visible(self._top_form, self.depth, False)
+            return
+        shape = np.shape(layer.data)
+        is_series = layer.ndim == 5
+        _set_row_visible(self._top_form, self.depth, is_series)
+        if is_series:
+            self.depth.setRange(0, shape[0] - 1)
+            self.depth.setValue(shape[0] - 1)
+        from ..stem.calibration import Calibration
+
+        md = dict(layer.metadata or {})
+        cal = Calibration.from_metadata(md)
+        notes, missing = [], []
+        for box, value, label in ((self.energy_kev, cal.energy_kev, "energy"), (self.semiangle_mrad, cal.semiangle_mrad, "semi-angle"),
+                                  (self.scan_step_a, cal.step_yx_a[1] if cal.scan_step_a is not None else None, "scan step"),
+                                  (self.detector_mrad, cal.detector_mrad_per_px, "detector sampling")):
+            box.setValue(float(value) if value is not None else 0.0)
+            (notes if value is not None else missing).append(label)
+        self.defocus_a.setValue(cal.defocus_a)
+        self.cs_mm.setValue(cal.cs_mm)
+        if cal.center_px is not None:
+            self.center_y.setValue(cal.center_px[0])
+            self.center_x.setValue(cal.center_px[1])
+        else:
+            self.center_y.setValue(-1.0)
+            self.center_x.setValue(-1.0)
+        scan = shape[-4:-2]
+        det = shape[-2:]
+        text = f"scan {scan[0]}×{scan[1]}, detector {det[0]}×{det[1]} px" + (f", {shape[0]} depths" if is_series else "")
+        if notes:
+            text += "; from the file: " + ", ".join(notes)
+        if missing:
+            text += "; NOT in the file (please enter): " + ", ".join(missing)
+        self._set_info(text, bad=bool(missing))
+        self._set_disc_info("")
+
+    def _update_visibility(self, *_) -> None:
+        m = self.method.currentText()
+        for w in (self.oversample, self.batch_size, self.device, self.model):
+            _set_row_visible(self._mf, w, m == CNN)
+        _set_row_visible(self._mf, self.auto_rotation, m == ICOM)
+        self.runner.run_button.setText(f"Run {BASE_NAMES[m]}")
+
+    def _set_info(self, text: str, bad: bool = False) -> None:
+        self.data_info.setText(text)
+        self.data_info.setStyleSheet("color: #e07050;" if bad else "")
+
+    def _set_disc_info(self, text: str, bad: bool = False) -> None:
+        self.disc_info.setText(text)
+        self.disc_info.setStyleSheet("color: #e07050;" if bad else "")
+
+
+def _as_result_job(job, out: Path):
+    """A training job (returning a report) as a job returning a PhaseResult (what JobRunner shows)."""
+    report = yield from job
+    meta = {"method": "finetune", "model_path": str(out)}
+    for key in ("steps", "samples", "elapsed_s", "best"):
+        if hasattr(report, key):
+            meta[key] = getattr(report, key)
+    yield Progress(1, 1, "fine-tuning done", None)
+    return PhaseResult({}, 1.0, "Å", metadata=meta)
+
+
+def _set_row_visible(form: QFormLayout, field: QWidget, visible: bool) -> None:
+    label = form.labelForField(field)
+    if label is not None:
+        label.setVisible(visible)
+    field.setVisible(visible)
+
+
+def _device_choices() -> list[str]:
+    try:
+        from ..jobs import available_devices
+
+        found = [d for d in available_devices() if d != "cpu"]
+    except Exception:  # noqa: BLE001
+        found = []
+    return ["auto", *found, "cpu"]

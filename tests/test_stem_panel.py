@@ -1,0 +1,179 @@
+"""The "4D-STEM CNN" panel: real iCoM through the panel (numbers against truth), SSB cancel, disc
+overlay, navigator, wrong layers, missing calibration, the sample. Needs Xvfb (see test_widgets.py)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from napari_phase.physics.metrics import xc
+from test_stem_sim import atoms_phase, blurred_truth, simulate
+
+pytestmark = pytest.mark.gui
+
+M, DX, STEP = 64, 0.2, 2
+
+
+@pytest.fixture(scope="module")
+def sim():
+    phi = atoms_phase(M, DX)
+    data, p, det, step_a = simulate(phi, DX, STEP)
+    return {"phi": phi, "p": p, "data": data, "det": det, "step": step_a}
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    from napari_phase.widgets import _runner
+
+    got = {"warning": [], "error": [], "info": []}
+    monkeypatch.setattr(_runner, "show_warning", lambda m: got["warning"].append(str(m)))
+    monkeypatch.setattr(_runner, "show_error", lambda m: got["error"].append(str(m)))
+    monkeypatch.setattr(_runner, "show_info", lambda m: got["info"].append(str(m)))
+    return got
+
+
+def _panel(viewer, sim, calibrated=True):
+    from napari_phase.widgets.stem_panel import StemPanel
+
+    md = {"kind": "4dstem"}
+    if calibrated:
+        md.update(voltage_kv=300.0, scan_step_a=sim["step"], detector_mrad_per_px=sim["det"], semiangle_mrad=20.0)
+    layer = viewer.add_image(sim["data"], name="scan", metadata=md)
+    panel = StemPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    return panel, layer
+
+
+def test_icom_through_the_panel_matches_truth(make_napari_viewer, sim, notes):
+    viewer = make_napari_viewer()
+    panel, _ = _panel(viewer, sim)
+    assert panel.energy_kev.value() == 300 and panel.scan_step_a.value() == pytest.approx(sim["step"])
+    panel.method.setCurrentText("iCoM")
+    assert panel.run()
+    assert panel.runner.wait(60000) and panel.runner.last_outcome == "done", panel.runner.status_text
+    layer = viewer.layers["iCoM phase [rad]"]
+    truth = blurred_truth(sim["phi"], sim["p"], STEP)
+    assert xc(layer.data, truth) > 0.999
+    assert np.std(layer.data) == pytest.approx(np.std(truth), rel=0.03)
+    assert layer.scale[-1] == pytest.approx(sim["step"])  # Å per pixel
+    assert str(layer.units[-1]) in ("angstrom", "Å")
+    assert not notes["error"]
+
+
+def test_ssb_cancel_keeps_partial_rows(make_napari_viewer, sim, notes, monkeypatch):
+    import napari_phase.stem as stem
+
+    real = stem.ssb_job
+
+    def slow_job(data, **kw):  # forwards throws (cancel) into the real job
+        gen = real(data, block_rows=2, preview_every=1, **kw)
+        result = None
+        try:
+            item = next(gen)
+            while True:
+                time.sleep(0.15)
+                try:
+                    yield item
+                except BaseException as exc:  # JobCancelled thrown by the runner
+                    item = gen.throw(exc)
+                    continue
+                item = next(gen)
+        except StopIteration as stop:
+            result = stop.value
+        return result
+
+    monkeypatch.setattr(stem, "ssb_job", slow_job)
+    viewer = make_napari_viewer()
+    panel, _ = _panel(viewer, sim)
+    panel.method.setCurrentText("SSB")
+    assert panel.run()
+    t0 = time.perf_counter()
+    from qtpy.QtWidgets import QApplication
+
+    while time.perf_counter() - t0 < 20 and "SSB phase [rad] (live)" not in viewer.layers:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    assert "SSB phase [rad] (live)" in viewer.layers  # the growing result is shown
+    panel.runner.cancel()
+    assert panel.runner.wait(30000)
+    assert panel.runner.last_outcome == "cancelled"
+    kept = viewer.layers["SSB phase [rad] (cancelled)"]
+    assert kept.data.shape[1] == 32 and kept.metadata["napari_phase"]["rows_done"] < 32
+    assert "SSB phase [rad] (live)" not in viewer.layers
+
+
+def test_disc_overlay_virtual_image_and_navigator(make_napari_viewer, sim, notes):
+    viewer = make_napari_viewer()
+    panel, layer = _panel(viewer, sim)
+    panel.detector_mrad.setValue(0.0)  # unknown: the disc measures it from α
+    fit = panel.detect_disc()
+    assert fit is not None
+    assert panel.center_y.value() == pytest.approx(32, abs=0.3) and panel.center_x.value() == pytest.approx(32, abs=0.3)
+    assert panel.detector_mrad.value() == pytest.approx(sim["det"], rel=0.03)
+    assert "BF disc" in viewer.layers and viewer.layers["BF disc"].shape_type == ["ellipse"]
+    assert "mean pattern (log)" in viewer.layers
+    virt = panel.show_virtual_image()
+    assert virt is not None and virt.data.shape == (32, 32) and not layer.visible
+    pat = panel.show_pattern(5, 7)
+    np.testing.assert_allclose(pat.data, np.log1p(sim["data"][5, 7]), rtol=1e-5)
+    assert viewer.layers["scan position"].data[0] == pytest.approx([5 * sim["step"], 7 * sim["step"]])
+    guess = panel.guess_rotation()
+    assert abs((guess["rotation_deg"] + 180) % 360 - 180) < 1.0 and not guess["transpose"]
+
+
+def test_wrong_layers_and_missing_calibration(make_napari_viewer, sim, notes):
+    viewer = make_napari_viewer()
+    from napari_phase.widgets.stem_panel import StemPanel
+
+    labels = viewer.add_labels(np.zeros((8, 8), np.uint8), name="mask")
+    image2d = viewer.add_image(np.ones((16, 16)), name="flat")
+    panel = StemPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    assert panel.data_combo.current_layer() is None
+    assert not panel.set_data_layer(labels) and "Labels" in notes["warning"][-1]
+    assert not panel.set_data_layer(image2d) and "2-D" in notes["warning"][-1]
+    assert panel.run() is False and "4D-STEM layer" in notes["warning"][-1]
+    scan = viewer.add_image(sim["data"], name="scan", metadata={"kind": "4dstem"})  # no calibration
+    assert panel.data_combo.current_layer() is scan
+    assert "NOT in the file" in panel.data_info.text()
+    panel.method.setCurrentText("iCoM")
+    assert panel.run() is False and "missing calibration" in notes["warning"][-1]
+    panel.energy_kev.setValue(300)
+    panel.scan_step_a.setValue(sim["step"])
+    panel.detector_mrad.setValue(sim["det"])
+    panel.semiangle_mrad.setValue(60.0)
+    panel.method.setCurrentText("SSB")
+    assert panel.run() is False and "larger than the detector" in notes["warning"][-1]
+    bad = sim["data"].copy()
+    bad[3, 3, 0, 0] = np.nan
+    viewer.layers["scan"].data = bad
+    panel.method.setCurrentText("iCoM")
+    assert panel.run()
+    assert panel.runner.wait(30000) and panel.runner.last_outcome == "failed"
+    assert "NaN" in notes["warning"][-1]
+
+
+def test_sample_opens_with_calibration(make_napari_viewer, notes):
+    from napari_phase.io.sample_data import list_samples
+
+    if "stem_srtio3" not in list_samples():
+        pytest.fail("the 4D-STEM sample is missing from the package (run sample_data/make_samples.py stem_srtio3)")
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-phase", "stem_srtio3")
+    from napari_phase.widgets.stem_panel import StemPanel
+
+    panel = StemPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    layer = panel.data_combo.current_layer()
+    assert layer is not None and layer.data.shape == (64, 64, 64, 64)
+    assert panel.energy_kev.value() == 300 and panel.semiangle_mrad.value() == 20
+    assert panel.scan_step_a.value() == pytest.approx(0.25) and panel.detector_mrad.value() == pytest.approx(1.25, rel=1e-3)
+    assert "true phase" in " ".join(lay.name for lay in viewer.layers)
+
+
+def test_panel_opens_from_plugin_menu(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget, panel = viewer.window.add_plugin_dock_widget("napari-phase", "4D-STEM CNN")
+    assert panel.__class__.__name__ == "StemPanel"
