@@ -89,7 +89,7 @@ def _thickness_axis(axis, shape_zyx) -> str:
         nz, ny, nx = shape_zyx
         raise InputError(
             f"the magnetisation is 3-D ({nx}x{ny}x{nz} cells, x*y*z) with no single-cell axis: say along which axis "
-            "the beam goes (thickness_axis 'z', 'y' or 'x')"
+            "the beam goes (thickness_axis, on the command line --axis: 'z', 'y' or 'x')"
         )
     if axis not in AXES:
         raise InputError(f"thickness_axis must be 'z', 'y' or 'x' (the beam direction), got {axis!r}")
