@@ -194,6 +194,8 @@ class StemPanel(QWidget):
         self.virtual_button = QPushButton("Show virtual image")
         self.virtual_button.setToolTip("Virtual-detector image of the scan (orient yourself; click it to see a pattern)")
         self.virtual_button.clicked.connect(lambda *_: self.show_virtual_image())
+        self.nav_info = QLabel("")
+        self.nav_info.setWordWrap(True)
         view_box = QGroupBox("View")
         vf = QFormLayout(view_box)
         vrow = QWidget()
@@ -202,6 +204,7 @@ class StemPanel(QWidget):
         vl.addWidget(self.detector_kind, 1)
         vl.addWidget(self.virtual_button)
         vf.addRow("detector", vrow)
+        vf.addRow(self.nav_info)
 
         # ---------------------------------------------------------------- method
         self.method = QComboBox()
@@ -371,8 +374,28 @@ class StemPanel(QWidget):
         if src is not None and src.visible:
             src.visible = False
         self._install_click()
-        self.viewer.reset_view()
+        self.fit_view()
+        self.nav_info.setText("click the virtual image to see that position's pattern (right of it)")
         return layers[0]
+
+    def fit_view(self) -> None:
+        """Frame the scan-space images and the patterns beside them (the hidden 4-D layer's detector
+        extent would otherwise set the zoom)."""
+        if not self._geometry:
+            return
+        sy, sx = self._geometry["scan_shape"]
+        step = self._geometry["step"]
+        h, w = sy * step, 2.1 * sx * step
+        cam = self.viewer.camera
+        center = list(cam.center)
+        center[-2:] = [h / 2 - step / 2, w / 2 - step / 2]
+        cam.center = tuple(center)
+        import warnings
+
+        with warnings.catch_warnings():  # napari has no public canvas size yet
+            warnings.simplefilter("ignore")
+            size = getattr(self.viewer, "_canvas_size", None) or (600, 800)
+        cam.zoom = 0.9 * min(size[-2] / h, size[-1] / w)
 
     def show_pattern(self, iy: int, ix: int):
         """Show the diffraction pattern of scan position (iy, ix) beside the virtual image."""
@@ -392,7 +415,8 @@ class StemPanel(QWidget):
         marker = {"name": MARKER_NAME, "size": max(step * 1.5, 1e-3), "face_color": "transparent", "border_color": "cyan",
                   "metadata": {"kind": "navigator"}}
         add_or_update(self.viewer, [(np.array([[iy * step, ix * step]], float), marker, "points")])
-        self._set_info(f"pattern of scan position ({iy}, {ix}) shown right of the virtual image")
+        self._raise_disc()
+        self.nav_info.setText(f"pattern of scan position ({iy}, {ix}) shown right of the virtual image (log scale)")
         return layer
 
     def guess_rotation(self):
@@ -480,6 +504,7 @@ class StemPanel(QWidget):
         suffix = " (cancelled)" if result.cancelled else ""
         self._remove_live_layer()
         layers = add_or_update(self.viewer, result_to_layers(result, ctx["base"], suffix=suffix))
+        self._raise_disc()
         phase = [lay for lay in layers if (lay.metadata or {}).get("array_name") == "phase"]
         if phase:
             self.viewer.layers.selection.active = phase[0]
@@ -544,6 +569,14 @@ class StemPanel(QWidget):
         if DISC_NAME in self.viewer.layers:
             self.viewer.layers.remove(self.viewer.layers[DISC_NAME])
         self.viewer.add_shapes([box], **kwargs)
+        self.fit_view()
+
+    def _raise_disc(self) -> None:
+        """Overlays (BF disc outline, scan-position marker) above the images they mark."""
+        layers = self.viewer.layers
+        for name in (DISC_NAME, MARKER_NAME):
+            if name in layers:
+                layers.move(layers.index(layers[name]), len(layers))
 
     def _install_click(self) -> None:
         if self._click_cb is not None:
