@@ -63,29 +63,36 @@ def resample(images, shape):
     return F.interpolate(images, size=tuple(shape), mode="bicubic", align_corners=False)
 
 
-def predict_net_grid(net, tri_net: np.ndarray, kappa: float, device, tie_phase: np.ndarray | None = None):
-    """Flow (2, H, W; rad per net px) and phase (H, W; rad) of a triplet already on the network grid
-    (mean(I0) = 1), batched helper shared by inference and validation: tri_net (B, 3, H, W)."""
-    import torch
+def forward_t(net, tri, tie, kappa):
+    """Network forward on the network grid (torch, differentiable): tri (B, 3, H, W) with
+    mean(I0) = 1, tie (B, H, W) classical-TIE phase, kappa (B,) → flow (B, 2, H, W; rad/px) and
+    phase (B, H, W; rad, band-limited to the aperture). Pads to the U-Net's multiple inside."""
+    import torch.nn.functional as F
 
-    tri = torch.as_tensor(np.asarray(tri_net, np.float32), device=device)
     b, _, h, w = tri.shape
-    if tie_phase is None:
-        tie_phase = tie_phase_net(np.asarray(tri_net, np.float64), kappa)
-    tie = torch.as_tensor(np.asarray(tie_phase, np.float32), device=device)
+    x = network_inputs(tri, tie, kappa)
     mult = net.multiple
     ph, pw = (-h) % mult, (-w) % mult
-    kap = torch.as_tensor(np.broadcast_to(np.asarray(kappa, np.float32), (b,)).copy(), device=device)
-    x = network_inputs(tri, tie, kap)
     if ph or pw:
-        import torch.nn.functional as F
-
-        mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
     corr = net(x)[..., :h, :w]
-    flow = gradient_t(tie.double(), 1.0).float() + corr
-    phase = integrate_t(flow.double(), 1.0, q_max=Q_AP_NET).float()
+    flow = gradient_t(tie.double(), 1.0).to(corr.dtype) + corr
+    phase = integrate_t(flow.double(), 1.0, q_max=Q_AP_NET).to(corr.dtype)
     return flow, phase
+
+
+def predict_net_grid(net, tri_net: np.ndarray, kappa: float, device, tie_phase: np.ndarray | None = None):
+    """Flow (B, 2, H, W; rad per net px) and phase (B, H, W; rad) of triplets already on the
+    network grid, tri_net (B, 3, H, W) with mean(I0) = 1 (numpy in, torch out)."""
+    import torch
+
+    tri_net = np.asarray(tri_net, np.float32)
+    if tie_phase is None:
+        tie_phase = tie_phase_net(tri_net.astype(np.float64), kappa)
+    tri = torch.as_tensor(tri_net, device=device)
+    tie = torch.as_tensor(np.asarray(tie_phase, np.float32), device=device)
+    kap = torch.as_tensor(np.broadcast_to(np.asarray(kappa, np.float32), (tri.shape[0],)).copy(), device=device)
+    return forward_t(net, tri, tie, kap)
 
 
 def tie_phase_net(tri_net: np.ndarray, kappa) -> np.ndarray:

@@ -24,6 +24,7 @@ SAMPLES = {
     "ltem_skyrmions": ("ltem_skyrmions.npz", "LTEM skyrmion lattice"),
     "ltem_stripes": ("ltem_stripes.npz", "LTEM stripe domains"),
     "stem_srtio3": ("stem_srtio3.npz", "4D-STEM SrTiO3 [001]"),
+    "flowtie_srtio3": ("flowtie_srtio3.npz", "FlowTIE SrTiO3 triplet"),
 }
 
 
@@ -105,6 +106,13 @@ def _meta(npz: Any, p: Path) -> dict:
 
 def _packaged(fname: str) -> Path:
     return Path(str(resources.files("napari_phase").joinpath("sample_data", fname)))
+
+
+def flowtie_srtio3_triplet() -> list[tuple]:
+    """Defocus triplet (−2, 0, +2 nm) of 20 nm SrTiO3 [001] (300 kV, 20 mrad, 1e5 e/Å²) + true σV and exit-wave phase."""
+    from ..flowtie.sample import load_triplet_layers
+
+    return load_triplet_layers(sample_path("flowtie_srtio3"), name=SAMPLES["flowtie_srtio3"][1])
 
 
 def srtio3_4dstem() -> list[tuple]:
