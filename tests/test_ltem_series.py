@@ -274,3 +274,93 @@ def test_cli_series_with_flip_reads_back(tmp_path, clean, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "symmetric" in err[0]
     assert main(["tie", *paths, "--defocus-step-mm", "0.2", "--flip", *fpaths[:3], "--pixel-size-nm", "5", "--out", str(out)]) == 2
+
+
+# ------------------------------------------------------------------------ panel (Xvfb)
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    from napari_phase.widgets import _runner
+
+    seen = []
+    monkeypatch.setattr(_runner, "warn", lambda m: seen.append(m))
+    monkeypatch.setattr(_runner, "error", lambda m: seen.append(m))
+    return seen
+
+
+def _tie_panel(viewer):
+    pytest.importorskip("napari")
+    from napari_phase.widgets.tie_series_panel import TieSeriesPanel
+
+    panel = TieSeriesPanel(viewer)
+    viewer.window.add_dock_widget(panel, name="TIE series (LTEM)", area="right")
+    return panel
+
+
+def test_panel_runs_flipped_series_and_shows_layers(make_napari_viewer, qtbot, noisy, notes):
+    viewer = make_napari_viewer()
+    panel = _tie_panel(viewer)
+    viewer.add_image(noisy.series, name="series", scale=(1, PX, PX), metadata={"defocus_nm": list(Z5)})
+    viewer.add_image(noisy.flipped, name="flipped", scale=(1, PX, PX))
+    assert panel.pixel_size.value() == pytest.approx(PX)
+    assert panel.defoci_mm.text() == "-0.4, -0.2, 0, 0.2, 0.4"
+    panel.series_combo.set_layer(viewer.layers["series"])
+    panel.use_flip.setChecked(True)
+    panel.flip_combo.set_layer(viewer.layers["flipped"])
+    panel.qc.setValue(0.001)
+    with qtbot.waitSignal(panel.runner.finished, timeout=60000) as blocker:
+        panel.run()
+    assert blocker.args == ["done"], (panel.runner.status_text, notes)
+    res = panel.runner.last_result
+    y0, y1, x0, x1 = res.metadata["crop_yx"]
+    phase = viewer.layers["TIE phase [rad]"]
+    assert phase.data.shape == (y1 - y0, x1 - x0)
+    assert list(phase.translate)[-2:] == pytest.approx([y0 * PX, x0 * PX])
+    assert pearson_accuracy(phase.data, noisy.phase_m[y0:y1, x0:x1], crop=8) >= 0.9
+    assert viewer.layers["TIE aligned [counts]"].data.shape[0] == 5
+    assert "TIE aligned_flipped [counts]" in viewer.layers and "TIE phase_e [rad]" in viewer.layers
+    assert "rotated" in panel.result_info.text()
+
+
+def test_panel_bad_input_is_a_notification(make_napari_viewer, qtbot, clean, notes):
+    viewer = make_napari_viewer()
+    panel = _tie_panel(viewer)
+    with qtbot.waitSignal(panel.runner.finished, timeout=5000) as blocker:
+        panel.run()
+    assert blocker.args == ["rejected"] and "stack layer" in notes[-1]
+    viewer.add_image(clean.series[:4], name="four", scale=(1, PX, PX))
+    with qtbot.waitSignal(panel.runner.finished, timeout=5000) as blocker:
+        panel.run()
+    assert blocker.args in (["rejected"], ["failed"]) and "odd number" in notes[-1]
+    viewer.add_image(clean.series, name="five", scale=(1, PX, PX))
+    panel.series_combo.set_layer(viewer.layers["five"])
+    panel.defoci_mm.setText("-0.4, -0.2, 0, 0.2, zero")
+    with qtbot.waitSignal(panel.runner.finished, timeout=5000) as blocker:
+        panel.run()
+    assert blocker.args == ["rejected"] and "numbers" in notes[-1]
+    # several 2-D layers stacked into one series
+    for k in range(5):
+        viewer.add_image(clean.series[k], name=f"img{k}", scale=(PX, PX), metadata={"defocus_nm": float(Z5[k])})
+    viewer.layers.selection = {viewer.layers[f"img{k}"] for k in range(5)}
+    layer = panel.stack_selected()
+    assert layer.data.shape == (5, 96, 112) and panel.defoci_mm.text() == "-0.4, -0.2, 0, 0.2, 0.4"
+    assert np.array_equal(layer.data[1], clean.series[1])
+
+
+def test_panel_simulate_from_ovf(make_napari_viewer, notes):
+    from pathlib import Path
+
+    real = Path(__file__).resolve().parents[1].parent / "shared" / "real-files" / "micromagnetic" / "skyrmion.omf"
+    if not real.exists():
+        pytest.skip("../shared/real-files not present")
+    pytest.importorskip("discretisedfield")
+    viewer = make_napari_viewer()
+    panel = _tie_panel(viewer)
+    panel.ovf_tilt_x.setValue(30)
+    sample = panel.simulate_from_ovf(str(real))
+    assert sample is not None
+    layer = viewer.layers["skyrmion LTEM -0.1 mm"]
+    assert layer.data.shape == (64, 64) and layer.metadata["defocus_nm"] == -1e5 and list(layer.scale) == [5.0, 5.0]
+    assert panel.simulate_from_ovf(str(real.parent / "mumax-bin4-linux.ovf")) is None
+    assert "ms_a_per_m" in notes[-1]

@@ -284,10 +284,10 @@ def tie_series_job(
         phase = _zero_mean((phi - phi_f) / 2)
         arrays["phase_e"] = _zero_mean((phi + phi_f) / 2)
         method += " (flipped)"
-        extra["phase_meaning"] = "phase = magnetic (phi - phi_flip)/2; phase_e = electrostatic (phi + phi_flip)/2"
+        extra["phase_meaning"] = "phase = magnetic φm = (φ − φflip)/2, phase_e = electrostatic φe = (φ + φflip)/2"
     else:
         phase = phi
-        extra["phase_meaning"] = "phase = total (magnetic + electrostatic)"
+        extra["phase_meaning"] = "phase = total φm + φe (no flipped series)"
     keep = align if keep_aligned is None else keep_aligned
     if keep:
         arrays["aligned"] = series

@@ -1,0 +1,367 @@
+"""Dock panel "TIE series (LTEM)": TIE from a through-focus series, optionally with the flipped
+series, alignment, hot-pixel filter and region of interest; and "Simulate from OVF".
+
+Thin: it reads layers and parameters, runs :func:`napari_phase.ltem.tie_job` through
+:class:`~napari_phase.widgets._runner.JobRunner`, and shows the result with
+:mod:`napari_phase.widgets._layers` (φm or total phase, φe, B·t, and the aligned stacks so the
+alignment can be checked). "Simulate from OVF" calls
+:func:`napari_phase.ltem.simulate_from_magnetization` and adds the image and its truth.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..jobs import InputError
+from . import _runner
+from ._layers import add_or_update, result_to_layers
+from ._runner import JobRunner, LayerCombo
+from .siprad_panel import _spin, _tidy_form, pixel_size_from_layer
+
+HELP = (
+    "<b>1</b> the series as one stack layer, most under-focused first, in-focus in the middle "
+    "(or select its 2-D images and press <i>Stack selected layers</i>) <b>2</b> the defocus step or one "
+    "defocus per image <b>3</b> optional: the flipped series <b>4</b> <i>Run TIE</i>"
+)
+FLIP_AXES = {"x: mirrored left-right": "x", "y: mirrored up-down": "y"}
+BASE = "TIE"
+
+
+def _is_stack(layer) -> bool:
+    from napari.layers import Image
+
+    md = getattr(layer, "metadata", None) or {}
+    return (isinstance(layer, Image) and not getattr(layer, "rgb", False) and layer.ndim == 3
+            and "napari_phase" not in md and md.get("kind") != "ground_truth")
+
+
+def _layer_stack(layer, what: str) -> np.ndarray:
+    if layer is None:
+        raise InputError(f"pick the {what} stack layer first (or stack 2-D image layers with 'Stack selected')")
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    arr = np.array(data, dtype=np.float32, copy=True)
+    if arr.ndim != 3:
+        raise InputError(f"'{layer.name}' is {arr.ndim}-D; the {what} must be a stack (N, Y, X)")
+    return arr
+
+
+def parse_floats(text: str, name: str) -> list[float] | None:
+    """'-0.4, -0.2, 0, 0.2, 0.4' → floats; empty → None; anything else → InputError."""
+    text = text.replace(";", ",").strip()
+    if not text:
+        return None
+    try:
+        return [float(t) for t in text.replace(",", " ").split()]
+    except ValueError:
+        raise InputError(f"{name}: give numbers separated by commas, got {text!r}") from None
+
+
+class TieSeriesPanel(QWidget):
+    """The TIE series dock panel (see module docstring)."""
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from napari.layers import Image
+
+        self.viewer = napari_viewer
+        self.help_label = QLabel(HELP)
+        self.help_label.setWordWrap(True)
+        self.help_label.setTextFormat(Qt.RichText)
+
+        # ---------------------------------------------------------------- series
+        self.series_combo = LayerCombo(napari_viewer, (Image,), accept=_is_stack, placeholder="(no stack layer)")
+        self.series_combo.setToolTip("Through-focus series (N, Y, X), N odd, ordered from most under- to most over-focused")
+        self.stack_button = QPushButton("Stack selected layers")
+        self.stack_button.setToolTip("Make one stack layer from the 2-D image layers selected in the layer list, "
+                                     "in layer-list order (bottom first)")
+        self.stack_button.clicked.connect(lambda *_: self.stack_selected())
+        self.step_mm = _spin(0.2, 0.0, 1000.0, 4, 0.05, "Defocus step between neighbouring images in mm (symmetric series)")
+        self.defoci_mm = QLineEdit()
+        self.defoci_mm.setPlaceholderText("or one per image, e.g. -0.4, -0.2, 0, 0.2, 0.4")
+        self.defoci_mm.setToolTip("Defocus of each image in mm, negative = under-focus; overrides the step when filled in")
+        self.pixel_size = _spin(5.0, 1e-4, 1e5, 4, 0.1, "Image sampling in nm per pixel (prefilled from the layer)")
+        self.voltage_kv = _spin(200.0, 1.0, 3000.0, 1, 10.0, "Accelerating voltage in kV")
+        self.qc = _spin(0.0, 0.0, 100.0, 5, 0.0005, "Tikhonov cut-off qc in cycles/nm (off = the plain inverse Laplacian, "
+                        "right for quantitative B·t on clean data; raise it against low-frequency noise)")
+        self.qc.setSpecialValueText("off")
+        series_box = QGroupBox("Through-focus series")
+        form = QFormLayout(series_box)
+        _tidy_form(form)
+        form.addRow("series", self.series_combo)
+        form.addRow("", self.stack_button)
+        form.addRow("defocus step (mm)", self.step_mm)
+        form.addRow("defoci (mm)", self.defoci_mm)
+        form.addRow("pixel size (nm)", self.pixel_size)
+        form.addRow("voltage (kV)", self.voltage_kv)
+        form.addRow("Tikhonov qc (1/nm)", self.qc)
+
+        # ---------------------------------------------------------------- flip + alignment
+        self.use_flip = QCheckBox("flipped series (separates φm and φe)")
+        self.flip_combo = LayerCombo(napari_viewer, (Image,), accept=_is_stack, placeholder="(no stack layer)")
+        self.flip_combo.setToolTip("The same defoci recorded with the specimen turned over, as recorded (mirrored)")
+        self.flip_axis = QComboBox()
+        self.flip_axis.addItems(list(FLIP_AXES))
+        self.flip_axis.setToolTip("How the flipped images are mirrored relative to the unflipped ones")
+        self.align = QCheckBox("align before solving")
+        self.align.setChecked(True)
+        self.align.setToolTip("Register the series (shifts) and the flipped series onto it (mirror, rotation, sub-pixel shift); "
+                              "the aligned stacks are added as layers to check")
+        self.max_rot = _spin(10.0, 0.0, 45.0, 1, 1.0, "Largest rotation searched between the flipped and unflipped series")
+        self.hot_pixels = QCheckBox("remove hot pixels")
+        self.hot_pixels.setToolTip("Replace isolated spikes (> 6σ above/below all 8 neighbours) by the 3×3 median")
+        self.roi = QLineEdit()
+        self.roi.setPlaceholderText("whole image, or y0 y1 x0 x1 (px)")
+        self.roi.setToolTip("Region of interest in pixels of the unflipped frame")
+        prep_box = QGroupBox("Flip, alignment, clean-up")
+        pf = QFormLayout(prep_box)
+        _tidy_form(pf)
+        pf.addRow(self.use_flip)
+        pf.addRow("flipped series", self.flip_combo)
+        pf.addRow("flip axis", self.flip_axis)
+        pf.addRow(self.align)
+        pf.addRow("max rotation (°)", self.max_rot)
+        pf.addRow(self.hot_pixels)
+        pf.addRow("region of interest", self.roi)
+
+        # ---------------------------------------------------------------- run
+        self.runner = JobRunner(name="TIE", run_text="Run TIE", on_run=self.run, keep_checkbox=False)
+        self.result_info = QLabel("")
+        self.result_info.setWordWrap(True)
+        self.result_info.setStyleSheet("color: #a0a0a0;")
+
+        # ---------------------------------------------------------------- simulate from OVF
+        self.ovf_path = QLineEdit()
+        self.ovf_path.setPlaceholderText("OOMMF / mumax3 .ovf or .omf file")
+        browse = QPushButton("…")
+        browse.setMaximumWidth(30)
+        browse.clicked.connect(lambda *_: self._browse())
+        prow = QWidget()
+        pl = QHBoxLayout(prow)
+        pl.setContentsMargins(0, 0, 0, 0)
+        pl.addWidget(self.ovf_path, 1)
+        pl.addWidget(browse)
+        self.ovf_axis = QComboBox()
+        self.ovf_axis.addItems(["z", "y", "x", "auto (single-cell axis)"])
+        self.ovf_axis.setToolTip("Beam direction in the simulator's frame (the beam travels along −axis)")
+        self.ovf_tilt_x = _spin(0.0, -79.0, 79.0, 1, 5.0, "Specimen tilt about the image x axis (Néel textures need one)")
+        self.ovf_tilt_y = _spin(0.0, -79.0, 79.0, 1, 5.0, "Specimen tilt about the image y axis")
+        self.ovf_defocus = _spin(-0.1, -1000.0, 1000.0, 4, 0.05, "Defocus in mm, negative = under-focus")
+        self.ovf_ms = _spin(0.0, 0.0, 1e8, 0, 1e4, "Saturation magnetisation in A/m (needed for unit-vector files; 0 = from the file)")
+        self.ovf_ms.setSpecialValueText("from file")
+        self.ovf_px = _spin(0.0, 0.0, 1e3, 3, 0.5, "Image pixel size in nm (0 = the cell size)")
+        self.ovf_px.setSpecialValueText("cell size")
+        self.ovf_noise = _spin(0.0, 0.0, 10.0, 3, 0.05, "Gaussian noise σ as a fraction of the mean intensity (0.1 = 10 %)")
+        self.ovf_button = QPushButton("Simulate from OVF")
+        self.ovf_button.setToolTip("Image the magnetisation with the LTEM forward model; adds the image and its true phase and B·t")
+        self.ovf_button.clicked.connect(lambda *_: self.simulate_from_ovf())
+        from superqt import QCollapsible
+
+        sim = QWidget()
+        sf = QFormLayout(sim)
+        _tidy_form(sf)
+        sf.addRow("file", prow)
+        sf.addRow("beam along", self.ovf_axis)
+        sf.addRow("tilt x (°)", self.ovf_tilt_x)
+        sf.addRow("tilt y (°)", self.ovf_tilt_y)
+        sf.addRow("defocus (mm)", self.ovf_defocus)
+        sf.addRow("Ms (A/m)", self.ovf_ms)
+        sf.addRow("pixel size (nm)", self.ovf_px)
+        sf.addRow("noise", self.ovf_noise)
+        sf.addRow(self.ovf_button)
+        self.ovf_section = QCollapsible("Simulate from OVF (micromagnetic file)")
+        self.ovf_section.addWidget(sim)
+        self.ovf_section.collapse(animate=False)
+
+        content = QWidget()
+        lay = QVBoxLayout(content)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.setSpacing(6)
+        lay.addWidget(self.help_label)
+        lay.addWidget(series_box)
+        lay.addWidget(prep_box)
+        line = QFrame()
+        line.setFrameShape(QFrame.HLine)
+        lay.addWidget(line)
+        lay.addWidget(self.runner)
+        lay.addWidget(self.result_info)
+        lay.addWidget(self.ovf_section)
+        lay.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.setMinimumWidth(340)
+
+        self.use_flip.toggled.connect(self._update_enabled)
+        self.align.toggled.connect(self._update_enabled)
+        self.series_combo.layer_changed.connect(self._on_series_changed)
+        self._update_enabled()
+        self._on_series_changed(self.series_combo.current_layer())
+
+    # ------------------------------------------------------------------ public API
+    def stack_selected(self):
+        """Stack the selected 2-D image layers (layer-list order, bottom first) into one layer."""
+        from napari.layers import Image
+
+        chosen = [ly for ly in self.viewer.layers if ly in self.viewer.layers.selection and isinstance(ly, Image) and ly.ndim == 2]
+        if len(chosen) < 1:
+            _runner.warn("select the 2-D image layers of the series in the layer list first (most under-focused lowest)")
+            return None
+        shapes = {ly.data.shape for ly in chosen}
+        if len(shapes) != 1:
+            _runner.warn(f"the selected images differ in shape: {sorted(shapes)}")
+            return None
+        data = np.stack([np.asarray(ly.data, dtype=np.float32) for ly in chosen])
+        md = {"stacked_from": [ly.name for ly in chosen]}
+        defoci = [ly.metadata.get("defocus_nm") for ly in chosen]
+        if all(d is not None for d in defoci):
+            md["defocus_nm"] = [float(d) for d in defoci]
+            self.defoci_mm.setText(", ".join(f"{d / 1e6:g}" for d in md["defocus_nm"]))
+        layer = self.viewer.add_image(data, name=f"series ({len(chosen)} images)", scale=[1.0, *chosen[0].scale[-2:]],
+                                      metadata=md)
+        self.series_combo.set_layer(layer)
+        return layer
+
+    def parameters(self) -> dict:
+        """Keyword arguments of :func:`napari_phase.ltem.tie_job` from the widgets (no data)."""
+        params = {"pixel_size_nm": float(self.pixel_size.value()), "voltage_kv": float(self.voltage_kv.value())}
+        defoci = parse_floats(self.defoci_mm.text(), "defoci (mm)")
+        if defoci is not None:
+            params["defocus_nm"] = [d * 1e6 for d in defoci]
+        else:
+            params["defocus_step_nm"] = float(self.step_mm.value()) * 1e6
+        qc = float(self.qc.value())
+        params["qc_per_nm"] = qc if qc > 0 else 0.0
+        params["align"] = bool(self.align.isChecked())
+        params["max_rotation_deg"] = float(self.max_rot.value())
+        params["hot_pixel_sigma"] = 6.0 if self.hot_pixels.isChecked() else None
+        roi = parse_floats(self.roi.text(), "region of interest")
+        if roi is not None:
+            if len(roi) != 4:
+                raise InputError("region of interest: give four numbers y0 y1 x0 x1 (pixels)")
+            params["roi"] = tuple(int(v) for v in roi)
+        if self.use_flip.isChecked():
+            params["flip_axis"] = FLIP_AXES[self.flip_axis.currentText()]
+        return params
+
+    def run(self) -> bool:
+        ctx: dict = {}
+        return self.runner.start(lambda: self._make_job(ctx), on_result=partial(self._show_result, ctx), name="TIE")
+
+    def simulate_from_ovf(self, path: str | None = None):
+        """Read the OVF file, image it, add image + true phase + true B·t layers. Returns the sample or None."""
+        from ..io.magnetization import read_magnetization
+        from ..ltem.micromagnetic import simulate_from_magnetization
+
+        path = path or self.ovf_path.text().strip()
+        try:
+            if not path:
+                raise InputError("choose an .ovf/.omf file first")
+            mag = read_magnetization(path)
+            axis = self.ovf_axis.currentText()
+            ms = float(self.ovf_ms.value())
+            px = float(self.ovf_px.value())
+            sample = simulate_from_magnetization(
+                mag, thickness_axis=None if axis.startswith("auto") else axis, defocus_nm=float(self.ovf_defocus.value()) * 1e6,
+                tilt_x_deg=float(self.ovf_tilt_x.value()), tilt_y_deg=float(self.ovf_tilt_y.value()),
+                ms_a_per_m=ms if ms > 0 else None, pixel_size_nm=px if px > 0 else None, noise=float(self.ovf_noise.value()),
+            )
+        except (InputError, FileNotFoundError) as exc:
+            _runner.warn(str(exc))
+            return None
+        name = Path(path).stem
+        p = sample.pixel_size_nm
+        common = {"scale": [p, p], "units": ["nm", "nm"]}
+        md = {"pixel_size_nm": p, "defocus_nm": sample.defocus_nm, "voltage_kv": sample.voltage_kv, "source": str(path),
+              **{k: v for k, v in sample.params.items() if k in ("tilt_x_deg", "tilt_y_deg", "thickness_axis", "ms_a_per_m")}}
+        self.viewer.add_image(sample.phase_m, name=f"{name} true phase [rad]", colormap="gray", visible=False,
+                              metadata={"kind": "ground_truth", "unit": "rad"}, **common)
+        self.viewer.add_image(np.stack([sample.bx, sample.by]), name=f"{name} true Bx·t, By·t [T·nm]", colormap="bwr",
+                              visible=False, metadata={"kind": "ground_truth", "unit": "T·nm"}, scale=[1.0, p, p])
+        self.viewer.add_image(sample.image, name=f"{name} LTEM {sample.defocus_nm / 1e6:g} mm", metadata=md, **common)
+        self.result_info.setText(f"simulated {name}: {sample.image.shape[0]}×{sample.image.shape[1]} px of {p:g} nm, "
+                                 f"Δf {sample.defocus_nm / 1e6:g} mm; true B·t up to {float(np.hypot(sample.bx, sample.by).max()):.3g} T·nm")
+        return sample
+
+    # ------------------------------------------------------------------ internals
+    def _make_job(self, ctx: dict):
+        from ..ltem import tie_job
+
+        layer = self.series_combo.current_layer()
+        series = _layer_stack(layer, "series")
+        params = self.parameters()
+        flipped = None
+        if self.use_flip.isChecked():
+            flip_layer = self.flip_combo.current_layer()
+            if flip_layer is layer:
+                raise InputError("the flipped series is the same layer as the series; pick the flipped stack")
+            flipped = _layer_stack(flip_layer, "flipped series")
+        ctx["layer"] = layer
+        return tie_job(series, flipped=flipped, **params)
+
+    def _show_result(self, ctx: dict, result) -> None:
+        layer = ctx.get("layer")
+        layers = result_to_layers(result, BASE, source_layer=None)
+        y0, _, x0, _ = result.metadata.get("crop_yx", [0, 0, 0, 0])
+        p = float(result.pixel_size)
+        base_t = list(np.asarray(layer.translate, float)[-2:]) if layer is not None else [0.0, 0.0]
+        for _data, kwargs, _kind in layers:  # the solved region sits at its place in the input frame
+            t = list(kwargs.get("translate", [0.0, 0.0]))
+            t[-2:] = [t[-2] + base_t[0] + y0 * p, t[-1] + base_t[1] + x0 * p]
+            kwargs["translate"] = t
+            if "aligned" in kwargs["name"]:
+                kwargs["colormap"] = "gray"
+        add_or_update(self.viewer, layers)
+        md = result.metadata
+        text = f"{md.get('method')}: {md.get('phase_meaning', '')}. {md.get('runtime_s', 0):.1f} s."
+        if "flipped_transform" in md:
+            t = md["flipped_transform"]
+            text += f" Flipped series: rotated {t['angle_deg']:.2f}°, shifted {t['shift_yx_px'][0]:.1f}, {t['shift_yx_px'][1]:.1f} px (match {t['quality']:.2f})."
+        if md.get("crop_yx") and "valid_fraction" in md:
+            a, b, c, d = md["crop_yx"]
+            text += f" Solved on rows {a}–{b}, columns {c}–{d} (covered by every aligned image)."
+        self.result_info.setText(text)
+
+    def _on_series_changed(self, layer) -> None:
+        if layer is None:
+            return
+        px, _src = pixel_size_from_layer(layer)
+        if px:
+            self.pixel_size.setValue(px)
+        md = getattr(layer, "metadata", None) or {}
+        if isinstance(md.get("defocus_nm"), (list, tuple)) and len(md["defocus_nm"]) == layer.data.shape[0]:
+            self.defoci_mm.setText(", ".join(f"{d / 1e6:g}" for d in md["defocus_nm"]))
+
+    def _update_enabled(self, *_) -> None:
+        on = self.use_flip.isChecked()
+        self.flip_combo.setEnabled(on)
+        self.flip_axis.setEnabled(on)
+        self.max_rot.setEnabled(on and self.align.isChecked())
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Micromagnetic file", "", "OVF (*.ovf *.omf);;All files (*)")
+        if path:
+            self.ovf_path.setText(path)
