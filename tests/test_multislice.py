@@ -352,6 +352,27 @@ def test_4dstem_com_points_along_phase_gradient():
     assert sim.phase_pixel_size_a == pytest.approx(dx)
 
 
+def test_4dstem_subpixel_scan_positions():
+    """A scan line in quarter-pixel steps across one phase bump: the CoM changes sign where the
+    bump is (x0 = 40.3 px), to 0.05 px — probe positions are placed with sub-pixel accuracy."""
+    kv, mrad_px, det, alpha, n_win = 300.0, 1.0, 32, 15.0, 48
+    dx = ms.wavelength_a(kv) / (mrad_px * 1e-3) / n_win
+    y, x = np.indices((80, 80)) * dx
+    x0, y0 = 40.3 * dx, 40.0 * dx
+    phi = 0.3 * np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / (2 * 1.0**2))
+    start = 38.0 * dx
+    sim = ms.simulate_4dstem((phi / ms.sigma(kv)).astype(np.float32), potential_sampling_a=dx, scan_step_a=0.25 * dx,
+                             scan_gpts=(1, 17), energy_kev=kv, semiangle_mrad=alpha, detector_mrad_per_px=mrad_px,
+                             detector_gpts=det, mode="phase_object", scan_origin_a=(y0, start), device="cpu")
+    d = sim.data[0].astype(np.float64)
+    com_x = (d * (np.arange(det) - det // 2)[None, None, :]).sum((-2, -1)) / d.sum((-2, -1))
+    xs = start + np.arange(17) * 0.25 * dx
+    assert np.all(np.diff(com_x[4:13]) < 0)  # the gradient points to the bump from both sides
+    i = int(np.flatnonzero((com_x[:-1] > 0) & (com_x[1:] <= 0))[0])
+    x_cross = xs[i] + (xs[i + 1] - xs[i]) * com_x[i] / (com_x[i] - com_x[i + 1])
+    assert x_cross / dx == pytest.approx(40.3, abs=0.05)
+
+
 def test_4dstem_of_a_crystal_multislice_close_to_phase_object_when_thin():
     at = spc.supercell("SrTiO3", (0, 0, 1), extent_a=(27.3, 27.3), thickness_a=3.905)
     kw = dict(scan_step_a=0.5, scan_gpts=(4, 4), energy_kev=300.0, semiangle_mrad=20.0, detector_mrad_per_px=1.0,
@@ -396,9 +417,13 @@ def test_exit_waves_t_batch_matches_single_positions():
     v = torch.as_tensor(_smooth_potential(n, dx, 0.5, kv, seed=4, qmax=1.0)[0])
     t = ms.transmission_t(v[None, None], kv, dx)
     pk = ms.probe_fourier_t((n, n), dx, kv, 20.0)
-    shifts = torch.tensor([[[2.0, 3.0], [4.4, 1.7]]], dtype=torch.float64)
+    shifts = torch.tensor([[[2.0, 3.0], [4.4, 1.62]]], dtype=torch.float64)
     ew = ms.exit_waves_t(t, pk, shifts, dx)
     assert ew.shape == (1, 2, n, n)
+    # the ramp puts the probe where it was asked (y, x), to the pixel
+    for j in range(2):
+        peak = np.unravel_index(int(ew[0, j].abs().argmax()), (n, n))
+        assert peak == tuple(int(round(float(v) / dx)) for v in shifts[0, j])
     for j in range(2):
         single = torch.fft.ifft2(pk * ms.shift_phase_t((n, n), dx, shifts[0, j])) * t[0, 0]
         assert torch.allclose(ew[0, j], single, atol=1e-6)
