@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 
 def _rate(fn, n_items: int, repeats: int) -> float:
     fn()  # warm-up

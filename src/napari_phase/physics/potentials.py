@@ -204,20 +204,6 @@ def slice_potentials_t(
     return torch.fft.irfft2(out_ft, s=(na, nb)) * (na * nb / area_a2)
 
 
-def nyquist_band_limit_t(q2, cell_yx, gpts, fraction: float = 1.0):
-    """Mask |q| ≤ fraction · (largest circle inside the grid's Nyquist box) for a cell grid."""
-    import torch
-
-    cell = np.asarray(cell_yx, dtype=np.float64)
-    recip = np.linalg.inv(cell).T
-    # Nyquist along each reciprocal axis: (n/2)|b_i| projected; the inscribed circle radius of the
-    # parallelogram spanned by ±(n_a/2) b_a, ±(n_b/2) b_b is min over edges of distance to origin.
-    ba, bb = recip[0] * gpts[0] / 2, recip[1] * gpts[1] / 2
-    area = abs(ba[0] * bb[1] - ba[1] * bb[0])
-    qmax = min(area / np.linalg.norm(bb), area / np.linalg.norm(ba))  # heights of the parallelogram
-    return (q2 <= (fraction * qmax) ** 2).to(q2.dtype)
-
-
 # --------------------------------------------------------------------------- numpy edge
 
 
