@@ -47,7 +47,9 @@ def check_4d(data: Any, name: str = "4D-STEM data") -> tuple[int, int, int, int]
     return shape  # type: ignore[return-value]
 
 
-def rows_per_block(shape: tuple[int, ...], block_bytes: int = BLOCK_BYTES) -> int:
+def rows_per_block(shape: tuple[int, ...], block_bytes: int | None = None) -> int:
+    """Scan rows per block so that one float32 block holds at most ``block_bytes`` (default BLOCK_BYTES)."""
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     per_row = int(np.prod(shape[1:])) * 4
     return int(max(1, min(shape[0], block_bytes // max(per_row, 1))))
 
