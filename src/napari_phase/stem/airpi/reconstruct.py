@@ -1,0 +1,332 @@
+"""CNN reconstruction of a 4D-STEM scan: batched inference over 3x3 kernels, stitching, streaming.
+
+Pipeline per block of scan rows (the block plus a one-row halo is read, nothing else):
+
+1. every pattern is resampled to the 64² window (BF disc radius 16 px, rotation/transpose to the
+   scan frame, optical axis at ``center``; preprocess.resample_patterns);
+2. each position's 3x3 kernel (scan edges padded by *reflection*: row −1 reads row 1) is
+   standardised (I^0.1) and weighted by neighbour distance, the probe channels appended;
+3. the network predicts the exit wave of the centre position, in batches of ``batch_size``;
+4. patches ψout·conj(ψin) are summed into the object grid (stitch.py): pixel = scan step /
+   ``oversample``, pixel (0, 0) at the first scan position, positions placed with sub-pixel accuracy.
+
+The accumulators hold only the object (complex) and its weight, so memory is bounded by the block
+and the object grid, whatever the dataset size (numpy, np.memmap or dask input). With a
+``dask.distributed`` client, blocks of rows (each with its one-row halo) are reconstructed on the
+cluster and their partial objects summed here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...jobs import InputError, JobCancelled, Progress, Stopwatch, resolve_device, run_job, with_cpu_fallback
+from ...result import PhaseResult
+from .._data import check_4d, read_rows, rows_per_block, shape_of
+from ..calibration import Calibration
+from .model import build
+from .preprocess import (
+    BF_RADIUS_PX,
+    WINDOW_PX,
+    edge_defocus_phase,
+    kernel_indices,
+    neighbour_weights,
+    probe_channels,
+    probe_window,
+    resample_patterns,
+    standardise,
+    window_pixel_a,
+)
+from .stitch import ObjectAccumulator, stitch
+
+DEFAULT_MODEL = "airpi_default"
+#: scan steps (window px) the reconstruction accepts; outside, patches would not overlap
+STEP_PX_LIMITS = (0.05, 12.0)
+ALL_ZERO = "every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)"
+
+
+def _model_name(model: str | None) -> str:
+    return DEFAULT_MODEL if model in (None, "", "default") else str(model)
+
+
+def load_network(model: str | None = "default", device="cpu"):
+    """The trained network (cached per (model, device)) and its card."""
+    from ... import models
+
+    name = _model_name(model)
+    try:
+        card = models.model_card(name)
+    except KeyError as exc:
+        raise InputError(str(exc).strip("'\"")) from None
+    return models.load_model(name, build, device), card
+
+
+class _Setup:
+    """Everything a block needs, picklable (sent to dask workers)."""
+
+    def __init__(self, cal: Calibration, shape, oversample: int, model: str, batch_size: int, edge: str):
+        self.cal = cal
+        self.shape = tuple(int(s) for s in shape)
+        self.oversample = int(oversample)
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.edge = edge
+        e, a = cal.energy_kev, cal.semiangle_mrad
+        self.dx_a = window_pixel_a(e, a)
+        self.step_a = cal.step_yx_a[1]
+        self.step_px = self.step_a / self.dx_a
+        self.pixel_a = self.step_a / self.oversample
+        self.chi_edge = edge_defocus_phase(cal.defocus_a, e, a)
+        cs_a = cal.cs_mm * 1e7
+        lam = cal.wavelength_a
+        self.cs_edge = 0.5 * math.pi * cs_a * (a * 1e-3) ** 4 / lam
+        probe = torch.as_tensor(probe_window(self.chi_edge, self.cs_edge))
+        self.probe = probe / probe.abs().max()
+        self.weights = neighbour_weights(self.step_px)
+        self.center = cal.center_for(self.shape[2:])
+        self.grid_shape = (self.shape[0] * self.oversample, self.shape[1] * self.oversample)
+
+    def resample(self, block: np.ndarray, device) -> torch.Tensor:
+        x = torch.as_tensor(block, device=device)
+        return resample_patterns(x, detector_mrad_per_px=self.cal.detector_mrad_per_px,
+                                 semiangle_mrad=self.cal.semiangle_mrad, center=self.center,
+                                 rotation_deg=self.cal.rotation_deg, transpose=self.cal.transpose)
+
+
+def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, r1: int, device, net=None):
+    """Object accumulator of scan rows [r0, r1) given ``rows_data`` = scan rows starting at
+    ``row0`` that cover the halo (r0 − 1 … r1, clipped). The accumulator covers the object rows
+    the patches of these positions reach; returns (accumulator, its first object row)."""
+    if net is None:
+        net, _ = load_network(setup.model, device)
+    ny, nx = setup.shape[:2]
+    os_ = setup.oversample
+    windows = setup.resample(rows_data, device)  # (R, nx, N, N)
+    r = setup.pixel_a / setup.dx_a  # window px per object px
+    from .stitch import patch_half_width
+
+    half = patch_half_width(setup.probe, r)
+    top = max(0, r0 * os_ - half - 1)
+    bottom = min(setup.grid_shape[0], (r1 - 1) * os_ + half + 2)
+    acc = ObjectAccumulator((bottom - top, setup.grid_shape[1]), device=device)
+    rows = np.repeat(np.arange(r0, r1), nx)
+    cols = np.tile(np.arange(nx), r1 - r0)
+    idx = kernel_indices(rows, cols, (ny, nx), setup.edge)  # (P,9,2) global
+    probe = setup.probe.to(device)
+    pch = probe_channels(probe, 1).to(device)
+    w = torch.as_tensor(setup.weights, device=device)
+    for b0 in range(0, len(rows), setup.batch_size):
+        sl = slice(b0, b0 + setup.batch_size)
+        ky = torch.as_tensor(idx[sl, :, 0] - row0, device=device)
+        kx = torch.as_tensor(idx[sl, :, 1], device=device)
+        kern = windows[ky, kx]  # (B,9,N,N)
+        x = torch.cat([standardise(kern, w), pch.expand(kern.shape[0], -1, -1, -1)], dim=1)
+        with torch.no_grad():
+            amp, phase = net(x)
+        psi = torch.polar(amp, phase)
+        pos = torch.as_tensor(np.stack([rows[sl] * os_, cols[sl] * os_], -1), dtype=torch.float64)
+        stitch(acc, psi, probe, pos, r, origin=(top, 0))
+    return acc, top
+
+
+def _validate(data, *, energy_kev, semiangle_mrad, scan_step_a, detector_mrad_per_px, oversample, rotation_deg,
+              transpose, center, defocus_a, cs_mm, batch_size):
+    shape = check_4d(data)
+    cal = Calibration(energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,
+                      detector_mrad_per_px=detector_mrad_per_px, rotation_deg=float(rotation_deg or 0.0),
+                      transpose=bool(transpose), center_px=center, defocus_a=float(defocus_a or 0.0),
+                      cs_mm=float(cs_mm or 0.0))
+    cal.validate(shape[2:], needs=("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px"))
+    sy, sx = cal.step_yx_a
+    if abs(sy - sx) > 0.01 * sx:
+        raise InputError(f"scan steps differ in y and x ({sy:g} vs {sx:g} Å); resample to square scan pixels first")
+    try:
+        oversample = int(oversample)
+    except (TypeError, ValueError):
+        raise InputError(f"oversample must be an integer 1–8, got {oversample!r}") from None
+    if not 1 <= oversample <= 8:
+        raise InputError(f"oversample must be an integer 1–8, got {oversample}")
+    if int(batch_size) < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    step_px = sx / window_pixel_a(cal.energy_kev, cal.semiangle_mrad)
+    if not STEP_PX_LIMITS[0] <= step_px <= STEP_PX_LIMITS[1]:
+        raise InputError(
+            f"scan step {sx:g} Å is {step_px:.2f} probe-window pixels at {cal.energy_kev:g} kV, {cal.semiangle_mrad:g} mrad; "
+            f"the CNN needs {STEP_PX_LIMITS[0]}–{STEP_PX_LIMITS[1]} (overlapping probes): check the scan step")
+    return shape, cal, oversample
+
+
+def cnn_job(
+    data: Any,
+    *,
+    energy_kev: float | None,
+    semiangle_mrad: float | None,
+    scan_step_a: float | None,
+    detector_mrad_per_px: float | None,
+    oversample: int = 2,
+    model: str = "default",
+    device: str = "auto",
+    client=None,
+    center: tuple[float, float] | None = None,
+    batch_size: int = 256,
+    rotation_deg: float = 0.0,
+    transpose: bool = False,
+    defocus_a: float = 0.0,
+    cs_mm: float = 0.0,
+    block_rows: int | None = None,
+    edge: str = "reflect",
+):
+    """The CNN reconstruction as a job (progress with the growing phase after every block of rows;
+    cancel returns the rows done so far). Returns a PhaseResult: ``phase`` (rad) and ``amplitude``
+    on the object grid (pixel = scan step / oversample, Å; origin at the first scan position)."""
+    shape, cal, oversample = _validate(
+        data, energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,
+        detector_mrad_per_px=detector_mrad_per_px, oversample=oversample, rotation_deg=rotation_deg,
+        transpose=transpose, center=center, defocus_a=defocus_a, cs_mm=cs_mm, batch_size=batch_size)
+    if edge not in ("reflect", "replicate"):
+        raise InputError(f"edge must be 'reflect' or 'replicate', got {edge!r}")
+    name = _model_name(model)
+    _, card = load_network(name, "cpu")  # clear error for an unknown model before any work
+
+    def make(dev):
+        return _run(data, shape, cal, oversample, name, card, dev, client, int(batch_size), block_rows, edge)
+
+    return (yield from with_cpu_fallback(make, device))
+
+
+def _result(setup: _Setup, acc: ObjectAccumulator, card: dict, dev, watch, extra: dict, rows_done: int) -> PhaseResult:
+    phase = acc.phase().cpu().numpy().astype(np.float32)
+    amp = acc.amplitude().cpu().numpy().astype(np.float32)
+    cal = setup.cal
+    meta = {
+        "method": "cnn", "model": card.get("name", setup.model), "model_sha256": card.get("sha256", ""),
+        "energy_kev": cal.energy_kev, "semiangle_mrad": cal.semiangle_mrad, "scan_step_a": setup.step_a,
+        "detector_mrad_per_px": cal.detector_mrad_per_px, "rotation_deg": cal.rotation_deg,
+        "transpose": cal.transpose, "center_px": list(setup.center), "defocus_a": cal.defocus_a, "cs_mm": cal.cs_mm,
+        "oversample": setup.oversample, "window_pixel_a": setup.dx_a, "step_window_px": setup.step_px,
+        "edge_padding": setup.edge, "batch_size": setup.batch_size, "input_shape": list(setup.shape),
+        "origin": "first scan position", "rows_done": rows_done, "device": str(dev),
+        "runtime_s": watch.elapsed_s, "patterns_per_s": rows_done * setup.shape[1] / max(watch.elapsed_s, 1e-9),
+        "threads": torch.get_num_threads(),
+    }
+    tr = card.get("training_ranges", {})
+    if tr:
+        e_lo, e_hi = tr.get("energy_kev", (0, 1e9))
+        a_lo, a_hi = tr.get("semiangle_mrad", (0, 1e9))
+        s_lo, s_hi = tr.get("step_px", (0, 1e9))
+        out = []
+        if not e_lo <= cal.energy_kev <= e_hi:
+            out.append("energy")
+        if not a_lo <= cal.semiangle_mrad <= a_hi:
+            out.append("semi-angle")
+        if not s_lo <= setup.step_px <= s_hi:
+            out.append("scan step")
+        if out:
+            meta["outside_training_ranges"] = out
+    meta.update(extra)
+    return PhaseResult({"phase": phase, "amplitude": amp}, pixel_size=setup.pixel_a, pixel_unit="Å", metadata=meta)
+
+
+def _run(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows, edge):
+    watch = Stopwatch()
+    setup = _Setup(cal, shape, oversample, name, batch_size, edge)
+    ny = shape[0]
+    if block_rows is None:
+        block_rows = max(1, min(ny, rows_per_block(shape, 32 * 2**20)))
+    blocks = [(r0, min(ny, r0 + block_rows)) for r0 in range(0, ny, block_rows)]
+    acc = ObjectAccumulator(setup.grid_shape, device="cpu")
+    total = len(blocks)
+    if client is not None:
+        yield from _run_distributed(client, data, setup, blocks, acc, total)
+        yield Progress(total, total, "CNN: stitched", None)
+        return _result(setup, acc, card, "dask.distributed", watch, {"distributed": True, "blocks": total}, ny)
+    net, _ = load_network(name, dev)
+    rows_done = 0
+    signal = False
+    try:
+        for i, (r0, r1) in enumerate(blocks):
+            h0, h1 = max(0, r0 - 1), min(ny, r1 + 1)
+            rows_data = read_rows(data, h0, h1)
+            signal = signal or bool(np.abs(rows_data).max() > 0)
+            part, top = _reconstruct_rows(setup, rows_data, h0, r0, r1, dev, net)
+            acc.add(ObjectAccumulator_cpu(part), (top, 0))
+            rows_done = r1
+            partial = _result(setup, acc, card, dev, watch, {"partial": True}, rows_done)
+            yield Progress(i + 1, total, f"CNN: scan row {r1}/{ny}", partial)
+    except JobCancelled:
+        if rows_done == 0:
+            raise
+        return _result(setup, acc, card, dev, watch, {"cancelled": True}, rows_done)
+    if not signal:
+        raise InputError(ALL_ZERO)
+    return _result(setup, acc, card, dev, watch, {}, ny)
+
+
+def ObjectAccumulator_cpu(acc: ObjectAccumulator) -> ObjectAccumulator:  # noqa: N802 - tiny helper
+    if acc.obj.device.type == "cpu":
+        return acc
+    out = ObjectAccumulator(acc.shape)
+    out.obj, out.weight = acc.obj.cpu(), acc.weight.cpu()
+    return out
+
+
+def _block_task(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, r1: int):
+    """One dask task: reconstruct rows [r0, r1) on the worker's CPU; returns numpy (obj, weight, top)."""
+    rows_data = np.asarray(rows_data, dtype=np.float32)
+    if not np.isfinite(rows_data).all():
+        raise InputError(f"the 4D-STEM data has NaN/inf values in scan rows {row0}-{row0 + len(rows_data) - 1}")
+    acc, top = _reconstruct_rows(setup, rows_data, row0, r0, r1, torch.device("cpu"))
+    return acc.obj.numpy(), acc.weight.numpy(), top, bool(np.abs(rows_data).max() > 0)
+
+
+def _run_distributed(client, data, setup: _Setup, blocks, acc: ObjectAccumulator, total: int):
+    """Submit one task per row block (with its one-row halo) and sum the partial objects as they come."""
+    from dask.distributed import as_completed
+
+    ny = setup.shape[0]
+    futures = []
+    for r0, r1 in blocks:
+        h0, h1 = max(0, r0 - 1), min(ny, r1 + 1)
+        rows = data[h0:h1]
+        if hasattr(rows, "compute"):
+            rows = client.compute(rows)  # read on the cluster, not here
+        else:
+            rows = client.scatter(np.asarray(rows, dtype=np.float32))
+        futures.append(client.submit(_block_task, setup, rows, h0, r0, r1, pure=False))
+    done = 0
+    signal = False
+    try:
+        for fut in as_completed(futures):
+            obj, weight, top, has = fut.result()
+            signal = signal or has
+            part = ObjectAccumulator(obj.shape)
+            part.obj, part.weight = torch.as_tensor(obj), torch.as_tensor(weight)
+            acc.add(part, (top, 0))
+            done += 1
+            yield Progress(done, total, f"CNN: block {done}/{total} from the cluster", None)
+    except JobCancelled:
+        for f in futures:
+            f.cancel()
+        raise
+    if not signal:
+        raise InputError(ALL_ZERO)
+
+
+def cnn(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, scan_step_a: float | None,
+        detector_mrad_per_px: float | None, oversample: int = 2, model: str = "default", device: str = "auto",
+        client=None, center=None, batch_size: int = 256, rotation_deg: float = 0.0, transpose: bool = False,
+        **kwargs: Any) -> PhaseResult:
+    """Phase object of a 4D-STEM scan (scan_y, scan_x, ky, kx) by the airpi CNN (see module doc).
+
+    Returns a PhaseResult: ``.phase`` (rad) and ``amplitude`` on a grid of pixel scan_step/oversample
+    (Å, ``.pixel_size_a``) whose pixel (0, 0) is the first scan position; metadata with the model
+    card's name and sha256, every parameter, device and patterns/s.
+    """
+    return run_job(cnn_job(data, energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,
+                           detector_mrad_per_px=detector_mrad_per_px, oversample=oversample, model=model,
+                           device=device, client=client, center=center, batch_size=batch_size,
+                           rotation_deg=rotation_deg, transpose=transpose, **kwargs))

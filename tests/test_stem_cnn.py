@@ -1,0 +1,351 @@
+"""4D-STEM CNN (stem/airpi): preprocessing, loss, network, stitching oracle, reconstruction
+pipeline (streaming, partial results, dask, bad input). Accuracy of the shipped model:
+tests/test_stem_cnn_model.py."""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from napari_phase.jobs import CancelToken, InputError, JobCancelled, Progress, forward_job, run_job
+from napari_phase.physics.metrics import xc
+from napari_phase.stem.airpi import data, loss, model, preprocess as pp, stitch
+from napari_phase.stem.airpi.reconstruct import cnn, cnn_job
+
+torch.set_num_threads(1)
+E, ALPHA, STEP = 300.0, 20.0, 0.2
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A small untrained network saved with a card: exercises the pipeline, not accuracy."""
+    from napari_phase.models import save_model
+
+    torch.manual_seed(0)
+    net = model.AirpiNet(width=4, depth=2)
+    folder = tmp_path_factory.mktemp("models")
+    return str(save_model(net, {"network": net.config(), "training_ranges": data.Ranges().as_dict()}, folder, "tiny"))
+
+
+@pytest.fixture(scope="module")
+def scan():
+    return data.simulate_scan(data.SmoothRandomSource(2, seed=5), scan_shape=(9, 8), seed=1)
+
+
+def _calib(s):
+    return dict(energy_kev=s.energy_kev, semiangle_mrad=s.semiangle_mrad, scan_step_a=s.scan_step_a,
+                detector_mrad_per_px=s.detector_mrad_per_px)
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+
+def test_window_pixel_and_probe_size():
+    dx = pp.window_pixel_a(300.0, 20.0)
+    assert dx == pytest.approx(0.019687 * 16 / (64 * 0.020), rel=1e-3)  # 0.246 Å
+    probe = pp.probe_window()
+    assert np.sum(np.abs(probe) ** 2) == pytest.approx(1.0, rel=1e-5)
+    i = np.abs(probe) ** 2
+    assert np.unravel_index(np.argmax(i), i.shape) == (32, 32)
+    # Airy first zero at 0.61 λ/α = 0.61·64/16 = 2.44 window px: intensity there ≪ peak
+    assert i[32, 34] < 0.2 * i[32, 32] < i[32, 33]
+
+
+def test_probe_pattern_is_the_bf_disc_of_radius_16():
+    pat = data.diffraction(torch.as_tensor(pp.probe_window()))
+    yy, xx = np.mgrid[:64, :64] - 32
+    r = np.hypot(yy, xx)
+    p = pat.numpy()
+    assert p[r <= 15].min() > 0.5 * p.max()
+    assert p[r >= 17.5].max() < 1e-3 * p.max()
+
+
+def test_resample_puts_disc_at_16px_and_keeps_counts():
+    # detector: 96 px, 0.8 mrad/px, α = 20 mrad -> disc radius 25 px around (48, 48)
+    yy, xx = np.mgrid[:96, :96]
+    det = ((yy - 48) ** 2 + (xx - 48) ** 2 <= 25**2).astype(np.float32) * 3.0
+    out = pp.resample_patterns(torch.as_tensor(det)[None], detector_mrad_per_px=0.8, semiangle_mrad=20.0)[0].numpy()
+    assert out.shape == (64, 64)
+    assert out.sum() == pytest.approx(det.sum(), rel=0.02)
+    r = np.hypot(*(np.mgrid[:64, :64] - 32))
+    assert out[r < 14].min() > 0.9 * out.max()
+    assert out[r > 18].max() < 0.05 * out.max()
+    # a coarse detector (2 mrad/px: radius 10 px) is magnified to the same disc
+    yy, xx = np.mgrid[:40, :40]
+    det2 = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 10**2).astype(np.float32)
+    out2 = pp.resample_patterns(torch.as_tensor(det2)[None], detector_mrad_per_px=2.0, semiangle_mrad=20.0)[0].numpy()
+    assert out2[r < 13].min() > 0.8 * out2.max() and out2[r > 19].max() < 0.05 * out2.max()
+
+
+def test_resample_rotation_and_transpose_follow_the_calibration_convention():
+    # a spot at scan-frame k = (ky, kx) = (0, +8 px) appears on the detector at
+    # k_det = F(R(−θ) k_scan) (calibration.py); resampling must bring it back to (32, 40)
+    for rot, tr in [(0.0, False), (90.0, False), (30.0, True)]:
+        t = math.radians(rot)
+        kx, ky = 8.0, 0.0
+        dxv, dyv = math.cos(t) * kx + math.sin(t) * ky, -math.sin(t) * kx + math.cos(t) * ky
+        if tr:
+            dxv, dyv = dyv, dxv
+        det = np.zeros((64, 64), np.float32)
+        yy, xx = np.mgrid[:64, :64]
+        det += np.exp(-((yy - 32 - dyv) ** 2 + (xx - 32 - dxv) ** 2) / 2.0)
+        out = pp.resample_patterns(torch.as_tensor(det)[None], detector_mrad_per_px=20.0 / 16, semiangle_mrad=20.0,
+                                   rotation_deg=rot, transpose=tr)[0].numpy()
+        peak = np.unravel_index(np.argmax(out), out.shape)
+        assert peak == (32, 40), (rot, tr, peak)
+
+
+def test_kernel_indices_reflect_at_edges():
+    idx = pp.kernel_indices(np.array([0]), np.array([4]), (5, 5))
+    assert idx[0, 0].tolist() == [1, 3]  # (-1, 3) reflected to (1, 3)
+    assert idx[0, 8].tolist() == [1, 3]  # (1, 5) -> (1, 3)
+    assert idx[0, 4].tolist() == [0, 4]
+    rep = pp.kernel_indices(np.array([0]), np.array([4]), (5, 5), edge="replicate")
+    assert rep[0, 0].tolist() == [0, 3]
+
+
+def test_neighbour_weights_fall_with_step():
+    w_small, w_big = pp.neighbour_weights(0.5), pp.neighbour_weights(3.0)
+    assert w_small[4] == w_big[4] == 1.0
+    assert w_big[1] == pytest.approx(math.exp(-9 / 32), rel=1e-5)
+    assert w_big[0] < w_big[1] < w_small[1] < 1.0
+
+
+def test_standardise_is_per_sample_and_power_01():
+    x = torch.rand(2, 9, 64, 64) * 100
+    s = pp.standardise(x)
+    assert torch.allclose(s.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-4)
+    assert torch.allclose(s.std(dim=(1, 2, 3)), torch.ones(2), atol=1e-3)
+    # scaling the counts does not change the input (dose-independent)
+    assert torch.allclose(pp.standardise(x * 1000), s, atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- network and loss
+
+
+def test_network_is_a_residual_on_the_probe():
+    net = model.AirpiNet(width=4, depth=2).eval()
+    with torch.no_grad():
+        net.head.weight.zero_()
+        x = torch.randn(3, 11, 64, 64)
+        x[:, 9] = torch.rand(64, 64)
+        amp, phase = net(x)
+    assert amp.shape == phase.shape == (3, 64, 64)
+    assert torch.allclose(amp, x[:, 9]) and torch.allclose(phase, x[:, 10])
+    assert float(net.amp_scale.detach()) == pytest.approx(0.1) and float(net.phase_scale.detach()) == pytest.approx(0.1)
+
+
+def test_loss_is_zero_at_the_truth_and_grows_with_error():
+    gen = torch.Generator().manual_seed(0)
+    b = data.make_batch(data.SmoothRandomSource(2), 4, gen, data.Ranges(vacuum_fraction=0.0))
+    amp, ph = b["psi"].abs(), torch.angle(b["psi"])
+    l0, parts = loss.airpi_loss(amp, ph, b)
+    assert l0.item() < 1e-4 and parts["xc"] == pytest.approx(1.0, abs=1e-4)
+    # the probe alone (no object) and a doubled object phase both cost clearly more
+    l_probe, p_probe = loss.airpi_loss(b["probe"].abs(), torch.angle(b["probe"]), b)
+    l_double, p_double = loss.airpi_loss(amp, ph + b["obj_phase"], b)
+    assert l_probe.item() > 0.05 and l_double.item() > 0.05
+    assert p_double["obj"] > 0.01
+
+
+def test_batch_physics():
+    """Patterns carry the dose: counts per pattern = dose·step² (step in Å); vacuum has flat phase."""
+    gen = torch.Generator().manual_seed(1)
+    r = data.Ranges(noise_free_fraction=1.0, vacuum_fraction=0.0, dose_e_per_a2=(1e4, 1e4), step_px=(1.0, 1.0),
+                    energy_kev=(300, 300), semiangle_mrad=(20, 20))
+    b = data.make_batch(data.SmoothRandomSource(2), 3, gen, r)
+    assert b["x"].shape == (3, 11, 64, 64)
+    assert torch.isfinite(b["x"]).all()
+    assert torch.allclose(b["psi"].abs(), b["probe"].abs(), atol=1e-5)  # phase object: |t| = 1
+    from napari_phase.physics.optics import interaction_constant
+
+    assert 0.005 < float(b["obj_phase"].std()) and float(b["obj_phase"].max()) <= interaction_constant(300) * 300 * 1.001
+    v = data.make_batch(data.SmoothRandomSource(2), 2, gen, data.Ranges(vacuum_fraction=1.0))
+    assert bool(v["vacuum"].all()) and float(v["obj_phase"].abs().max()) == 0.0
+
+
+# ----------------------------------------------------------------------------- stitching oracle
+
+
+def _oracle(step_scale: float = 1.0, phase_scale: float = 1.0, oversample: int = 2, corr_a: float = 0.3):
+    """True exit waves of a simulated scan through the stitching; returns (phase, truth)."""
+    src = data.SmoothRandomSource(1, seed=3, peak_v_a=3000.0, corr_a=corr_a)
+    s = data.simulate_scan(src, scan_shape=(16, 16), seed=2)
+    dx = pp.window_pixel_a(E, ALPHA)
+    t = np.exp(1j * s.phase_map * phase_scale)
+    margin = int(round(-s.map_origin_a / dx))
+    probe_n = torch.as_tensor(pp.probe_window())
+    probe_n = probe_n / probe_n.abs().max()
+    psis, pos = [], []
+    for i in range(16):
+        for j in range(16):
+            p = np.array([i, j]) * STEP / dx + margin - 32
+            c = np.floor(p).astype(int)
+            f = p - c
+            pr = data.probes_batch(torch.zeros(1, dtype=torch.float64), torch.as_tensor(f)[None, None])[0, 0]
+            psis.append(pr.numpy() * t[c[0]:c[0] + 64, c[1]:c[1] + 64])
+            pos.append((i * oversample * step_scale, j * oversample * step_scale))
+    acc = stitch.ObjectAccumulator((16 * oversample, 16 * oversample))
+    # each ψout sits at the window centre + its sub-pixel offset: stitch against the shifted probe
+    # by passing the sub-pixel part through the position instead (probe at the centre)
+    psis_c, pos_c = [], []
+    for (i, j), psi in zip([(i, j) for i in range(16) for j in range(16)], psis):
+        p = np.array([i, j]) * STEP / dx + margin - 32
+        f = p - np.floor(p)
+        # undo the sub-pixel probe shift by a Fourier shift of the whole window (object moves too)
+        k = np.fft.fftfreq(64)
+        ramp = np.exp(2j * np.pi * (k[:, None] * f[0] + k[None, :] * f[1]))
+        psis_c.append(np.fft.ifft2(np.fft.fft2(psi) * ramp))
+        pos_c.append((i * oversample * step_scale, j * oversample * step_scale))
+    stitch.stitch(acc, torch.as_tensor(np.array(psis_c), dtype=torch.complex64), probe_n,
+                  torch.as_tensor(pos_c, dtype=torch.float64), (STEP / oversample) / dx)
+    phase = acc.phase().numpy()
+    truth = s.truth_on_grid(phase.shape, STEP / oversample)
+    return phase, truth
+
+
+def test_oracle_true_exit_waves_give_the_phase_object_back():
+    phase, truth = _oracle()
+    assert truth.std() > 0.2  # a real signal (rad)
+    c = 3
+    assert xc(phase, truth, crop=c) >= 0.99
+    # size, not only shape: slope of estimate vs truth is 1 (a doubled or halved phase fails)
+    a, b = (m[c:-c, c:-c].ravel() for m in (phase, truth))
+    slope = np.polyfit(b - b.mean(), a - a.mean(), 1)[0]
+    assert slope == pytest.approx(1.0, abs=0.03)
+    assert np.sqrt(np.mean(((a - a.mean()) - (b - b.mean())) ** 2)) < 0.05 * np.ptp(b)
+
+
+def test_oracle_fails_with_a_misscaled_scan_step():
+    phase, truth = _oracle(step_scale=1.15)
+    assert xc(phase, truth, crop=3) < 0.9
+
+
+def test_stitch_drops_pixels_outside_the_grid():
+    acc = stitch.ObjectAccumulator((4, 4))
+    probe = torch.as_tensor(pp.probe_window())
+    stitch.stitch(acc, probe[None].clone(), probe, torch.tensor([[-30.0, -30.0]], dtype=torch.float64), 0.5)
+    assert float(acc.weight.sum()) == 0.0
+
+
+# ----------------------------------------------------------------------------- reconstruction pipeline
+
+
+def test_cnn_result_geometry_and_metadata(scan, tiny_model):
+    res = cnn(scan.data, **_calib(scan), model=tiny_model, device="cpu", oversample=3, block_rows=4)
+    assert res.phase.shape == (27, 24) and res.amplitude.shape == (27, 24)
+    assert res.pixel_size == pytest.approx(STEP / 3) and res.pixel_unit == "Å"
+    md = res.metadata
+    assert md["model"] == "tiny" and len(md["model_sha256"]) == 64
+    assert md["origin"] == "first scan position" and md["edge_padding"] == "reflect"
+    assert md["step_window_px"] == pytest.approx(STEP / pp.window_pixel_a(E, ALPHA))
+    assert np.isfinite(res.phase).all() and np.abs(res.phase).max() <= math.pi + 1e-5
+
+
+def test_partial_results_grow_row_by_row_and_cancel_keeps_them(scan, tiny_model):
+    job = cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3)
+    rows = []
+    for p in forward_job(job):
+        assert isinstance(p, Progress)
+        if p.partial is not None:
+            rows.append(int(p.partial.metadata["rows_done"]))
+    assert rows == [3, 6, 9]
+    token = CancelToken()
+    seen = []
+
+    def on_progress(p):
+        seen.append(p)
+        token.cancel()
+
+    res = run_job(cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3),
+                  on_progress=on_progress, cancel=token)
+    assert res.cancelled and res.metadata["rows_done"] == 3
+    assert res.phase.shape == (18, 16)
+
+
+def test_numpy_memmap_and_dask_inputs_agree(scan, tiny_model, tmp_path):
+    import dask.array as da
+
+    ref = cnn(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=4).phase
+    mm = np.lib.format.open_memmap(tmp_path / "scan.npy", mode="w+", dtype=np.float32, shape=scan.data.shape)
+    mm[:] = scan.data
+    mm.flush()
+    mm = np.load(tmp_path / "scan.npy", mmap_mode="r")
+    a = cnn(mm, **_calib(scan), model=tiny_model, device="cpu", block_rows=2).phase
+    b = cnn(da.from_array(scan.data, chunks=(3, 8, 64, 64)), **_calib(scan), model=tiny_model, device="cpu").phase
+    np.testing.assert_allclose(a, ref, atol=1e-4)
+    np.testing.assert_allclose(b, ref, atol=1e-4)
+
+
+def test_streaming_memory_is_bounded_on_a_large_memmap(tiny_model, tmp_path):
+    """A memmap ~8x larger than one block: traced (numpy) memory stays near the block size."""
+    shape = (32, 12, 64, 64)  # 6.3 MB of float32
+    mm = np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.float32, shape=shape)
+    rng = np.random.default_rng(0)
+    for r in range(shape[0]):
+        mm[r] = rng.poisson(2.0, shape[1:]).astype(np.float32)
+    mm.flush()
+    del mm
+    data_mm = np.load(tmp_path / "big.npy", mmap_mode="r")
+    nbytes = int(np.prod(shape)) * 4
+    block = 2 * 12 * 64 * 64 * 4  # 2 rows
+    tracemalloc.start()
+    try:
+        res = cnn(data_mm, energy_kev=E, semiangle_mrad=ALPHA, scan_step_a=STEP, detector_mrad_per_px=ALPHA / 16,
+                  model=tiny_model, device="cpu", block_rows=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert res.phase.shape == (64, 24)
+    assert peak < 3 * block + 2 * 2**20, f"peak traced {peak / 2**20:.1f} MiB for a {nbytes / 2**20:.1f} MiB dataset"
+    assert peak < nbytes / 2
+
+
+def test_dask_distributed_client_matches_single_machine(scan, tiny_model):
+    distributed = pytest.importorskip("distributed")
+    ref = cnn(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        res = cnn(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3, client=client)
+    assert res.metadata["distributed"] is True and res.metadata["blocks"] == 3
+    np.testing.assert_allclose(res.phase, ref.phase, atol=1e-4)
+    np.testing.assert_allclose(res.amplitude, ref.amplitude, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "make, kwargs, message",
+    [
+        (lambda d: d[0], {}, "4-D"),
+        (lambda d: d[:, :, :, :60], {}, "not square"),
+        (lambda d: d[:2], {}, "3 rows"),
+        (lambda d: np.where(np.arange(d.shape[1])[None, :, None, None] == 2, np.nan, d), {}, "NaN"),
+        (lambda d: np.zeros_like(d), {}, "zero"),
+        (lambda d: d, {"scan_step_a": 0.0}, "scan step must be positive"),
+        (lambda d: d, {"scan_step_a": None}, "missing calibration"),
+        (lambda d: d, {"semiangle_mrad": None}, "missing calibration"),
+        (lambda d: d, {"detector_mrad_per_px": 0.5}, "larger than the detector"),
+        (lambda d: d, {"scan_step_a": 50.0}, "check the scan step"),
+        (lambda d: d, {"oversample": 0}, "oversample"),
+        (lambda d: d, {"model": "no_such_model"}, "no_such_model"),
+        (lambda d: d, {"device": "cuda:0" if not torch.cuda.is_available() else "nonsense"}, "device"),
+    ],
+)
+def test_bad_input_raises_input_error(scan, tiny_model, make, kwargs, message):
+    args = {**_calib(scan), "model": tiny_model, "device": "cpu", **kwargs}
+    with pytest.raises(InputError, match=message):
+        cnn(make(scan.data.copy()), **args)
+
+
+def test_cancel_at_the_first_progress_keeps_the_first_block(scan, tiny_model):
+    job = cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3)
+    next(job)
+    with pytest.raises(StopIteration) as stop:
+        job.throw(JobCancelled("x"))
+    assert stop.value.value.cancelled  # the first block was done: its rows are kept
