@@ -270,3 +270,41 @@ def test_jobs_yield_progress(thin):
     run_job(tie_classical_job(tri, defocus_step_nm=dz, pixel_size_a=PX, energy_kev=KEV), on_progress=lambda p: steps.append(p))
     assert steps and steps[-1].step == steps[-1].total
     assert math.isclose(steps[-1].fraction, 1.0)
+
+
+# ----------------------------------------------------------------------------- reciprocity (4D-STEM input)
+
+def test_reciprocity_virtual_bf_triplet_equals_fresnel_triplet():
+    """Three 4D-STEM scans at probe defocus (−dz, 0, +dz) reduced by a small axial BF detector give
+    the Fresnel triplet through an aperture of the probe's semi-angle (same sign, same contrast);
+    the 5-D input path of the triplet functions uses exactly that."""
+    from napari_phase.physics import multislice as ms
+    from napari_phase.stem.detectors import virtual_image
+
+    kev, mrad_px, alpha, dz = 300.0, 1.0, 20.0, 3.0
+    dx = ms.wavelength_a(kev) / (mrad_px * 1e-3) / 64  # potential sampling: the window is 64 px
+    ph = lattice_phase((112, 112), dx, a=112 * dx / 6, amp=0.5, sigma=0.5)
+    scans = []
+    for d in (-dz, 0.0, dz):
+        sim = ms.simulate_4dstem((ph / ms.sigma(kev)).astype(np.float32), scan_step_a=dx, scan_gpts=(32, 32), energy_kev=kev,
+                                 semiangle_mrad=alpha, detector_mrad_per_px=mrad_px, detector_gpts=48, defocus_a=10 * d,
+                                 mode="phase_object", potential_sampling_a=dx, device="cpu")
+        scans.append(np.asarray(sim.data))
+    oy, ox = (int(round(v / dx)) for v in sim.metadata["scan_origin_a"])
+    fresnel = simulate_triplet(np.exp(1j * ph), defocus_step_nm=dz, pixel_size_a=dx, energy_kev=kev, semiangle_mrad=alpha)
+    fresnel = fresnel[:, oy:oy + 32, ox:ox + 32]
+    bf = [np.asarray(virtual_image(s, 0.0, 2.0, detector_mrad_per_px=mrad_px)) for s in scans]
+    for k in (0, 2):
+        assert xc(bf[k], fresnel[k]) > 0.98
+        contrast_bf = bf[k].std() / bf[k].mean()
+        contrast_fr = fresnel[k].std() / fresnel[k].mean()
+        assert abs(contrast_bf / contrast_fr - 1) < 0.1
+    assert xc(bf[0], fresnel[2]) < -0.9  # a flipped defocus sign would show
+    # the 5-D path (3, Sy, Sx, Ky, Kx) → virtual BF → classical TIE equals TIE on the Fresnel triplet
+    kw = dict(defocus_step_nm=dz, pixel_size_a=dx, energy_kev=kev, pad=False, qc_per_a=0)
+    r4 = tie_classical(np.stack(scans), detector_mrad=2.0, detector_mrad_per_px=mrad_px, **kw)
+    rf = tie_classical(fresnel, **kw)
+    assert xc(r4.phase, rf.phase, 2) > 0.95
+    assert "virtual axial bright field" in r4.metadata["input"]
+    with pytest.raises(InputError, match="detector"):
+        tie_classical(np.stack(scans), **kw)

@@ -9,9 +9,12 @@ or three 4D-STEM scans reduced by a virtual axial bright-field detector.
 
 from .baselines import tie_classical, tie_classical_job, tie_gradient_descent, tie_gradient_descent_job
 from .flow import integrate_flow, phase_gradient
+from .solve import flowtie, flowtie_job
 from .triplet import prepare_triplet, simulate_triplet
 
 __all__ = [
+    "flowtie",
+    "flowtie_job",
     "integrate_flow",
     "phase_gradient",
     "prepare_triplet",
