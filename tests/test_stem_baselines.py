@@ -296,3 +296,22 @@ def test_bad_input_clear_errors(fn, weak):
     if fn == "ssb":
         with pytest.raises(InputError, match="larger than the detector"):
             f(data, **{**kw, "semiangle_mrad": 60.0})
+
+
+# ----------------------------------------------------------------------------- benchmark helpers
+
+
+def test_bench_helpers_frc_and_truth_sampling():
+    from napari_phase.bench.stem import frc_cutoff, truth_on_grid
+
+    rng = np.random.default_rng(0)
+    phi = smooth_phase(64, 0.2, qmax=1.5, rms=1.0, seed=3)
+    # identical maps correlate up to the band limit; independent noise does not at all
+    assert frc_cutoff(phi, phi, 0.2) > 1.3
+    assert frc_cutoff(rng.normal(size=(64, 64)), rng.normal(size=(64, 64)), 0.2) < 0.3
+    # a map low-passed at 0.8 1/Å loses agreement beyond it
+    k = np.fft.fftfreq(64, 0.2)
+    low = np.fft.ifft2(np.fft.fft2(phi) * (np.hypot(k[:, None], k[None, :]) < 0.8)).real
+    assert 0.5 < frc_cutoff(low, phi, 0.2) < 0.95
+    # sampling the truth at twice the pixel keeps the origin and picks every second value
+    np.testing.assert_allclose(truth_on_grid(phi, 0.2, (32, 32), 0.4), phi[::2, ::2], atol=1e-12)
