@@ -374,6 +374,39 @@ def test_4dstem_subpixel_scan_positions():
     assert x_cross / dx == pytest.approx(40.3, abs=0.05)
 
 
+def test_exit_waves_oracle_object_and_patterns():
+    """POA exit waves at sub-pixel positions: ψ_out·conj(ψ_in) has the phase σV of the window
+    (where the probe is bright); multislice exit waves give simulate_4dstem's patterns."""
+    kv, dx, n = 300.0, 0.25, 40
+    v, phi = _smooth_potential(96, dx, 0.4, kv, seed=5, qmax=0.5)
+    pos = np.array([[12.0, 12.0], [12.3, 11.85], [13.1, 12.6]])
+    ex = ms.exit_waves(v, pos, energy_kev=kv, semiangle_mrad=25.0, sampling_a=dx, window_gpts=n, mode="phase_object", device="cpu")
+    assert ex.waves.shape == (1, 3, n, n) and ex.sigma_v.shape == (96, 96)
+    assert np.allclose(ex.sigma_v, phi, atol=1e-4)
+    k = np.fft.fftfreq(n, dx)
+    for j, p in enumerate(pos):
+        off = p - ex.window_origin_a[j]  # probe position inside the window (Å)
+        ramp = np.exp(-2j * np.pi * ((off[0] - n // 2 * dx) * k[:, None] + (off[1] - n // 2 * dx) * k[None, :]))
+        pin = np.fft.ifft2(np.fft.fft2(ex.probe) * ramp)
+        bright = np.abs(pin) ** 2 > 0.1 * (np.abs(pin) ** 2).max()
+        oy, ox = (ex.window_origin_a[j] / dx).round().astype(int)
+        obj = np.angle(ex.waves[0, j] * np.conj(pin))
+        assert np.abs(obj - phi[oy : oy + n, ox : ox + n])[bright].max() < 0.02
+    with pytest.raises(InputError, match="inside the specimen"):
+        ms.exit_waves(v, [[1.0, 1.0]], energy_kev=kv, semiangle_mrad=25.0, sampling_a=dx, window_gpts=n, device="cpu")
+    with pytest.raises(InputError, match="positions_a"):
+        ms.exit_waves(v, np.zeros((2, 3)), energy_kev=kv, semiangle_mrad=25.0, sampling_a=dx, window_gpts=n, device="cpu")
+    # multislice exit waves through the 4D-STEM path give the same patterns
+    at = spc.supercell("SrTiO3", (0, 0, 1), extent_a=(27.3, 27.3), thickness_a=7.81)
+    kw = dict(energy_kev=300.0, semiangle_mrad=20.0, device="cpu")
+    sim = ms.simulate_4dstem(at, scan_step_a=0.37, scan_gpts=(2, 2), detector_mrad_per_px=1.0, detector_gpts=64, **kw)
+    o = np.array(sim.metadata["scan_origin_a"])
+    p4 = np.array([o, o + [0, 0.37], o + [0.37, 0], o + [0.37, 0.37]])
+    ex2 = ms.exit_waves(at, p4, sampling_a=sim.metadata["sampling_a"], window_gpts=96, **kw)
+    pats = ms.patterns_t(torch.as_tensor(ex2.waves[0]), (64, 64)).numpy()
+    assert np.allclose(pats, sim.data.reshape(4, 64, 64), atol=1e-6 * float(sim.data.max()) + 1e-7)
+
+
 def test_4dstem_of_a_crystal_multislice_close_to_phase_object_when_thin():
     at = spc.supercell("SrTiO3", (0, 0, 1), extent_a=(27.3, 27.3), thickness_a=3.905)
     kw = dict(scan_step_a=0.5, scan_gpts=(4, 4), energy_kev=300.0, semiangle_mrad=20.0, detector_mrad_per_px=1.0,

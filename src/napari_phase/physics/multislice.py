@@ -415,6 +415,143 @@ def plane_wave_exit_wave(
 # --------------------------------------------------------------------------- 4D-STEM
 
 
+def _window_corners(pos, dx, win):
+    """Window pixel (0, 0) of each probe position (whole pixels) and the probe's offset from the
+    window centre (Å, sub-pixel)."""
+    corner = np.floor(pos / dx + 1e-9).astype(np.int64) - np.array(win) // 2
+    return corner, pos - (corner + np.array(win) // 2) * dx
+
+
+def _scan_exit_waves(t_all, psi_k, prop, pos, dx, win, batch_size):
+    """Yield (configuration, b0, b1, exit waves (b, wy, wx)) for probe positions ``pos`` (P, 2) Å:
+    the specimen window around each position is cut at whole pixels from the transmissions
+    ``t_all`` (C, S, ny, nx), the probe is placed with a Fourier shift; multislice when ``prop``."""
+    import torch
+
+    dev = t_all.device
+    ny, nx = t_all.shape[-2:]
+    corner, frac_shift = _window_corners(pos, dx, win)
+    ar_y = torch.arange(win[0], device=dev)
+    ar_x = torch.arange(win[1], device=dev)
+    centre = torch.as_tensor(np.array(win) // 2 * dx, device=dev, dtype=torch.float64)
+    bs = max(1, int(batch_size))
+    for c in range(t_all.shape[0]):
+        for b0 in range(0, len(pos), bs):
+            b1 = min(len(pos), b0 + bs)
+            cy = torch.as_tensor(corner[b0:b1, 0], device=dev)
+            cx = torch.as_tensor(corner[b0:b1, 1], device=dev)
+            iy = (cy[:, None] + ar_y[None]).clamp(0, ny - 1)
+            ix = (cx[:, None] + ar_x[None]).clamp(0, nx - 1)
+            tw = t_all[c][:, iy[:, :, None], ix[:, None, :]].permute(1, 0, 2, 3)  # (b, S, wy, wx)
+            shift = torch.as_tensor(frac_shift[b0:b1], device=dev) + centre
+            wave = torch.fft.ifft2(psi_k * shift_phase_t(win, dx, shift, dev))
+            ew = multislice_t(wave, tw, prop) if prop is not None else wave * tw.prod(dim=1)
+            yield c, b0, b1, ew
+
+
+@dataclass
+class ExitWaves:
+    """Exit waves of a probe at given positions: ``waves`` (C, P, wy, wx) complex64 for C
+    frozen-phonon configurations; ``window_origin_a`` (P, 2): specimen (y, x) of each window's
+    pixel (0, 0) — the probe of position p sits at window pixel (p − origin)/``sampling_a``;
+    ``probe``: the incident probe centred at (wy//2, wx//2); ``sigma_v``: σ·ΣV (rad) of the whole
+    specimen grid (mean over configurations), pixel (0, 0) at specimen (0, 0); ``metadata``."""
+
+    waves: np.ndarray
+    window_origin_a: np.ndarray
+    sampling_a: float
+    probe: np.ndarray
+    sigma_v: np.ndarray
+    metadata: dict
+
+
+def exit_waves(
+    specimen,
+    positions_a,
+    *,
+    energy_kev: float,
+    semiangle_mrad: float,
+    sampling_a: float,
+    window_gpts=64,
+    defocus_a: float = 0.0,
+    cs_mm: float = 0.0,
+    astig_a: float = 0.0,
+    astig_angle_deg: float = 0.0,
+    mode: str = "multislice",
+    slice_thickness_a: float = 2.0,
+    frozen_phonons: int = 1,
+    phonon_rms_a: float | dict = 0.0,
+    seed: int = 0,
+    batch_size: int = 64,
+    device="auto",
+) -> ExitWaves:
+    """Exit waves ψ_out for a batch of probe positions (P, 2) in Å (y, x, specimen frame).
+
+    ``specimen``: ase.Atoms in a box (sliced at ``sampling_a``) or potential slices (S, H, W) /
+    (H, W) in V·Å sampled at ``sampling_a``. Each probe sees the ``window_gpts`` specimen window
+    around it (which must lie inside the specimen). ``mode``: "multislice" or "phase_object"
+    (ψ_out = ψ_in·exp(iσΣV), the POA of DESIGN §6)."""
+    import torch
+
+    if mode not in ("multislice", "phase_object"):
+        raise InputError(f"mode must be 'multislice' or 'phase_object', got {mode!r}")
+    dx = _finite_positive(sampling_a, "sampling_a", "Å")
+    alpha = _finite_positive(semiangle_mrad, "semiangle_mrad", "mrad")
+    win = _gpts(window_gpts, "window_gpts")
+    pos = np.asarray(positions_a, dtype=np.float64)
+    if pos.ndim == 1 and pos.size == 2:
+        pos = pos[None]
+    if pos.ndim != 2 or pos.shape[1] != 2 or len(pos) == 0:
+        raise InputError(f"positions_a must be (P, 2) Å (y, x), got shape {pos.shape}")
+    if not np.isfinite(pos).all():
+        raise InputError("positions_a contain NaN/inf")
+    dev = resolve_device(device)
+    slices, dz, info = _specimen_slices(specimen, dx, mode, slice_thickness_a, frozen_phonons, phonon_rms_a, seed, dev)
+    ny, nx = slices.shape[-2:]
+    corner, _ = _window_corners(pos, dx, win)
+    if corner.min() < 0 or (corner[:, 0] + win[0]).max() > ny or (corner[:, 1] + win[1]).max() > nx:
+        raise InputError(
+            f"a {win[0]}x{win[1]} px window around every position must lie inside the specimen "
+            f"({ny * dx:.1f} x {nx * dx:.1f} Å); move the positions inward or enlarge the specimen"
+        )
+    psi_k = probe_fourier_t(win, dx, energy_kev, alpha, _finite(defocus_a, "defocus_a"), _finite(cs_mm, "cs_mm"),
+                            _finite(astig_a, "astig_a"), _finite(astig_angle_deg, "astig_angle_deg"), dev)
+    t_all = transmission_t(slices, energy_kev, dx, antialias=True)
+    prop = propagator_t(win, dx, energy_kev, dz, dev) if mode == "multislice" else None
+    out = torch.empty((t_all.shape[0], len(pos)) + win, dtype=torch.complex64, device=dev)
+    for c, b0, b1, ew in _scan_exit_waves(t_all, psi_k, prop, pos, dx, win, batch_size):
+        out[c, b0:b1] = ew
+    centre = torch.as_tensor(np.array(win) // 2 * dx, device=dev, dtype=torch.float64)
+    probe_real = torch.fft.ifft2(psi_k * shift_phase_t(win, dx, centre, dev))
+    sv = sigma(energy_kev) * slices.sum(1).mean(0)
+    md = dict(simulator="napari_phase.physics.multislice", mode=mode, energy_kev=float(energy_kev), semiangle_mrad=alpha,
+              defocus_a=float(defocus_a), cs_mm=float(cs_mm), sampling_a=dx, window_gpts=list(win),
+              slice_thickness_a=float(dz) if mode == "multislice" else None, seed=int(seed), device=str(dev), specimen=info)
+    return ExitWaves(out.cpu().numpy(), (corner * dx).astype(np.float64), dx, probe_real.cpu().numpy().astype(np.complex64),
+                     sv.cpu().numpy().astype(np.float32), md)
+
+
+def _specimen_slices(specimen, dx, mode, slice_thickness_a, frozen_phonons, phonon_rms_a, seed, dev):
+    """(slices (C, S, ny, nx) torch V·Å, slice thickness Å, info) of an ase.Atoms specimen sliced at
+    ``dx`` or of potential slices given at that sampling; one slice in phase-object mode."""
+    import torch
+
+    if _atoms_of(specimen) is not None:
+        sl = slice_specimen(specimen, dx, slice_thickness_a=None if mode == "phase_object" else slice_thickness_a,
+                            frozen_phonons=frozen_phonons, phonon_rms_a=phonon_rms_a, seed=seed, device=dev)
+        return sl.slices, sl.slice_thickness_a, sl.info
+    v = _potential_array(specimen)
+    if v.ndim == 2:
+        v = v[None]
+    if v.ndim != 3:
+        raise InputError(f"potential slices must be (S, H, W) or (H, W), got shape {v.shape}")
+    slices = torch.as_tensor(v, device=dev)[None]
+    if mode == "phase_object":
+        slices = slices.sum(1, keepdim=True)
+    dz = _finite_positive(slice_thickness_a, "slice_thickness_a", "Å")
+    return slices, dz, {"potential_shape": list(v.shape)}
+
+
 @dataclass
 class STEMSimulation:
     """A simulated 4D-STEM dataset with its ground truth.
@@ -505,21 +642,12 @@ def simulate_4dstem(
             "use more detector pixels or a larger mrad/px"
         )
     dev = resolve_device(device)
-    atoms = _atoms_of(specimen)
-    if atoms is not None:
-        dx = extent_a / win[0]
-        if abs(win[0] - win[1]) > 0:
+    if _atoms_of(specimen) is not None:
+        if win[0] != win[1]:
             raise InputError("window_gpts must be square for an atomic specimen")
-        sliced = slice_specimen(atoms, dx, slice_thickness_a=None if mode == "phase_object" else slice_thickness_a,
-                                frozen_phonons=frozen_phonons, phonon_rms_a=phonon_rms_a, seed=seed, device=dev)
-        slices, dz = sliced.slices, sliced.slice_thickness_a
-        spec_info = sliced.info
+        dx = extent_a / win[0]
     else:
-        v = _potential_array(specimen)
-        if v.ndim == 2:
-            v = v[None]
-        if v.ndim != 3:
-            raise InputError(f"potential slices must be (S, H, W) or (H, W), got shape {v.shape}")
+        _potential_array(specimen)
         if potential_sampling_a is None:
             raise InputError("potential_sampling_a (Å/px) is needed with a potential array")
         dx = _finite_positive(potential_sampling_a, "potential_sampling_a", "Å")
@@ -530,11 +658,7 @@ def simulate_4dstem(
                 f"choose potential_sampling_a = {extent_a:.5g}/n Å with an integer n ≥ {max(det)}"
             )
         win = (int(round(n_exact)),) * 2
-        slices = torch.as_tensor(v, device=dev)[None]
-        if mode == "phase_object":
-            slices = slices.sum(1, keepdim=True)
-        dz = _finite_positive(slice_thickness_a, "slice_thickness_a", "Å")
-        spec_info = {"potential_shape": list(v.shape)}
+    slices, dz, spec_info = _specimen_slices(specimen, dx, mode, slice_thickness_a, frozen_phonons, phonon_rms_a, seed, dev)
     ny, nx = slices.shape[-2:]
     actual_mrad_px = lam / (win[0] * dx) * 1e3
     # scan geometry (Å, specimen frame; pixel i is at i·dx)
@@ -558,29 +682,11 @@ def simulate_4dstem(
     prop = propagator_t(win, dx, energy_kev, dz, dev) if mode == "multislice" else None
     py, px = np.meshgrid(origin[0] + np.arange(sy) * step, origin[1] + np.arange(sx) * step, indexing="ij")
     pos = np.stack([py.ravel(), px.ravel()], -1)  # (P, 2) Å
-    corner = np.floor(pos / dx).astype(np.int64) - np.array(win) // 2  # window pixel (0, 0)
-    frac_shift = pos - (corner + np.array(win) // 2) * dx  # probe offset from the window centre, Å
-    ar_y = torch.arange(win[0], device=dev)
-    ar_x = torch.arange(win[1], device=dev)
     centre = torch.as_tensor(np.array(win) // 2 * dx, device=dev, dtype=torch.float64)
     out = torch.zeros((len(pos),) + det, dtype=torch.float32, device=dev)
-    bs = max(1, int(batch_size))
     n_conf = t_all.shape[0]
-    for c in range(n_conf):
-        for b0 in range(0, len(pos), bs):
-            b1 = min(len(pos), b0 + bs)
-            cy = torch.as_tensor(corner[b0:b1, 0], device=dev)
-            cx = torch.as_tensor(corner[b0:b1, 1], device=dev)
-            iy = (cy[:, None] + ar_y[None]).clamp(0, ny - 1)
-            ix = (cx[:, None] + ar_x[None]).clamp(0, nx - 1)
-            tw = t_all[c][:, iy[:, :, None], ix[:, None, :]].permute(1, 0, 2, 3)  # (b, S, wy, wx)
-            shift = torch.as_tensor(frac_shift[b0:b1], device=dev) + centre
-            wave = torch.fft.ifft2(psi_k * shift_phase_t(win, dx, shift, dev))
-            if mode == "multislice":
-                ew = multislice_t(wave, tw, prop)
-            else:
-                ew = wave * tw[:, 0]
-            out[b0:b1] += patterns_t(ew, det)
+    for _, b0, b1, ew in _scan_exit_waves(t_all, psi_k, prop, pos, dx, win, batch_size):
+        out[b0:b1] += patterns_t(ew, det)
     out /= n_conf
     data = out.reshape(sy, sx, *det).cpu().numpy().astype(np.float32)
     if dose_e_per_a2 is not None:
@@ -684,10 +790,12 @@ def bank_exit_waves(
 
 
 __all__: Sequence[str] = (
+    "ExitWaves",
     "STEMSimulation",
     "SlicedSpecimen",
     "antialias_mask_t",
     "bank_exit_waves",
+    "exit_waves",
     "exit_waves_t",
     "fresnel_propagate",
     "multislice_t",
