@@ -130,3 +130,12 @@ def test_real_torch_count_restored():
         with t.step():
             assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_a_much_slower_candidate_is_dropped_after_one_step():
+    m = FakeMachine({1: 0.05, 2: 1.0})
+    t = make(m, probe_steps=3, warmup_steps=1, slowdown=2.0)
+    m.run(t, 10)
+    # 1: warm-up + 3 timed; 2: warm-up + 1 timed (dropped); then 1 thread
+    assert m.history[:6] == [1, 1, 1, 1, 2, 2] and m.history[6:] == [1] * 4
+    assert t.threads == 1 and t.probes[0]["step_ms"]["2"] == pytest.approx(1000.0)

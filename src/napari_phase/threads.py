@@ -4,7 +4,8 @@ Why: on a shared CPU (napari drawing, other processes, a laptop's background loa
 threads wait for each other, and the fastest thread count is not predictable from the image size
 (measured on a 2-core machine with two busy processes: SIPRAD 256² took 287.6 s with 2 threads and
 22.3 s with 1, the same ~465 steps). So the count is *measured*: :class:`ThreadTuner` runs a few
-steps with each candidate count, keeps the fastest (lowest median step time), and re-probes every
+steps with each candidate count, keeps the fastest (lowest median step time; a candidate slower than ``slowdown`` × the best so far is dropped after
+one timed step), and re-probes every
 ``recheck_every`` steps, or sooner when the steps slow down by more than ``slowdown`` × the probed
 time (the load changed). The caller's torch thread count is restored by :meth:`ThreadTuner.close`
 (or leaving the ``with`` block).
@@ -166,6 +167,11 @@ class ThreadTuner:
             self._plan.pop(0)
             if current > 0:
                 self._probe_times[current].append(dt)
+                # a candidate far slower than the best one probed so far is dropped at once
+                # (under contention one step with too many threads can cost 10× a good one)
+                done = [statistics.median(t) for c, t in self._probe_times.items() if t and c != current]
+                if done and dt > self.slowdown * min(done):
+                    self._plan = [c for c in self._plan if abs(c) != current]
             if not self._plan:
                 self._finish_probe()
             return

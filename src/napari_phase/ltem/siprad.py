@@ -75,6 +75,7 @@ DEFAULTS = {
     "patience": 100,
     "tolerance": 5e-3,
     "discrepancy": 0.98,
+    "settle_tolerance": 0.02,
     "smoothing_px": 2.0,
     "init_smoothing_px": 0.0,
     "channels": (8, 16, 32, 32),  # = dip.DEFAULT_CHANNELS
@@ -399,6 +400,12 @@ def seeded(make, seed: int):
 
 # ----------------------------------------------------------------------------- SIPRAD
 
+#: Settle rule (ends clean-image runs, where neither the noise level nor the loss plateau is
+#: reached soon): every SETTLE_EVERY fit steps the kept phase is compared with the one
+#: SETTLE_WINDOW steps earlier; the run stops when ‖Δφ‖/‖φ − mean φ‖ < ``settle_tolerance``.
+SETTLE_EVERY = 25
+SETTLE_WINDOW = 100
+
 
 @dataclass
 class _FrameState:
@@ -548,6 +555,7 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
                 groups.append({"params": amp_net.parameters(), "lr": opts["learning_rate"]})
             opt = torch.optim.Adam(groups)
             ref_loss, since = state.best_loss, 0
+            snapshots = []  # kept phase every SETTLE_EVERY steps (settle rule)
             noise_var = noise_variance(y.detach().cpu().numpy())
             stop_loss = opts["discrepancy"] * noise_var
             state.noise_sigma = math.sqrt(noise_var)
@@ -580,6 +588,13 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
                     state.stop_reason = "noise level reached"
                 elif since >= opts["patience"]:
                     state.stop_reason = "converged"
+                elif opts["settle_tolerance"] and (i + 1) % SETTLE_EVERY == 0:
+                    snapshots.append(state.best_phase)
+                    if len(snapshots) > SETTLE_WINDOW // SETTLE_EVERY:
+                        old_phase = snapshots.pop(0)
+                        change = float((state.best_phase - old_phase).norm() / (state.best_phase - state.best_phase.mean()).norm().clamp_min(1e-12))
+                        if change < opts["settle_tolerance"]:
+                            state.stop_reason = "phase settled"
                 if amp_net is not None and (i + 1) % opts["project_every"] == 0 and i + 1 < opts["iterations"]:
                     _project_amplitude(amp_net, amp_in, opts, state)
                 show = preview_every > 0 and (i + 1) % preview_every == 0
@@ -691,6 +706,7 @@ def siprad_job(
     patience: int = DEFAULTS["patience"],
     tolerance: float = DEFAULTS["tolerance"],
     discrepancy: float = DEFAULTS["discrepancy"],
+    settle_tolerance: float = DEFAULTS["settle_tolerance"],
     smoothing_px: float = DEFAULTS["smoothing_px"],
     init_smoothing_px: float = DEFAULTS["init_smoothing_px"],
     channels=DEFAULTS["channels"],
@@ -733,6 +749,7 @@ def siprad_job(
         "patience": _int_at_least(patience, "patience", 1),
         "tolerance": _non_negative(tolerance, "tolerance"),
         "discrepancy": _non_negative(discrepancy, "discrepancy"),
+        "settle_tolerance": _non_negative(settle_tolerance, "settle_tolerance"),
         "smoothing_px": _non_negative(smoothing_px, "smoothing_px"),
         "init_smoothing_px": _non_negative(init_smoothing_px, "init_smoothing_px"),
         "channels": _check_channels(channels),
