@@ -124,9 +124,12 @@ def train_flowtie_job(
     resume: bool = False,
     command: str = "",
     evaluate_heldout: bool = True,
+    train_structures=None,
+    val_structures=None,
 ):
     """Build the exit-wave banks, train, validate, save ``<out_folder>/<name>.pt`` + card. A job:
-    yields Progress (bank building, then training steps); returns the TrainReport."""
+    yields Progress (bank building, then training steps); returns the TrainReport (with ``.card``
+    and ``.path``). ``train_structures``/``val_structures``: subsets of the splits (tests)."""
     from .. import models
     from ..training import TrainConfig, train_job
 
@@ -135,8 +138,8 @@ def train_flowtie_job(
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
-    train_bank = ExitWaveBank("train", gpts=bank_gpts, runs=bank_runs, n_thick=bank_thicknesses, seed=seed)
-    val_bank = ExitWaveBank("val", gpts=bank_gpts, runs=bank_runs, n_thick=bank_thicknesses, seed=seed + 1)
+    train_bank = ExitWaveBank("train", gpts=bank_gpts, runs=bank_runs, n_thick=bank_thicknesses, seed=seed, names=train_structures)
+    val_bank = ExitWaveBank("val", gpts=bank_gpts, runs=bank_runs, n_thick=bank_thicknesses, seed=seed + 1, names=val_structures)
     for label, bank in (("train", train_bank), ("val", val_bank)):
         for done, total in bank.build():
             yield Progress(done, total, f"FlowTIE: multislice exit-wave bank ({label}) {done}/{total}")
