@@ -418,6 +418,12 @@ def test_4dstem_of_a_crystal_multislice_close_to_phase_object_when_thin():
     assert a.phase.shape == (int(1.5 / a.phase_pixel_size_a + 1e-6) + 1,) * 2
     assert 0.5 < float(a.phase.max()) < 2.0  # one SrTiO3 cell: σV of an Sr column ≈ 1 rad
     assert a.metadata["energy_kev"] == 300.0 and a.metadata["phase_origin"] == "first scan position"
+    # 15 cells (5.9 nm): dynamical scattering separates multislice from the phase object
+    thick = spc.supercell("SrTiO3", (0, 0, 1), extent_a=(27.3, 27.3), thickness_a=15 * 3.905)
+    c = ms.simulate_4dstem(thick, mode="phase_object", **kw)
+    d = ms.simulate_4dstem(thick, mode="multislice", slice_thickness_a=1.0, **kw)
+    assert xc(c.data, d.data) < 0.95
+    assert np.abs(c.data - d.data).sum() / c.data.sum() > 0.2
 
 
 def test_4dstem_bad_input():
