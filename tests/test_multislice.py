@@ -187,6 +187,8 @@ def test_probe_normalisation_aperture_and_aberrations():
         ms.probe(n, dx, kv, 0.0)
     with pytest.raises(InputError):
         ms.probe(n, dx, float("nan"), alpha)
+    with pytest.raises(InputError, match="Nyquist"):
+        ms.probe(n, 0.5, kv, alpha)  # 20 mrad needs better than 0.49 Å sampling at 300 kV
 
 
 def test_fresnel_sign_follows_the_tie():
@@ -394,6 +396,10 @@ def test_exit_waves_oracle_object_and_patterns():
         assert np.abs(obj - phi[oy : oy + n, ox : ox + n])[bright].max() < 0.02
     with pytest.raises(InputError, match="inside the specimen"):
         ms.exit_waves(v, [[1.0, 1.0]], energy_kev=kv, semiangle_mrad=25.0, sampling_a=dx, window_gpts=n, device="cpu")
+    with pytest.raises(InputError, match="frozen phonons"):
+        ms.exit_waves(v, pos, energy_kev=kv, semiangle_mrad=25.0, sampling_a=dx, window_gpts=n, frozen_phonons=2, device="cpu")
+    with pytest.raises(InputError, match="band limit"):
+        ms.exit_waves(v, pos, energy_kev=kv, semiangle_mrad=40.0, sampling_a=dx, window_gpts=n, device="cpu")
     with pytest.raises(InputError, match="positions_a"):
         ms.exit_waves(v, np.zeros((2, 3)), energy_kev=kv, semiangle_mrad=25.0, sampling_a=dx, window_gpts=n, device="cpu")
     # multislice exit waves through the 4D-STEM path give the same patterns

@@ -231,6 +231,9 @@ def probe(
     lam = wavelength_a(energy_kev)
     if alpha * 1e-3 / lam < 1.0 / (max(g) * dx):
         raise InputError(f"the aperture ({alpha:g} mrad) is smaller than one pixel of this grid's spectrum; use a larger grid")
+    if alpha * 1e-3 / lam > 0.5 / dx:
+        raise InputError(f"the aperture ({alpha:g} mrad) reaches beyond this grid's Nyquist angle "
+                         f"({0.5 / dx * lam * 1e3:.1f} mrad); use a finer sampling")
     dev = resolve_device(device)
     psi_k = probe_fourier_t(g, dx, energy_kev, alpha, _finite(defocus_a, "defocus_a"), _finite(cs_mm, "cs_mm"),
                             _finite(astig_a, "astig_a"), _finite(astig_angle_deg, "astig_angle_deg"), dev)
@@ -498,6 +501,9 @@ def exit_waves(
     dx = _finite_positive(sampling_a, "sampling_a", "Å")
     alpha = _finite_positive(semiangle_mrad, "semiangle_mrad", "mrad")
     win = _gpts(window_gpts, "window_gpts")
+    if alpha * 1e-3 / wavelength_a(energy_kev) > ANTIALIAS * 0.5 / dx:
+        raise InputError(f"the aperture ({alpha:g} mrad) reaches beyond the band limit of a {dx:g} Å grid "
+                         f"({ANTIALIAS * 0.5 / dx * wavelength_a(energy_kev) * 1e3:.1f} mrad); use a finer sampling")
     pos = np.asarray(positions_a, dtype=np.float64)
     if pos.ndim == 1 and pos.size == 2:
         pos = pos[None]
@@ -545,6 +551,8 @@ def _specimen_slices(specimen, dx, mode, slice_thickness_a, frozen_phonons, phon
         v = v[None]
     if v.ndim != 3:
         raise InputError(f"potential slices must be (S, H, W) or (H, W), got shape {v.shape}")
+    if int(frozen_phonons) != 1 or (not isinstance(phonon_rms_a, dict) and float(phonon_rms_a) != 0.0):
+        raise InputError("frozen phonons need an atomic specimen (ase.Atoms), not a potential array")
     slices = torch.as_tensor(v, device=dev)[None]
     if mode == "phase_object":
         slices = slices.sum(1, keepdim=True)
