@@ -13,7 +13,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-SECTIONS = ("ltem", "multislice", "ltem_series", "stem")
+SECTIONS = ("ltem", "multislice", "ltem_series", "stem", "flowtie")
 
 
 def machine_description() -> str:
