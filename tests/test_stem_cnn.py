@@ -164,6 +164,12 @@ def test_batch_physics():
     from napari_phase.physics.optics import interaction_constant
 
     assert 0.005 < float(b["obj_phase"].std()) and float(b["obj_phase"].max()) <= interaction_constant(300) * 300 * 1.001
+    # magnitude: a flat 100 V·Å potential gives φ = σ(E)·100 rad at each sample's energy
+    flat = data.SmoothRandomSource(1)
+    flat.maps = [torch.full((64, 64), 100.0)]
+    f = data.make_batch(flat, 4, gen, data.Ranges(vacuum_fraction=0.0, weak_object_fraction=0.0))
+    for ph, e in zip(f["obj_phase"], f["energy_kev"]):
+        assert float(ph.mean()) == pytest.approx(interaction_constant(float(e)) * 100.0, rel=1e-4)
     v = data.make_batch(data.SmoothRandomSource(2), 2, gen, data.Ranges(vacuum_fraction=1.0))
     assert bool(v["vacuum"].all()) and float(v["obj_phase"].abs().max()) == 0.0
 
