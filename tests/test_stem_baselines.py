@@ -103,6 +103,11 @@ def test_virtual_detectors(weak):
     np.testing.assert_allclose(img[3, 5], data[3, 5][mask].sum(), rtol=1e-5)
     with pytest.raises(InputError, match="outer angle"):
         stem.virtual_image(data, 20, 10, detector_mrad_per_px=det)
+    # the annulus in mrad: 0–10 px worth of angle holds ~π·10² pixels, 5–10 px ~π(10² − 5²)
+    disc = stem.annulus_mask((64, 64), 0, 10 * det, detector_mrad_per_px=det)
+    ring = stem.annulus_mask((64, 64), 5 * det, 10 * det, detector_mrad_per_px=det)
+    assert disc.sum() == pytest.approx(math.pi * 100, rel=0.05) and ring.sum() == pytest.approx(math.pi * 75, rel=0.06)
+    assert disc[32, 32] and disc[32, 41] and not disc[32, 43]
 
 
 # ----------------------------------------------------------------------------- CoM / iCoM
