@@ -308,3 +308,28 @@ def test_reciprocity_virtual_bf_triplet_equals_fresnel_triplet():
     assert "virtual axial bright field" in r4.metadata["input"]
     with pytest.raises(InputError, match="detector"):
         tie_classical(np.stack(scans), **kw)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def test_cli_flowtie_tie_and_bad_input(thin, tmp_path, capsys):
+    from napari_phase.cli import main
+
+    tri, truth, dz = thin
+    np.save(tmp_path / "tri.npy", tri)
+    out = tmp_path / "tie.h5"
+    rc = main(["flowtie", str(tmp_path / "tri.npy"), "--defocus-step-nm", str(dz), "--pixel-size-a", str(PX), "--energy-kev",
+               str(KEV), "--method", "tie", "--quiet", "--out", str(out)])
+    assert rc == 0 and out.exists()
+    import h5py
+
+    with h5py.File(out, "r") as f:
+        names = []
+        f.visit(names.append)
+        key = next(n for n in names if n.endswith("phase") and isinstance(f[n], h5py.Dataset))
+        phase = np.asarray(f[key])
+    assert phase.shape == truth.shape and xc(phase, truth, 4) > 0.9
+    np.save(tmp_path / "same.npy", np.stack([tri[1]] * 3))
+    rc = main(["flowtie", str(tmp_path / "same.npy"), "--defocus-step-nm", "1", "--pixel-size-a", "0.2", "--energy-kev", "300",
+               "--method", "tie", "--quiet", "--out", str(tmp_path / "x.h5")])
+    assert rc == 2 and "identical" in capsys.readouterr().err
