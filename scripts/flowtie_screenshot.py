@@ -32,6 +32,11 @@ def main(out: Path = ROOT / "docs" / "images" / "flowtie_panel.png") -> int:
     torch.set_num_threads(1)
     from napari_phase.widgets.flowtie_panel import FlowTIEPanel
 
+    if len(sys.argv) > 1:  # another model (a .pt path with its card) instead of the shipped one
+        import napari_phase.flowtie.solve as solve
+
+        solve.DEFAULT_MODEL = sys.argv[1]
+
     viewer = napari.Viewer(title="napari-phase: FlowTIE", show=True)
     viewer.window._qt_window.resize(1500, 950)
     viewer.open_sample("napari-phase", "flowtie_srtio3")
@@ -54,6 +59,11 @@ def main(out: Path = ROOT / "docs" / "images" / "flowtie_panel.png") -> int:
     truth = viewer.layers["FlowTIE SrTiO3 triplet true σV [rad]"]
     truth.translate = (0.0, truth.data.shape[-1] * truth.scale[-1] * 1.05)  # beside the result
     viewer.layers.selection.active = viewer.layers["FlowTIE phase [rad]"]
+    viewer.dims.set_current_step(0, 1)  # the in-focus frame of the (hidden) triplet
+    viewer.text_overlay.visible = True
+    viewer.text_overlay.color = "white"
+    viewer.text_overlay.font_size = 11
+    viewer.text_overlay.text = "left: FlowTIE phase with the flow ∇φ (arrows)   right: true σV (hidden sample layer)\n20 nm SrTiO3 [001], 300 kV, 20 mrad, dz ±2 nm"
     viewer.reset_view()
     _process(1.0)
     out.parent.mkdir(parents=True, exist_ok=True)
