@@ -106,3 +106,13 @@ def test_cli_real_prismatic_depth_series(tmp_path):
     res = load_result(out)
     assert res.phase.shape == (11, 11) and res.pixel_size_a == pytest.approx(0.5)
     assert main(["icom", str(real), "--depth", "5", "--out", str(out), "--quiet"]) == 2
+
+
+def test_cnn_cli_without_a_shipped_model_says_so(scan, tmp_path, capsys):
+    from napari_phase.models import list_models
+
+    if any(n.startswith("airpi") for n in list_models()):
+        pytest.skip("a CNN model is shipped: the no-model message does not apply")
+    assert main(["cnn", str(scan["calibrated"]), "--out", str(tmp_path / "c.h5"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model" in err[0]
