@@ -105,3 +105,15 @@ def test_sitie_phase_has_the_true_size_and_sign():
                                                                            defocus_spread_nm=0.0))
     r = sitie(img, pixel_size_nm=PX, defocus_nm=-2e5, qc_per_nm=0)
     assert slope(r.phase, phase) == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 §3/§5 open: joint mode marks ~5x the particle area (IoU ~0.09 here); "
+                                       "remove this marker when it finds the particles")
+def test_joint_mode_finds_the_particles(particles):
+    s = particles
+    r = siprad(s.image, pixel_size_nm=PX, defocus_nm=DF, amplitude="joint", project_every=30, iterations=80,
+               pretrain_iterations=60, device="cpu", num_threads=1)
+    marked = r.amplitude < 1
+    iou = (marked & s.mask).sum() / max(1, (marked | s.mask).sum())
+    assert iou >= 0.5 and marked.sum() <= 2 * s.mask.sum(), (iou, int(marked.sum()), int(s.mask.sum()))
+    assert float(r.amplitude[s.mask].mean()) < 0.8  # an all-ones amplitude must fail

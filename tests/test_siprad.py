@@ -110,6 +110,10 @@ def test_joint_mode(contaminated):
     r = siprad(s.image, pixel_size_nm=PX, defocus_nm=DF, amplitude="joint", project_every=30, seed=0, **FAST)
     assert r.amplitude.shape == s.image.shape and np.isfinite(r.phase).all()
     assert len(np.unique(r.amplitude)) <= 2 and r.amplitude.max() <= 1.0
+    # it does mark something darker (an all-ones amplitude must fail); whether it marks the right
+    # pixels is test_ltem_magnitudes.py::test_joint_mode_finds_the_particles (open)
+    assert 0 < (r.amplitude < 1).mean() < 0.5 and r.amplitude.min() < 0.9
+    assert r.metadata["contaminant_amplitude"] == pytest.approx(float(r.amplitude.min()))
     assert r["phase_electrostatic"].shape == s.image.shape and (r["phase_electrostatic"] >= 0).all()
 
 
