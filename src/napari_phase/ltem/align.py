@@ -204,9 +204,11 @@ def check_flip_axis(stack: np.ndarray, flipped: np.ndarray, flip_axis: str, *, a
     Returns the match qualities per registration image."""
     other = "y" if flip_axis == "x" else "x"
     named_stack, other_stack = unmirror(flipped, flip_axis), unmirror(flipped, other)
+    named_candidates = None
     if align:
         kw = dict(rotation=True, max_rotation_deg=max_rotation_deg)
-        qn = [r.quality for r in _candidate_registrations(named_stack, stack, **kw)]
+        named_candidates = _candidate_registrations(named_stack, stack, **kw)
+        qn = [r.quality for r in named_candidates]
         qo = [r.quality for r in _candidate_registrations(other_stack, stack, **kw)]
     else:
         qn, qo = _aligned_qualities(named_stack, stack), _aligned_qualities(other_stack, stack)
@@ -221,15 +223,21 @@ def check_flip_axis(stack: np.ndarray, flipped: np.ndarray, flip_axis: str, *, a
             f"flip_axis={flip_axis!r} does not match the data: the flipped images look mirrored {word[other]} "
             f"(match {q_other:.2f} vs {q_named:.2f}); set flip_axis={other!r}"
         )
-    return {"match_named_axis": [float(v) for v in qn], "match_other_axis": [float(v) for v in qo]}
+    return {"match_named_axis": [float(v) for v in qn], "match_other_axis": [float(v) for v in qo],
+            "_named_candidates": named_candidates}
 
 
-def align_flipped(stack: np.ndarray, flipped: np.ndarray, flip_axis: str, *, rotation: bool = True, max_rotation_deg: float = 10.0):
+def align_flipped(stack: np.ndarray, flipped: np.ndarray, flip_axis: str, *, rotation: bool = True, max_rotation_deg: float = 10.0,
+                  candidates: list[Rigid] | None = None):
     """Flipped series (as recorded, mirrored) → the unflipped frame: un-mirror, then one rigid
-    transform found on the series' registration images and applied to every image.
+    transform found on the series' registration images and applied to every image
+    (``candidates``: registrations already computed by :func:`check_flip_axis`, reused).
     Returns (aligned (N, Y, X) float32, Rigid)."""
     un = unmirror(flipped, flip_axis).astype(np.float32)
-    rigid = _best_registration(un, stack, rotation=rotation, max_rotation_deg=max_rotation_deg)
+    if candidates is not None and rotation:
+        rigid = _pick(candidates)
+    else:
+        rigid = _best_registration(un, stack, rotation=rotation, max_rotation_deg=max_rotation_deg)
     if rigid.quality < MIN_QUALITY:
         raise InputError(
             f"could not register the flipped series onto the unflipped one (match {rigid.quality:.2f}): "

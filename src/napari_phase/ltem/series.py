@@ -234,8 +234,11 @@ def tie_series_job(
     steps = 1 + (1 if fl is not None else 0) + (1 if align else 0)
     done = 0
     yield Progress(done, steps, "checking the flip axis" if fl is not None else "TIE: solving")
+    candidates = None
     if fl is not None:
-        extra["flip_check"] = _align.check_flip_axis(series, fl, flip_axis, align=align, max_rotation_deg=max_rotation_deg)
+        check = _align.check_flip_axis(series, fl, flip_axis, align=align, max_rotation_deg=max_rotation_deg)
+        candidates = check.pop("_named_candidates")
+        extra["flip_check"] = check
     if align:
         series, tr = _align.align_series(series, rotation=False) if n > 1 else (series, [_align.IDENTITY])
         extra["series_transforms"] = [t.as_dict() for t in tr]
@@ -243,7 +246,8 @@ def tie_series_job(
         for t in tr:
             valid &= _align.valid_mask(series.shape[-2:], t)
         if fl is not None:
-            fl, rigid = _align.align_flipped(series, fl, flip_axis, rotation=align_rotation, max_rotation_deg=max_rotation_deg)
+            fl, rigid = _align.align_flipped(series, fl, flip_axis, rotation=align_rotation, max_rotation_deg=max_rotation_deg,
+                                             candidates=candidates if all(t.shift_yx == (0.0, 0.0) for t in tr) else None)
             extra["flipped_transform"] = rigid.as_dict()
             valid &= _align.valid_mask(series.shape[-2:], rigid)
         box = _align.valid_box(valid)
