@@ -260,9 +260,12 @@ def test_ssb_rotated_detector_and_defocus(atoms):
 def test_ssb_accumulation_equals_one_pass_and_cancel_keeps_partial(weak):
     phi, data, p, det, step_a = weak
     kw = dict(energy_kev=300, semiangle_mrad=20, scan_step_a=step_a, detector_mrad_per_px=det)
-    whole = stem.ssb(data, **kw, block_rows=32).phase
-    blocks = stem.ssb(data, **kw, block_rows=3).phase
+    whole = stem.ssb(data, **kw, block_rows=32, mode="accumulate").phase
+    blocks = stem.ssb(data, **kw, block_rows=3, mode="accumulate").phase
     np.testing.assert_allclose(blocks, whole, atol=1e-5 * np.abs(whole).max())
+    fft = stem.ssb(data, **kw, mode="fft")
+    assert fft.metadata["mode"] == "fft"
+    np.testing.assert_allclose(fft.phase, whole, atol=1e-4 * np.abs(whole).max())
     token = CancelToken()
     gen = forward_job(stem.ssb_job(data, **kw, block_rows=4), token)
     next(gen)

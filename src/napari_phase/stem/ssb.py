@@ -11,6 +11,8 @@ mean bright-field level). SSB estimates Φ(Q) = Σ_trotters W(k, Q) G(k, Q) / N(
 of the factor above, for 0 < |Q| < 2α/λ, and φ = Re IFFT(Φ). Because G is linear in the data,
 Φ(Q) = Σ_p e^{−2πi Q·r_p} Σ_k W(k, Q) I(k; r_p) accumulates block by block of scan rows (the live
 form of LiberTEM's ptychography40): memory is the sparse W (trotter pixels × Q) plus one block.
+Where the bright-field pixels of all patterns fit in memory (``mode="fft"``, the default below
+512 MB) the same Φ comes from an FFT over the scan of those pixels, far cheaper on large scans.
 
 Detector frame: k_det = F(R(−θ) Q_scan) (rotation/transpose as in calibration.py).
 """
@@ -25,7 +27,7 @@ import numpy as np
 from ..jobs import InputError, Job, JobCancelled, Progress, Stopwatch, run_job
 from ..physics.optics import chi
 from ..result import PhaseResult
-from ._data import check_4d, read_rows
+from ._data import check_4d, read_rows, rows_per_block
 from .calibration import Calibration
 
 
@@ -93,10 +95,18 @@ def _trotter_weights(det_shape, center, aperture_px, inv_a_per_px, q_yx, rotatio
 def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, scan_step_a: float | tuple | None,
             detector_mrad_per_px: float | None, rotation_deg: float = 0.0, transpose: bool = False,
             center: tuple[float, float] | None = None, defocus_a: float = 0.0, cs_mm: float = 0.0,
-            block_rows: int | None = None, preview_every: int = 4) -> Job:
+            block_rows: int | None = None, preview_every: int = 4, mode: str = "auto",
+            max_fft_bytes: int = 512 * 2**20) -> Job:
     """SSB as a job (see module doc). Partial results every ``preview_every`` blocks show the
     accumulation so far. Returns a PhaseResult: ``phase`` (rad) on the scan grid (pixel = scan
-    step in Å, origin at the first scan position)."""
+    step in Å, origin at the first scan position).
+
+    ``mode``: "accumulate" (per block, memory = W + one block, cost ∝ patterns × Σ_Q trotter size),
+    "fft" (keeps the bright-field pixels of every pattern, ~16 bytes each, and Fourier-transforms
+    them over the scan: the same numbers, far faster on large scans), or "auto" (fft when that
+    cube stays below ``max_fft_bytes``)."""
+    if mode not in ("auto", "fft", "accumulate"):
+        raise InputError(f"mode must be 'auto', 'fft' or 'accumulate', got {mode!r}")
     shape = check_4d(data)
     cal = Calibration(energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,
                       detector_mrad_per_px=detector_mrad_per_px, rotation_deg=float(rotation_deg or 0.0),
@@ -120,16 +130,28 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
                                          cal.wavelength_a, cal.defocus_a, cal.cs_mm * 1e7)
     used = norm > 0
     q_count = int(used.sum())
-    # rows per block: keep the (patterns × Q) complex product near 32 MB
-    n = block_rows or int(max(1, min(sy, 32 * 2**20 // max(1, 8 * sx * len(sel)))))
+    use_fft = mode == "fft" or (mode == "auto" and sy * sx * len(disc_idx) * 16 <= max_fft_bytes)
+    if use_fft:
+        cube = np.zeros((sy, sx, len(disc_idx)), np.float32)
+        wt = w.T.tocsr()
+        n = block_rows or rows_per_block(shape)
+    else:
+        # rows per block: keep the (patterns × Q) complex product near 32 MB
+        n = block_rows or int(max(1, min(sy, 32 * 2**20 // max(1, 8 * sx * len(sel)))))
     blocks = -(-sy // n)
     acc = np.zeros(len(sel), np.complex128)
     bf_sum = 0.0
     rows_done = 0
-    ex = np.exp(-2j * np.pi * np.outer(np.arange(sx) * step_x, qxx.ravel()[sel])).astype(np.complex64)  # (sx, nQ)
+    ex = None if use_fft else np.exp(-2j * np.pi * np.outer(np.arange(sx) * step_x, qxx.ravel()[sel])).astype(np.complex64)
     qy_sel = qyy.ravel()[sel]
 
+    def fft_accumulate() -> None:
+        g = np.fft.fft2(cube, axes=(0, 1)).reshape(sy * sx, -1)[sel]  # (nQ, n_disc): G(k, Q)
+        acc[:] = np.asarray(wt.multiply(g).sum(axis=1)).ravel()
+
     def make(extra: dict) -> PhaseResult:
+        if use_fft:
+            fft_accumulate()
         spec = np.zeros(sy * sx, np.complex128)
         level = bf_sum / max(1, rows_done * sx * len(disc_idx))
         if level > 0:
@@ -141,6 +163,7 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
                 "rotation_deg": cal.rotation_deg, "transpose": cal.transpose, "center_px": list(center_px),
                 "defocus_a": cal.defocus_a, "cs_mm": cal.cs_mm, "band_inv_a": 2 * cal.aperture_inv_a,
                 "spatial_frequencies_used": q_count, "input_shape": list(shape), "origin": "first scan position",
+                "mode": "fft" if use_fft else "accumulate",
                 "runtime_s": watch.elapsed_s, "device": "cpu", **extra}
         return PhaseResult({"phase": phase}, pixel_size=step_x, pixel_unit="Å", metadata=meta)
 
@@ -149,9 +172,12 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
             r1 = min(sy, r0 + n)
             block = read_rows(data, r0, r1).reshape(r1 - r0, sx, -1)[:, :, disc_idx]  # (rows, sx, n_disc)
             bf_sum += float(block.sum(dtype=np.float64))
-            v = (w.T @ block.reshape(-1, len(disc_idx)).T).T.reshape(r1 - r0, sx, -1)  # (rows, sx, nQ)
-            ey = np.exp(-2j * np.pi * np.outer(np.arange(r0, r1) * step_y, qy_sel)).astype(np.complex64)
-            acc += np.einsum("rcq,rq,cq->q", v, ey, ex, optimize=True)
+            if use_fft:
+                cube[r0:r1] = block
+            else:
+                v = (w.T @ block.reshape(-1, len(disc_idx)).T).T.reshape(r1 - r0, sx, -1)  # (rows, sx, nQ)
+                ey = np.exp(-2j * np.pi * np.outer(np.arange(r0, r1) * step_y, qy_sel)).astype(np.complex64)
+                acc += np.einsum("rcq,rq,cq->q", v, ey, ex, optimize=True)
             rows_done = r1
             partial = make({"partial": True, "rows_done": r1}) if ((b + 1) % max(1, preview_every) == 0 and r1 < sy) else None
             yield Progress(b + 1, blocks + 1, f"SSB: scan row {r1}/{sy}", partial)
