@@ -74,8 +74,8 @@ def heldout_scores(model: str = "default", *, scan: int = 24, doses=(None, 1e5),
             secs += time.perf_counter() - t0
             pats += scan * scan
             ic = icom(sim.data, **kw)
-            t_cnn = truth_on_grid(sim.phase, sim.sampling_a, res.phase.shape, res.pixel_size)
-            t_ic = truth_on_grid(sim.phase, sim.sampling_a, ic.phase.shape, ic.pixel_size)
+            t_cnn = truth_on_grid(sim.phase, sim.phase_pixel_size_a, res.phase.shape, res.pixel_size)
+            t_ic = truth_on_grid(sim.phase, sim.phase_pixel_size_a, ic.phase.shape, ic.pixel_size)
             out[name]["inf" if dose is None else f"{dose:g}"] = {
                 "cnn": round(xc(res.phase, t_cnn, crop=crop * oversample), 4),
                 "cnn_scan_grid": round(xc(res.phase[::oversample, ::oversample], t_ic, crop=crop), 4),

