@@ -91,7 +91,7 @@ class _Setup:
         self.grid_shape = (self.shape[0] * self.oversample, self.shape[1] * self.oversample)
 
     def resample(self, block: np.ndarray, device) -> torch.Tensor:
-        x = torch.as_tensor(block, device=device)
+        x = torch.as_tensor(np.require(block, np.float32, ["W"]), device=device)
         return resample_patterns(x, detector_mrad_per_px=self.cal.detector_mrad_per_px,
                                  semiangle_mrad=self.cal.semiangle_mrad, center=self.center,
                                  rotation_deg=self.cal.rotation_deg, transpose=self.cal.transpose)
