@@ -130,7 +130,7 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
                                          cal.wavelength_a, cal.defocus_a, cal.cs_mm * 1e7)
     used = norm > 0
     q_count = int(used.sum())
-    use_fft = mode == "fft" or (mode == "auto" and sy * sx * len(disc_idx) * 16 <= max_fft_bytes)
+    use_fft = mode == "fft" or (mode == "auto" and sy * sx * len(disc_idx) * 12 <= max_fft_bytes)
     if use_fft:
         cube = np.zeros((sy, sx, len(disc_idx)), np.float32)
         wt = w.T.tocsr()
@@ -146,8 +146,14 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
     qy_sel = qyy.ravel()[sel]
 
     def fft_accumulate() -> None:
-        g = np.fft.fft2(cube, axes=(0, 1)).reshape(sy * sx, -1)[sel]  # (nQ, n_disc): G(k, Q)
-        acc[:] = np.asarray(wt.multiply(g).sum(axis=1)).ravel()
+        import scipy.fft
+
+        g = scipy.fft.fft2(cube, axes=(0, 1)).reshape(sy * sx, -1)  # G(k, Q), complex64
+        chunk = max(1, (16 * 2**20) // max(1, 8 * g.shape[1]))
+        for c0 in range(0, len(sel), chunk):  # Φ(Q) = Σ_k W(k, Q) G(k, Q), a few MB at a time
+            c1 = min(len(sel), c0 + chunk)
+            acc[c0:c1] = np.asarray(wt[c0:c1].multiply(g[sel[c0:c1]]).sum(axis=1)).ravel()
+        del g
 
     def make(extra: dict) -> PhaseResult:
         if use_fft:
