@@ -46,6 +46,7 @@ def test_real_siprad_with_a_painted_mask(make_napari_viewer, qtbot):
     labels.refresh()
     panel.amplitude.setCurrentText("mask")
     panel.mask_combo.set_layer(labels)
+    panel.edges.setCurrentText("window of a larger specimen")
     with qtbot.waitSignal(panel.runner.finished, timeout=120_000) as blocker:
         assert panel.run()
     assert blocker.args == ["done"], panel.runner.status_text
@@ -56,8 +57,11 @@ def test_real_siprad_with_a_painted_mask(make_napari_viewer, qtbot):
     assert np.allclose(amp[s.mask], level) and abs(level - float(np.median(s.amplitude[s.mask]))) < 0.1
     pe = viewer.layers["SIPRAD φe electrostatic [rad]"].data
     assert np.all(pe[~s.mask] == 0) and float(np.median(pe[s.mask])) == pytest.approx(float(np.median(s.phase_e[s.mask])), rel=0.2)
-    phase = viewer.layers["SIPRAD phase [rad]"].data
-    assert pearson_accuracy(phase, s.phase_m, 4) > 0.95
+    phase_layer = viewer.layers["SIPRAD phase [rad]"]
+    assert pearson_accuracy(phase_layer.data, s.phase_m, 4) > 0.95
+    params = phase_layer.metadata["napari_phase"]["parameters"]
+    assert params["amplitude"] == "mask" and params["mask_pixels"] == int(s.mask.sum())
+    assert params["boundary"] == "extend" and params["boundary_requested"] == "extend"  # the panel's "image edges"
 
 
 def test_real_siprad_cancel_is_prompt_and_keeps_the_best(make_napari_viewer, qtbot):

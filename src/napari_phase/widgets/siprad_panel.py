@@ -47,6 +47,9 @@ SOLVERS = {SIPRAD: "siprad", PIXELWISE: "pixelwise", SITIE: "sitie"}
 BASE_NAMES = {"siprad": "SIPRAD", "pixelwise": "Pixel-wise", "sitie": "SITIE"}
 RUN_TEXT = {"siprad": "Run SIPRAD", "pixelwise": "Run pixel-wise", "sitie": "Run SITIE"}
 
+#: the panel's "image edges" choices → the solvers' ``boundary`` argument (ltem/boundary.py)
+EDGES = {"auto": "auto", "window of a larger specimen": "extend", "periodic tile": "periodic"}
+
 AMP_UNIFORM = "uniform"
 AMP_MASK = "mask"
 AMP_JOINT = "joint"
@@ -239,6 +242,15 @@ class SipradPanel(QWidget):
         self.smoothness = _spin(float(_signature_default("pixelwise", "smoothness")), 0.0, 1e6, 4, 0.1, "Weight of the smoothness prior of the pixel-wise solver")
         self.qc = _spin(0.0, 0.0, 100.0, 4, 0.001, "Tikhonov filter cut-off qc of SITIE in 1/nm (0 = no filter); suppresses low-frequency noise")
         self.qc.setSpecialValueText("off")
+        self.edges = QComboBox()
+        self.edges.addItems(list(EDGES))
+        self.edges.setToolTip(
+            "What lies beyond the image edge.\n"
+            "auto: a periodic tile if the opposite edges match, else a window of a larger specimen.\n"
+            "window: the specimen goes on beyond the edge (a real micrograph): the phase is solved on a\n"
+            "larger canvas with a free border ring.\n"
+            "periodic: the image is one periodic tile (e.g. a simulation made with FFTs)."
+        )
         rec_box = QGroupBox("Reconstruction")
         self._rec_form = rec = QFormLayout(rec_box)
         _tidy_form(rec)
@@ -250,6 +262,7 @@ class SipradPanel(QWidget):
         rec.addRow("device", self.device)
         rec.addRow("live preview every", self.preview_every)
         rec.addRow("smoothness", self.smoothness)
+        rec.addRow("image edges", self.edges)
         rec.addRow("SITIE filter qc (1/nm)", self.qc)
 
         # ---------------------------------------------------------------- mask tool
@@ -347,6 +360,7 @@ class SipradPanel(QWidget):
             "preview_every": int(self.preview_every.value()),
             "smoothness": float(self.smoothness.value()),
             "qc_per_nm": qc if qc > 0 else None,
+            "boundary": EDGES[self.edges.currentText()],
         }
 
     def run(self) -> bool:
@@ -551,6 +565,7 @@ class SipradPanel(QWidget):
         _set_row_visible(self._rec_form, self.device, iterative)
         _set_row_visible(self._rec_form, self.preview_every, iterative)
         _set_row_visible(self._rec_form, self.smoothness, key == "pixelwise")
+        _set_row_visible(self._rec_form, self.edges, iterative)
         self.runner.run_button.setText(RUN_TEXT[key])
         if iterative and not self._iterations_edited:  # each solver's own default until the user edits it
             default = _signature_default(key, "iterations")
