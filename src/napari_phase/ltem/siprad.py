@@ -4,8 +4,13 @@ After McCray, Zhou et al. (npj Comput. Mater. 2024); physics and conventions in 
 
 Model. The exit wave is ψ = A exp(i(φm + φe)); the image is I = s·|F⁻¹[F[ψ]·T]|² with the lens
 transfer T(q) of :class:`~napari_phase.ltem.forward.Microscope` (defocus, Cs, divergence and
-defocus-spread envelopes), computed on a reflect-padded grid (:func:`~.forward.image_from_wave`)
-so that the periodic FFT does not wrap the edges. The measured image is divided by its mean; the
+defocus-spread envelopes). What lies beyond the image edge is the ``boundary`` model
+(:mod:`.boundary`): ``"auto"`` (default) treats the image as a periodic tile when its opposite
+edges match, else as a window of a larger specimen (``"extend"``: φm lives on a canvas larger by a
+free border ring of ``pad_px`` ≥ the transfer's lateral reach; the image is formed on the canvas
+and compared with the data inside the window only); ``"reflect"`` is the earlier mirror padding
+(measured on windows at −1 mm, 50 % noise: skyrmions 0.987 with the ring vs 0.965 reflected).
+The measured image is divided by its mean; the
 intensity scale s is fitted in closed form at every step (s = ⟨I_sim, I⟩/⟨I_sim, I_sim⟩).
 
 Deep image prior. A light U-Net (:mod:`.dip`) maps a fixed input — the SITIE phase, optionally
@@ -17,7 +22,9 @@ and the measured image, with fresh Gaussian noise (``input_noise``) added to the
 step. The iterate with the lowest loss is kept; the run stops early when the loss reaches the
 noise level (loss ≤ ``discrepancy`` × σ̂², σ̂² the image's noise variance estimated from its finest
 scale — Morozov's discrepancy principle: fitting further only fits noise) or when the best loss
-has not improved by a relative ``tolerance`` within ``patience`` steps (convergence). The kept
+has not improved by a relative ``tolerance`` within ``patience`` steps (convergence), or when the
+kept phase has changed by less than ``settle_tolerance`` (relative RMS) over the last 100 steps
+(clean images, whose loss keeps creeping down long after the phase has settled). The kept
 phase is smoothed with a Gaussian of ``smoothing_px`` and Bx·t, By·t (T·nm) follow from it.
 
 Amplitude A: ``"uniform"`` (A = 1, only the scale s is fitted); a **mask** (2-D bool/int array,
