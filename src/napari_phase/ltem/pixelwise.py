@@ -268,7 +268,8 @@ def pixelwise(
     smoothness prior in units of the estimated noise variance; ``iterations``: most L-BFGS steps
     per frame. Further options (:data:`DEFAULTS`): ``prior`` ("gradient" | "laplacian"),
     ``smoothing_px``, ``tolerance``, ``chunk``, ``mean_inner_potential_v``,
-    ``extinction_length_nm``, ``qc_per_nm``, ``pad_px``, ``warm_start``, ``num_threads``, ``preview_every``.
+    ``extinction_length_nm``, ``qc_per_nm``, ``boundary`` (as SIPRAD: "auto" | "extend" | "periodic" |
+    "reflect"; with "extend" the prior also acts on the free border ring), ``pad_px``, ``warm_start``, ``num_threads``, ``preview_every``.
     Deterministic (L-BFGS from the SITIE start); ``seed`` is recorded only.
     """
     from ..jobs import run_job

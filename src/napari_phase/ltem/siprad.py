@@ -815,7 +815,8 @@ def siprad(
     2 px helped stripes/skyrmions at small defocus and high noise but hurt bubbles, a wash over the
     benchmark grid, so off by default), ``channels``, ``mean_inner_potential_v`` (V0, V),
     ``extinction_length_nm`` (ξ), ``project_every`` (joint mode), ``contaminant_learning_rate``,
-    ``qc_per_nm`` (SITIE start), ``pad_px`` (forward-model padding, default from the defocus),
+    ``qc_per_nm`` (SITIE start), ``boundary`` ("auto" | "extend" | "periodic" | "reflect", see the
+    module doc), ``pad_px`` (border ring / padding, default from the defocus), ``settle_tolerance``,
     ``warm_start`` (series), ``num_threads`` (CPU threads; default None = chosen from measured
     step times by :class:`~napari_phase.threads.ThreadTuner`), ``preview_every``.
     ``seed`` makes the run reproducible (bit for bit with a fixed ``num_threads``: the measured
