@@ -295,7 +295,7 @@ def markdown(quick: bool = False, device: str = "auto", raw: dict | None = None)
     lines += ["", "### Streaming a memory-mapped scan (iCoM, SSB)", "",
               "uint16 patterns in a memory-mapped .npy read in blocks of 16 MB (float32); peak = tracemalloc peak of "
               "numpy allocations during the call. SSB *accumulate* holds the sparse trotter weights (∝ scan area) and one "
-              "block; SSB *fft* keeps the bright-field pixels of every pattern (~16 bytes each) and is the default "
+              "block; SSB *fft* keeps the bright-field pixels of every pattern (float32, then their complex64 FFT) and is the default "
               "(`mode='auto'`) while that stays under 512 MB.", "",
               "| method | scan | data (MB) | peak traced (MB) | time (s) | patterns/s |", "|---|---|---|---|---|---|"]
     for r in mem:
