@@ -565,7 +565,7 @@ def test_manifest_contributions_resolve():
     manifest = yaml.safe_load(MANIFEST.read_text())
     names = [c["python_name"] for c in manifest["contributions"]["commands"]
              if c["python_name"].startswith("napari_phase.io.")]
-    assert len(names) == 5
+    assert len(names) >= 5  # readers, writers, samples (more samples land with new methods)
     for name in names:
         module, attr = name.split(":")
         assert callable(getattr(importlib.import_module(module), attr)), name
