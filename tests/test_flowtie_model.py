@@ -111,10 +111,14 @@ def test_shipped_model_thin_heldout(heldout_thin):
     got = xc(r.phase, s["target"], 8)
     assert got >= THIN_XC_PIN
     ratio = np.std(r.phase[8:-8, 8:-8]) / np.std(s["target"][8:-8, 8:-8])
-    assert 0.7 < ratio < 1.3
-    # mutation: a doubled dz must cost accuracy (the network uses dz through κ and the TIE input)
-    r2 = flowtie(s["tri"], device="cpu", **{**kw, "defocus_step_nm": 2 * s["dz_nm"]})
-    assert psnr(r2.phase, s["target"], 8) < psnr(r.phase, s["target"], 8) - 1.0
+    assert RATIO_PIN[0] < ratio < RATIO_PIN[1]
+    good = psnr(r.phase, s["target"], 8)
+    assert good > PSNR_PIN
+    # mutations the network path must notice: the triplet order flipped (a sign error), half the dz
+    flipped = flowtie(s["tri"][::-1].copy(), device="cpu", **kw)
+    assert psnr(flipped.phase, s["target"], 8) < good - 6
+    half = flowtie(s["tri"], device="cpu", **{**kw, "defocus_step_nm": 0.5 * s["dz_nm"]})
+    assert psnr(half.phase, s["target"], 8) < good - 3
 
 
 @needs_model
@@ -148,5 +152,8 @@ def test_smoke_training_writes_loadable_model(tmp_path):
     assert r.metadata["model"].endswith("tiny.pt")
 
 
-#: what the shipped model reaches on the thin held-out crystal (set from the model card's run)
+#: what the shipped model reaches on the thin held-out crystal (CeO2 [001] 3 nm, noise-free), pinned a
+#: little below the measured value; see the report and the model card
 THIN_XC_PIN = 0.95
+PSNR_PIN = 21.0
+RATIO_PIN = (0.7, 1.4)

@@ -39,6 +39,8 @@ from ..physics.optics import electron_wavelength_a
 from ..validate import MIN_SIZE_PX, as_image, positive
 
 ORDER = "(-dz, 0, +dz): under-focus, in focus, over-focus"
+#: below this in-focus contrast (std/mean) shifts are not measured (nothing to register onto)
+MIN_REGISTRATION_CONTRAST = 0.02
 
 
 @dataclasses.dataclass
@@ -174,6 +176,13 @@ def prepare_triplet(
     diff = np.abs(imgs[2] - imgs[0])
     if float(diff.max()) < 1e-6:
         raise InputError("the -dz and +dz images are identical: no intensity change with defocus, nothing to reconstruct")
+    contrast = float(imgs[1].std() / imgs[1].mean())
+    if contrast < MIN_REGISTRATION_CONTRAST:  # a (weak) phase object: nothing in focus to register onto
+        info["shifts_px"] = None
+        if register:
+            messages.append(f"registration skipped: the in-focus image has almost no contrast ({100 * contrast:.1f} %)")
+        info["registered"] = False
+        return Triplet(imgs, dz_nm * 10.0, px, kev, electron_wavelength_a(kev), messages, info)
     shifts = _measure_shifts(imgs)
     info["shifts_px"] = shifts
     if register:
