@@ -473,11 +473,13 @@ def markdown(quick: bool = False, device: str = "auto", only=PARTS, raw: dict | 
     raw = {} if raw is None else raw
     t0 = time.perf_counter()
     lines = ["## Lorentz TEM: SIPRAD, pixel-wise, SITIE", "",
-             f"`python benchmarks/bench_ltem.py{' --quick' if quick else ''}` on {time.strftime('%Y-%m-%d')}; machine: {machine}; "
+             f"`python -m napari_phase.bench.ltem{' --quick' if quick else ''}"
+             f"{' --only ' + ','.join(only) if tuple(only) != PARTS else ''}` on {time.strftime('%Y-%m-%d')}; machine: {machine}; "
              f"torch threads at start {torch.get_num_threads()}.",
              "",
              f"Simulated with `ltem.simulate` (5 nm px, 200 kV, Cs 1 mm, θc 0.01 mrad, Δ 100 nm, B0·t = 50 T·nm; Gaussian noise "
-             f"σ = fraction × mean intensity). Metrics against the true magnetic phase φm: **φ** = phase accuracy (Pearson correlation of "
+             f"σ = fraction × mean intensity); the grid's images are non-periodic windows of a larger field "
+             f"(`simulate(boundary='window')`: the image is formed on the whole field, then cropped). Metrics against the true magnetic phase φm: **φ** = phase accuracy (Pearson correlation of "
              f"mean-removed maps), **B** = the same over stacked (Bx·t, By·t) (physics.metrics.induction_accuracy), SSIM of the phase "
              f"(data range = truth's peak-to-peak); all after cropping {CROP_PX} px at each edge. Default parameters of every method "
              f"(SIPRAD: early-stopped, seed 0; pixel-wise: L-BFGS, Laplacian prior; SITIE: Tikhonov qc = 2/FOV, mirror padding). "
