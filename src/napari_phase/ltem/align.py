@@ -227,11 +227,45 @@ def check_flip_axis(stack: np.ndarray, flipped: np.ndarray, flip_axis: str, *, a
             "_named_candidates": named_candidates}
 
 
+def refine_rigid(moving: np.ndarray, reference: np.ndarray, start: Rigid, *, smooth_px: float = 1.0, margin_px: int = 4) -> Rigid:
+    """Least-squares refinement of a rigid registration: the (angle, dy, dx) that maximise the
+    Pearson correlation between the warped ``moving`` (cubic interpolation) and ``reference`` over
+    the pixels the warped image covers (minus ``margin_px``), from ``start`` (Powell search).
+
+    The cross-correlation peak of :func:`register` is computed on windowed images, which biases a
+    large shift toward zero (measured: a (4, −6) px shift with 3° rotation found as (3.65, 6.15)
+    after un-mirroring); the direct fit has no window and no such bias."""
+    mov = ndimage.gaussian_filter(np.asarray(moving, dtype=np.float64), smooth_px)
+    ref = ndimage.gaussian_filter(np.asarray(reference, dtype=np.float64), smooth_px)
+    inner = np.zeros(ref.shape, bool)
+    inner[margin_px:-margin_px, margin_px:-margin_px] = True
+
+    def cost(p):
+        r = Rigid(float(p[0]), (float(p[1]), float(p[2])))
+        w = warp_rigid(mov, r, order=3)
+        m = valid_mask(ref.shape, r) & inner
+        if m.sum() < 64:
+            return 1.0
+        a, b = w[m] - w[m].mean(), ref[m] - ref[m].mean()
+        den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        return 1.0 - float((a * b).sum()) / den if den > 0 else 1.0
+
+    x0 = np.array([start.angle_deg, *start.shift_yx], dtype=np.float64)
+    res = optimize.minimize(cost, x0, method="Powell", options={"xtol": 1e-3, "ftol": 1e-9, "maxfev": 400})
+    if not res.success and res.fun >= cost(x0):
+        return start
+    angle, dy, dx = (float(v) for v in res.x)
+    if res.fun > cost(x0) or abs(angle - start.angle_deg) > 1.0 or max(abs(dy - start.shift_yx[0]), abs(dx - start.shift_yx[1])) > 2.0:
+        return start  # the refinement wandered off: keep the cross-correlation result
+    return Rigid(angle, (dy, dx), start.quality)
+
+
 def align_flipped(stack: np.ndarray, flipped: np.ndarray, flip_axis: str, *, rotation: bool = True, max_rotation_deg: float = 10.0,
-                  candidates: list[Rigid] | None = None):
+                  candidates: list[Rigid] | None = None, refine: bool = True):
     """Flipped series (as recorded, mirrored) → the unflipped frame: un-mirror, then one rigid
     transform found on the series' registration images and applied to every image
-    (``candidates``: registrations already computed by :func:`check_flip_axis`, reused).
+    (``candidates``: registrations already computed by :func:`check_flip_axis`, reused), refined
+    on the mean images by :func:`refine_rigid` when ``refine`` (series of 3 or more).
     Returns (aligned (N, Y, X) float32, Rigid)."""
     un = unmirror(flipped, flip_axis).astype(np.float32)
     if candidates is not None and rotation:
@@ -243,6 +277,8 @@ def align_flipped(stack: np.ndarray, flipped: np.ndarray, flip_axis: str, *, rot
             f"could not register the flipped series onto the unflipped one (match {rigid.quality:.2f}): "
             "check that both show the same area, or align them beforehand and use align=False"
         )
+    if refine and stack.shape[0] > 1:
+        rigid = refine_rigid(un.mean(axis=0), np.asarray(stack).mean(axis=0), rigid)
     return np.stack([warp_rigid(f, rigid) for f in un]), rigid
 
 

@@ -69,8 +69,11 @@ def tie(
     about ``flip_axis``: "x" = left-right, the specimen rotated 180° about the image's y axis;
     "y" = up-down). ``align``: register the series (translation) and the flipped series onto it
     (mirror, rotation within ±``max_rotation_deg``, sub-pixel shift) before solving.
-    ``qc_per_nm``: Tikhonov cut-off (None → 2/FOV, 0 → none, best for quantitative B·t on clean
-    data); ``pad``: mirror padding.
+    ``qc_per_nm``: Tikhonov cut-off of the (magnetic or total) phase (None → 0.5/FOV for a series,
+    2/FOV for one image; 0 → none); ``pad``: False → periodic solve.
+    ``boundary`` ("free", default: the field is a window of a larger specimen, phase continued
+    with least gradient energy, i.e. constant just outside; "mirror": zero flux at the edges).
+    ``qc_e_per_nm``: cut-off of the electrostatic phase (None → 2/FOV).
     Options: ``align_rotation`` (True), ``max_rotation_deg`` (10), ``hot_pixel_sigma`` (None:
     off; e.g. 6: replace pixels > 6σ from their 3×3 median), ``roi`` ((y0, y1, x0, x1) px),
     ``keep_aligned`` (default: when aligning, return the aligned stacks as ``aligned`` /
