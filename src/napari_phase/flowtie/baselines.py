@@ -15,7 +15,8 @@ padding is free, so edges need no periodicity), Adam on
     L = Σ_k ‖I_k(ψ) − I_k‖² / (3 Var I)  +  w_c ‖∇·(I0∇φ) + (2π/λ) ∂I/∂z‖² / ‖(2π/λ) ∂I/∂z‖²,
 
 with I_k(ψ) the Fresnel forward model of :func:`.triplet.fresnel_triplet_t` through the aperture
-(``semiangle_mrad``). Starts from zero (default) or the classical TIE phase (``init="tie"``); keeps the best
+(``semiangle_mrad``). Starts from the classical TIE phase (``init="tie"``, default: from zero it
+needs many more steps on a crystal) or from zero (``init="zero"``); keeps the best
 iterate; the phase is reported band-limited to the aperture.
 """
 
@@ -203,7 +204,7 @@ def descend(tri: Triplet, init_phase: np.ndarray, *, aperture_q, steps: int, lr:
 
 
 def tie_gradient_descent_job(triplet, *, defocus_step_nm, pixel_size_a, energy_kev, semiangle_mrad=None, steps=300,
-                             lr=0.02, weight_continuity=0.1, init="zero", device="auto", register=False,
+                             lr=0.02, weight_continuity=0.1, init="tie", device="auto", register=False,
                              detector_mrad=None, detector_mrad_per_px=None):
     """Gradient descent on the phase pixels as a job (yields Progress; a cancel returns the best so far)."""
     clock = Stopwatch()
@@ -234,7 +235,7 @@ def tie_gradient_descent_job(triplet, *, defocus_step_nm, pixel_size_a, energy_k
 
 def tie_gradient_descent(triplet, *, defocus_step_nm: float, pixel_size_a: float, energy_kev: float,
                          semiangle_mrad: float | None = None, steps: int = 300, lr: float = 0.02,
-                         weight_continuity: float = 0.1, init: str = "zero", device: str = "auto", register: bool = False,
+                         weight_continuity: float = 0.1, init: str = "tie", device: str = "auto", register: bool = False,
                          detector_mrad: float | None = None, detector_mrad_per_px: float | None = None) -> PhaseResult:
     """Phase of a (3, H, W) triplet (−dz, 0, +dz) by Adam on the phase pixels: Fresnel forward model
     of the triplet through the aperture (``semiangle_mrad``) + ``weight_continuity`` × the
