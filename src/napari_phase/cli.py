@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--align", action="store_true", help="register the series and the flipped series before solving")
     s.add_argument("--hot-pixel-sigma", type=float, default=None, help="replace pixels this many σ from their 3x3 median")
     s.add_argument("--roi", type=int, nargs=4, default=None, metavar=("Y0", "Y1", "X0", "X1"), help="region of interest in px")
-    s.add_argument("--qc-per-nm", type=float, default=None, help="Tikhonov cut-off in cycles/nm (default 2/FOV; 0 = none)")
+    s.add_argument("--qc-per-nm", type=float, default=None,
+                   help="Tikhonov cut-off in cycles/nm (default 0.5/FOV for a series, 2/FOV for one image; 0 = none)")
     _ltem_args(s, defocus=False)
     s.set_defaults(func=cmd_tie)
 

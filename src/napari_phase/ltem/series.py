@@ -9,8 +9,10 @@ over-focused. ∂I/∂z is the least-squares slope of I(z) over *all* images,
 
 (for symmetric z the slope of a linear and of a quadratic fit coincide, so the even, second-order
 defocus term does not bias it; for N = 3 it is (I₊ − I₋)/(2Δz)). The full TIE
-∇·(I0∇φ) = −(2π/λ) ∂I/∂z is solved with the Tikhonov cut-off ``qc_per_nm`` and mirror padding of
-:func:`._poisson.solve_tie`. I0, the in-focus intensity, is estimated as the mean of all images of
+∇·(I0∇φ) = −(2π/λ) ∂I/∂z is solved with the Tikhonov cut-off ``qc_per_nm`` (default 0.5/FOV) and
+a boundary model: "mirror" (zero flux, the mirror padding of :func:`._poisson.solve_tie`) or
+"free" (:func:`solve_tie_free`: the field is a window of a larger specimen; phase constant just
+outside); "auto" picks "free" when alignment moved or cropped the images or a roi is given. I0, the in-focus intensity, is estimated as the mean of all images of
 the series (the first-order defocus contrast cancels over symmetric defoci; the noise drops by
 √N): on the benchmark's 5-image series at 10 % noise (no misalignment, qc = 0, seed 0) this
 raised the magnetic-phase accuracy from 0.95 to 0.99 against using the in-focus image alone.
@@ -23,6 +25,10 @@ changes sign while the electrostatic one does not. After un-mirroring (and regis
 ``align``), φ = φe + φm and φ_flip = φe − φm, so
 
     φm = (φ − φ_flip)/2,   φe = (φ + φ_flip)/2.
+
+With ``align``, each series is solved on its own field (the flipped one on its whole recorded,
+un-mirrored frame) and φ_flip is warped into the unflipped frame; φe uses its own cut-off
+``qc_e_per_nm`` (default 2/FOV, or ``qc_per_nm`` when given).
 
 One image (N = 1) at a non-zero defocus is SITIE (uniform I0 = mean(I)); with a flipped image
 it is SITIE with a flipped pair (the amplitude contrast common to both cancels in φm).
