@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .jobs import JobCancelled, Progress, resolve_device
+from .threads import ThreadTuner
 
 
 @dataclasses.dataclass
@@ -44,7 +45,7 @@ class TrainConfig:
     time_budget_s: float | None = None
     seed: int = 0
     device: str = "auto"
-    threads: int | None = None
+    threads: int | None = None  # None: measured at run time (threads.ThreadTuner) on the CPU
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -64,6 +65,7 @@ class TrainReport:
     threads: int
     stopped_by: str  # "steps", "time budget" or "cancelled"
     config: dict[str, Any]
+    thread_tuning: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -96,9 +98,7 @@ def train_job(
 
     cfg = config
     device = resolve_device(cfg.device)
-    previous_threads = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
+    tuner = ThreadTuner.for_device(device, cfg.threads)
     model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
@@ -153,15 +153,16 @@ def train_job(
         while step < cfg.steps:
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(step, cfg)
-            batch = make_batch(step, generator, device)
-            loss, parts = loss_fn(model, batch)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"training loss became {loss.item()} at step {step}: lower the learning rate")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimiser.step()
+            with tuner.step():
+                batch = make_batch(step, generator, device)
+                loss, parts = loss_fn(model, batch)
+                if not torch.isfinite(loss):
+                    raise RuntimeError(f"training loss became {loss.item()} at step {step}: lower the learning rate")
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimiser.step()
             value = float(loss.detach())
             running = value if math.isnan(running) else 0.95 * running + 0.05 * value
             step += 1
@@ -178,7 +179,7 @@ def train_job(
     except JobCancelled:
         stopped_by = "cancelled"
     finally:
-        torch.set_num_threads(previous_threads)
+        tuner.close()
 
     if not history or history[-1]["step"] != step:
         if step > start_step:
@@ -190,6 +191,6 @@ def train_job(
     return TrainReport(
         model=model, history=history, best=best, steps=step,
         samples=step * cfg.batch_size, elapsed_s=elapsed_before + time.perf_counter() - t0,
-        device=str(device), threads=int(cfg.threads or previous_threads), stopped_by=stopped_by,
-        config=cfg.as_dict(),
+        device=str(device), threads=int(tuner.threads or torch.get_num_threads()), stopped_by=stopped_by,
+        config=cfg.as_dict(), thread_tuning=tuner.summary(),
     )
