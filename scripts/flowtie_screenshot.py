@@ -63,7 +63,9 @@ def main(out: Path = ROOT / "docs" / "images" / "flowtie_panel.png") -> int:
     viewer.text_overlay.visible = True
     viewer.text_overlay.color = "white"
     viewer.text_overlay.font_size = 11
-    viewer.text_overlay.text = "left: FlowTIE phase with the flow ∇φ (arrows)   right: true σV (hidden sample layer)\n20 nm SrTiO3 [001], 300 kV, 20 mrad, dz ±2 nm"
+    viewer.text_overlay.position = "top_left"
+    viewer.text_overlay.text = ("20 nm SrTiO3 [001], 300 kV, 20 mrad, dz ±2 nm\n"
+                                "left: FlowTIE phase + flow ∇φ (arrows)\nright: true σV (sample's ground truth)")
     viewer.reset_view()
     _process(1.0)
     out.parent.mkdir(parents=True, exist_ok=True)
