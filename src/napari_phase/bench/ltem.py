@@ -2,7 +2,7 @@
 
     napari-phase bench [--quick]                  (this section inside docs/benchmarks.md)
     python benchmarks/bench_ltem.py [--quick] [--out docs/benchmarks_ltem.md] [--device auto]
-                                    [--only grid,boundary,contaminants,speed,busy]
+                                    [--only grid,boundary,contaminants,speed,busy,detector]
 
 Writes a markdown section (and the raw numbers as JSON beside it). ``run(out_path, quick)`` does
 the same from Python; ``markdown(quick, device)`` returns the section without writing it.
@@ -41,7 +41,8 @@ WITHIN = 0.005  # "reached its final accuracy": within this of the final phase a
 #: The grid's images are non-periodic windows of a larger simulated field (a real micrograph);
 #: the "periodic" part repeats the headline cells on periodic tiles for comparison.
 GRID_BOUNDARY = "window"
-PARTS = ("grid", "boundary", "contaminants", "speed", "busy")
+PARTS = ("grid", "boundary", "contaminants", "speed", "busy", "detector")
+DETECTOR_SEEDS = (10, 11, 12, 13, 14)  # not the detector's training seeds (1000+)
 
 
 def _log(msg: str) -> None:
@@ -418,6 +419,51 @@ def _grid_md(rows: list[dict]) -> list[str]:
     return out
 
 
+def bench_detector(quick: bool, device: str) -> list[dict]:
+    """IoU of the "Suggest mask" detector (ltem.detect) and of the automatic threshold mask with the
+    true particles: textures × noise {30, 50} % at −1 mm, 6 particles, seeds; the bundled sample."""
+    from napari_phase.ltem.detect import iou, suggest_contaminant_mask
+    from napari_phase.ltem.mask import suggest_threshold, threshold_mask
+    from napari_phase.ltem.simulate import simulate
+
+    seeds = DETECTOR_SEEDS[:2] if quick else DETECTOR_SEEDS
+    rows = []
+
+    def score(image, truth, **kw):
+        t = time.perf_counter()
+        det = suggest_contaminant_mask(image, pixel_size_nm=PIXEL_NM, defocus_nm=-1.0e6)
+        dt = time.perf_counter() - t
+        thr = threshold_mask(image, suggest_threshold(image), smooth_px=2.0, min_size_px=10)
+        return {**kw, "iou_detector": iou(det, truth), "iou_threshold": iou(thr, truth), "seconds": dt}
+
+    for texture in TEXTURES:
+        for noise in (0.3, 0.5):
+            for seed in seeds:
+                s = simulate(texture, noise=noise, n_contaminants=6, seed=seed, defocus_nm=-1.0e6, pixel_size_nm=PIXEL_NM)
+                rows.append(score(s.image, s.mask, texture=texture, noise=noise, seed=seed))
+    import napari_phase
+
+    d = np.load(Path(napari_phase.__file__).parent / "sample_data" / "ltem_skyrmions.npz")
+    rows.append(score(d["image"], d["mask_true"], texture="bundled sample (skyrmions)", noise=0.3, seed=1))
+    _log(f"detector: {len(rows)} images")
+    return rows
+
+
+def _detector_md(rows: list[dict]) -> list[str]:
+    out = ["| texture | noise | seeds | IoU detector (mean, min–max) | IoU threshold (mean) | s/image |", "|---|---|---|---|---|---|"]
+    keys = []
+    for r in rows:
+        if (r["texture"], r["noise"]) not in keys:
+            keys.append((r["texture"], r["noise"]))
+    for tex, nz in keys:
+        sel = [r for r in rows if r["texture"] == tex and r["noise"] == nz]
+        d = [r["iou_detector"] for r in sel]
+        out.append(f"| {tex} | {nz:.0%} | {','.join(str(r['seed']) for r in sel)} | {np.mean(d):.3f} ({min(d):.2f}–{max(d):.2f}) | "
+                   f"{np.mean([r['iou_threshold'] for r in sel]):.3f} | {np.mean([r['seconds'] for r in sel]):.2f} |")
+    out += ["", "Target (issue 8): IoU ≥ 0.7 at 30 % and 50 % noise and on the bundled sample.", ""]
+    return out
+
+
 def _contaminant_md(rows: list[dict]) -> list[str]:
     if not rows:
         return []
@@ -513,6 +559,12 @@ def markdown(quick: bool = False, device: str = "auto", only=PARTS, raw: dict | 
                   "Fixed thread counts vs the measured choice (`threads.ThreadTuner`), idle and with competing busy "
                   "processes started by the benchmark. Other users' jobs on a shared machine add to the load: compare "
                   "rows of one run only.", ""] + _busy_md(rows)
+    if "detector" in only:
+        rows = bench_detector(quick, device)
+        raw["detector"] = rows
+        lines += ["### Contaminant detector (\"Suggest mask\", −1 mm, 6 particles)", "",
+                  "IoU of `ltem.detect.suggest_contaminant_mask` (multi-scale features + a small MLP trained on simulations, "
+                  "seeds 1000+) and of the automatic threshold mask with the true particle mask.", ""] + _detector_md(rows)
     lines.append(f"_Benchmark wall time: {(time.perf_counter() - t0) / 60:.1f} min._")
     lines.append("")
     return "\n".join(lines)

@@ -5,6 +5,10 @@ then corrects the mask with napari's own brush and eraser ("Edit mask (brush)" p
 layer in paint mode). The resulting Labels layer ("contaminant mask", 1 = contaminant,
 0 = film) is what the SIPRAD panel's amplitude mode "mask" uses.
 
+"Suggest mask" fills the same layer from the contaminant detector
+(:func:`napari_phase.ltem.detect.suggest_contaminant_mask`, which tells particles from dark
+skyrmion cores by their flux deficit and shape), off the main thread; the brush corrects it.
+
 :func:`threshold_mask` wraps the science (:mod:`napari_phase.ltem.mask`). For a time series
 (T, Y, X) the frame shown in the viewer is thresholded and the mask is 2-D (contaminants sit on the
 film and are the same in every frame; the panel accepts a 2-D mask for a series).
@@ -65,8 +69,12 @@ class MaskTool(QWidget):
 
     mask_changed = Signal(object)
 
-    def __init__(self, viewer, get_image_layer: Callable[[], object], parent: QWidget | None = None, debounce_ms: int = 120) -> None:
+    def __init__(self, viewer, get_image_layer: Callable[[], object], parent: QWidget | None = None, debounce_ms: int = 120,
+                 get_optics: Callable[[], dict] | None = None) -> None:
         super().__init__(parent)
+        # {"pixel_size_nm", "defocus_nm", "voltage_kv"} for the detector (the SIPRAD panel's fields)
+        self._get_optics = get_optics
+        self._worker = None
         self.viewer = viewer
         self._get_image_layer = get_image_layer
         self._layer = None
@@ -93,6 +101,10 @@ class MaskTool(QWidget):
         self.edit_button = QPushButton("Edit mask (brush)")
         self.edit_button.setToolTip("Select the mask layer in paint mode: paint adds contaminant, E = eraser, P = paint, [ ] = brush size")
         self.edit_button.clicked.connect(self.edit_mask)
+        self.suggest_button = QPushButton("Suggest mask")
+        self.suggest_button.setToolTip("Detect the contaminant particles (absorbing: a local loss of intensity, unlike the magnetic contrast) "
+                                       "and put them in the mask; uses the pixel size and defocus above. Correct it with the brush.")
+        self.suggest_button.clicked.connect(self.suggest_mask)
         self.clear_button = QPushButton("Clear")
         self.clear_button.setToolTip("Empty the mask (e.g. to paint it by hand)")
         self.clear_button.clicked.connect(self.clear_mask)
@@ -107,6 +119,7 @@ class MaskTool(QWidget):
         form.addRow("smoothing σ", self.smooth)
         form.addRow("min. particle", self.min_size)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.suggest_button)
         buttons.addWidget(self.edit_button)
         buttons.addWidget(self.clear_button)
         layout = QVBoxLayout(self)
@@ -198,6 +211,65 @@ class MaskTool(QWidget):
             self.info.setText("Cannot threshold this layer; give a 2-D image or a (T, Y, X) series.")
             return None
         mask = threshold_mask(_current_frame(self.viewer, layer), self.threshold, below=self.below, smooth_px=self.smooth.value(), min_size_px=self.min_size.value())
+        what = "darker" if self.below else "brighter"
+        return self._write_mask(mask, f"({what} than {self.threshold:.4g})", "moving the slider again replaces brush edits.")
+
+    def suggest_mask(self):
+        """Run the contaminant detector on the shown frame (in a worker thread); the result fills the
+        mask layer like the slider does. Returns the worker (None if nothing was started)."""
+        from ..jobs import InputError
+        from . import _runner
+
+        layer = self._image_layer
+        if layer is None or getattr(layer, "rgb", False) or _image_data(layer).ndim not in (2, 3):
+            _runner.warn("Suggest mask needs a 2-D grayscale image or a (T, Y, X) series.")
+            return None
+        if self._worker is not None:
+            return None  # one suggestion at a time
+        optics = dict(self._get_optics()) if self._get_optics is not None else {}
+        if "pixel_size_nm" not in optics:
+            scale = float(list(layer.scale)[-1])
+            optics["pixel_size_nm"] = scale if scale != 1.0 else 5.0
+        optics.setdefault("defocus_nm", -1.0e6)
+        frame = np.asarray(_current_frame(self.viewer, layer))
+        from napari.qt.threading import create_worker
+
+        from ..ltem.detect import suggest_contaminant_mask
+
+        def detect():  # errors come back as values: shown as a notification, never raised in Qt's loop
+            try:
+                return suggest_contaminant_mask(frame, **{k: float(v) for k, v in optics.items()}), None
+            except Exception as exc:  # noqa: BLE001
+                return None, exc
+
+        worker = create_worker(detect, _start_thread=False)
+
+        def done(outcome):
+            mask, exc = outcome
+            if exc is not None:
+                msg = str(exc) if isinstance(exc, InputError) else f"the detector failed: {exc!r}"
+                self.info.setText(f"Suggest mask: {msg}")
+                _runner.warn(f"Suggest mask: {msg}")
+                return
+            self._write_mask(np.asarray(mask, np.uint8), "suggested by the detector", "Suggest mask or the slider replace brush edits.")
+
+        def finished():
+            self._worker = None
+            self.suggest_button.setEnabled(True)
+
+        worker.returned.connect(done)
+        worker.finished.connect(finished)
+        self._worker = worker
+        self.suggest_button.setEnabled(False)
+        self.info.setText("Detecting contaminant particles…")
+        worker.start()
+        return worker
+
+    def _write_mask(self, mask: np.ndarray, how: str, hint: str):
+        """Put ``mask`` (uint8, 1 = contaminant) in the "contaminant mask" Labels layer."""
+        layer = self._image_layer
+        if layer is None:
+            return None
         target = self.mask_layer
         if target is not None and target.data.shape != mask.shape:
             target = None  # image changed shape: make a fresh layer below
@@ -235,9 +307,8 @@ class MaskTool(QWidget):
         from scipy import ndimage as ndi
 
         n = ndi.label(mask)[1]
-        what = "darker" if self.below else "brighter"
-        self._summary = f"{n} particle(s), {frac:.1f} % of the image ({what} than {self.threshold:.4g})."
-        self.info.setText(self._summary + " Fix it with 'Edit mask (brush)'; moving the slider again replaces brush edits.")
+        self._summary = f"{n} particle(s), {frac:.1f} % of the image {how}."
+        self.info.setText(self._summary + f" Fix it with 'Edit mask (brush)'; {hint}")
         self.mask_changed.emit(target)
         return target
 
