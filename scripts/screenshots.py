@@ -115,8 +115,13 @@ def main(argv=None) -> int:
     tool = panel.mask_tool
     tool.smooth.setValue(3.0)
     tool.min_size.setValue(20)
-    tool.set_threshold(0.28)
-    tool.update_mask()
+    worker = tool.suggest_mask()  # the detector's suggestion ("Suggest mask"), then brush mode
+    t_end = time.time() + 60
+    while worker is not None and tool._worker is not None and time.time() < t_end:
+        _process(0.1)
+    if tool.mask_layer is None:  # detector unavailable: the threshold slider as before
+        tool.set_threshold(0.28)
+        tool.update_mask()
     tool.edit_mask()
     _process(0.5)
     from qtpy.QtWidgets import QScrollArea

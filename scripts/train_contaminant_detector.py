@@ -1,6 +1,6 @@
 """Train the contaminant detector's small MLP (napari_phase.ltem.detect) on the project's simulations.
 
-Reproduce: ``.venv/bin/python scripts/train_contaminant_detector.py`` (1 torch thread, ~2 min on a
+Reproduce: ``.venv/bin/python scripts/train_contaminant_detector.py`` (1 torch thread, ~3 min on a
 shared CPU). Writes ``src/napari_phase/models/contaminant_detector.json`` (weights, feature
 standardisation, training card). Training seeds 1000+ (never the test/benchmark seeds 0-99 or the
 bundled sample's seed 1 with its own texture draw).
@@ -45,7 +45,7 @@ def make_set(n_per_texture: int, seed0: int, rng: np.random.Generator, bg_per_im
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
 
 
-def main(out: Path = WEIGHTS, n_per_texture: int = 24, steps: int = 6000, seed: int = 0) -> dict:
+def main(out: Path = WEIGHTS, n_per_texture: int = 100, steps: int = 12000, seed: int = 0) -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

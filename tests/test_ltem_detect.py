@@ -40,18 +40,18 @@ def scores():
 
 @pytest.mark.parametrize("noise", [0.3, 0.5])
 def test_iou_on_fresh_simulations(scores, noise):
-    # measured (seeds 20, 21): mean 0.58 at 30 %, 0.55 at 50 %; every image >= 0.40
+    # measured (seeds 20, 21, shipped weights): mean 0.656 at 30 %, 0.600 at 50 %; every image >= 0.49
     det = [v[0] for k, v in scores.items() if k[0] == noise]
     base = [v[1] for k, v in scores.items() if k[0] == noise]
-    assert np.mean(det) >= 0.50, det
-    assert min(det) >= 0.33, det
+    assert np.mean(det) >= {0.3: 0.62, 0.5: 0.56}[noise], det
+    assert min(det) >= 0.42, det
     assert np.mean(det) >= np.mean(base) + 0.2, (det, base)
 
 
 def test_iou_on_bundled_sample():
     d = np.load(SAMPLE)
     got = iou(_detect(d["image"]), d["mask_true"])
-    assert got >= 0.62, got  # measured 0.673; the automatic threshold: 0.27
+    assert got >= 0.65, got  # measured 0.689; the automatic threshold: 0.27
     assert iou(_baseline(d["image"]), d["mask_true"]) < got - 0.3
 
 
@@ -126,7 +126,7 @@ def test_suggest_mask_button_fills_labels(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: MASK_LAYER_NAME in viewer.layers and tool._worker is None, timeout=20000)
     layer = viewer.layers[MASK_LAYER_NAME]
     assert type(layer).__name__ == "Labels" and list(layer.scale) == [5.0, 5.0]
-    assert iou(layer.data == 1, d["mask_true"]) >= 0.62
+    assert iou(layer.data == 1, d["mask_true"]) >= 0.65
     assert tool.suggest_button.isEnabled() and "particle" in tool.info.text()
     assert panel.amplitude.currentText() == "mask" and panel.mask_combo.current_layer() == layer
     tool.edit_mask()  # the brush edits the suggested layer

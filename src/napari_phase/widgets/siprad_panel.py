@@ -270,7 +270,7 @@ class SipradPanel(QWidget):
 
         self.mask_tool = MaskTool(napari_viewer, self.image_combo.current_layer, get_optics=lambda: {
             k: v for k, v in self.parameters().items() if k in ("pixel_size_nm", "defocus_nm", "voltage_kv")})
-        self.mask_section = QCollapsible("Contaminant mask (threshold + brush)")
+        self.mask_section = QCollapsible("Contaminant mask (suggest, threshold, brush)")
         self.mask_section.addWidget(self.mask_tool)
         self.mask_section.collapse(animate=False)
 
