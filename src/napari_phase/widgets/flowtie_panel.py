@@ -20,12 +20,10 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QFrame,
     QGroupBox,
     QLabel,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -35,6 +33,9 @@ from ..jobs import InputError
 from ..result import PhaseResult
 from . import _runner
 from ._layers import _geometry, _metadata, _robust_limits, add_or_update, layer_name, result_to_layers
+from ._form import device_choices as _device_choices
+from ._form import scrolling_panel, set_row_visible as _set_row_visible
+from ._form import spin as _spin, tidy_form as _tidy_form
 from ._runner import JobRunner, LayerCombo
 
 logger = logging.getLogger(__name__)
@@ -209,15 +210,7 @@ class FlowTIEPanel(QWidget):
         lay.addWidget(self.runner)
         lay.addWidget(self.result_info)
         lay.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
-        self.setMinimumWidth(340)
+        scrolling_panel(self, content)
         for combo in self.findChildren(QComboBox):
             combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
@@ -391,35 +384,8 @@ class FlowTIEPanel(QWidget):
         self.input_info.setStyleSheet("color: #e07050;" if bad else "")
 
 
-def _spin(value, lo, hi, decimals, step, tooltip) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setDecimals(decimals)
-    box.setRange(lo, hi)
-    box.setSingleStep(step)
-    box.setValue(value)
-    box.setToolTip(tooltip)
-    box.setKeyboardTracking(False)
-    return box
 
 
-def _tidy_form(form: QFormLayout) -> None:
-    form.setContentsMargins(6, 4, 6, 4)
-    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-    form.setLabelAlignment(Qt.AlignRight | Qt.AlignVCenter)
 
 
-def _set_row_visible(form: QFormLayout, field: QWidget, visible: bool) -> None:
-    label = form.labelForField(field)
-    if label is not None:
-        label.setVisible(visible)
-    field.setVisible(visible)
 
-
-def _device_choices() -> list[str]:
-    try:
-        from ..jobs import available_devices
-
-        found = [d for d in available_devices() if d != "cpu"]
-    except Exception:  # noqa: BLE001
-        found = []
-    return ["auto", *found, "cpu"]

@@ -19,7 +19,6 @@ import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -35,6 +34,9 @@ from ..result import PhaseResult
 from .. import validate
 from . import _runner
 from ._layers import add_or_update, result_to_layers
+from ._form import device_choices as _device_choices
+from ._form import set_row_visible as _set_row_visible
+from ._form import spin as _spin, tidy_form as _tidy_form
 from ._runner import JobRunner, LayerCombo
 from .mask_tool import MASK_LAYER_NAME, MaskTool
 
@@ -591,39 +593,3 @@ def _result_summary(result: PhaseResult, label: str) -> str:
     if hidden:
         text += ". Also in the layer list (click the eye): " + ", ".join(hidden)
     return text + "."
-
-
-# --------------------------------------------------------------------------- small Qt helpers
-def _spin(value: float, lo: float, hi: float, decimals: int, step: float, tooltip: str) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setDecimals(decimals)
-    box.setRange(lo, hi)
-    box.setSingleStep(step)
-    box.setValue(value)
-    box.setToolTip(tooltip)
-    box.setKeyboardTracking(False)
-    return box
-
-
-def _tidy_form(form: QFormLayout) -> None:
-    form.setContentsMargins(6, 4, 6, 4)
-    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-    form.setLabelAlignment(Qt.AlignRight | Qt.AlignVCenter)
-    form.setRowWrapPolicy(QFormLayout.DontWrapRows)
-
-
-def _set_row_visible(form: QFormLayout, field: QWidget, visible: bool) -> None:
-    label = form.labelForField(field)
-    if label is not None:
-        label.setVisible(visible)
-    field.setVisible(visible)
-
-
-def _device_choices() -> list[str]:
-    try:
-        from ..jobs import available_devices
-
-        found = [d for d in available_devices() if d != "cpu"]
-    except Exception:  # noqa: BLE001 - torch missing or broken: CPU only
-        found = []
-    return ["auto", *found, "cpu"]

@@ -15,7 +15,6 @@ The 4-D layer itself is hidden once the virtual image stands in for it. No scien
 from __future__ import annotations
 
 import logging
-import math
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,8 @@ from ..jobs import InputError, Progress
 from ..result import PhaseResult
 from . import _runner
 from ._layers import add_or_update, result_to_layers
+from ._form import device_choices as _device_choices
+from ._form import set_row_visible as _set_row_visible
 from ._runner import JobRunner, LayerCombo
 
 logger = logging.getLogger(__name__)
@@ -680,18 +681,4 @@ def _as_result_job(job, out: Path):
     return PhaseResult({}, 1.0, "Å", metadata=meta)
 
 
-def _set_row_visible(form: QFormLayout, field: QWidget, visible: bool) -> None:
-    label = form.labelForField(field)
-    if label is not None:
-        label.setVisible(visible)
-    field.setVisible(visible)
 
-
-def _device_choices() -> list[str]:
-    try:
-        from ..jobs import available_devices
-
-        found = [d for d in available_devices() if d != "cpu"]
-    except Exception:  # noqa: BLE001
-        found = []
-    return ["auto", *found, "cpu"]

@@ -26,7 +26,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -35,7 +34,8 @@ from ..jobs import InputError
 from . import _runner
 from ._layers import add_or_update, result_to_layers
 from ._runner import JobRunner, LayerCombo
-from .siprad_panel import _spin, _tidy_form, pixel_size_from_layer
+from ._form import scrolling_panel, spin as _spin, tidy_form as _tidy_form
+from .siprad_panel import pixel_size_from_layer
 
 HELP = (
     "<b>1</b> the series as one stack layer, most under-focused first, in-focus in the middle "
@@ -205,15 +205,7 @@ class TieSeriesPanel(QWidget):
         lay.addWidget(self.result_info)
         lay.addWidget(self.ovf_section)
         lay.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
-        self.setMinimumWidth(340)
+        scrolling_panel(self, content)
 
         self.use_flip.toggled.connect(self._update_enabled)
         self.align.toggled.connect(self._update_enabled)
