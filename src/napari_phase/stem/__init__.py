@@ -25,12 +25,19 @@ from .disc import DiscFit, detect_disc
 from .ssb import ssb, ssb_job
 
 
-def cnn(data: Any, **kwargs: Any):
+def cnn(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, scan_step_a: float | None,
+        detector_mrad_per_px: float | None, oversample: int = 2, model: str = "default", device: str = "auto",
+        client=None, **kwargs: Any):
     """The 4D-STEM CNN (airpi): exit waves from 3x3 kernels of patterns, stitched into the phase
-    object. See :func:`napari_phase.stem.airpi.cnn` for the parameters."""
+    object (rad) on a grid of scan_step/oversample Å whose origin is the first scan position.
+    ``model``: "default" (shipped) or a fine-tuned ``.pt`` path; ``client``: a dask.distributed
+    client to reconstruct row blocks on a cluster. Other options: :func:`napari_phase.stem.airpi.cnn`
+    (imported on first use: torch loads only when the CNN runs)."""
     from .airpi import cnn as _cnn
 
-    return _cnn(data, **kwargs)
+    return _cnn(data, energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,
+                detector_mrad_per_px=detector_mrad_per_px, oversample=oversample, model=model,
+                device=device, client=client, **kwargs)
 
 
 def cnn_job(data: Any, **kwargs: Any):
