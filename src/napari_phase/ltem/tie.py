@@ -14,35 +14,9 @@ from ..jobs import run_job
 from .series import tie_series_job
 
 
-def tie_job(
-    stack,
-    *,
-    pixel_size_nm: float,
-    defocus_step_nm: float | None = None,
-    defocus_nm=None,
-    flipped=None,
-    flip_axis: str = "x",
-    align: bool = False,
-    voltage_kv: float = 200.0,
-    qc_per_nm: float | None = None,
-    pad: bool = True,
-    **options,
-):
-    """TIE as a job: yields :class:`~napari_phase.jobs.Progress`, returns a PhaseResult.
-    Same arguments as :func:`tie`. Cancellation propagates JobCancelled (nothing to return)."""
-    return tie_series_job(
-        stack,
-        pixel_size_nm=pixel_size_nm,
-        defocus_step_nm=defocus_step_nm,
-        defocus_nm=defocus_nm,
-        flipped=flipped,
-        flip_axis=flip_axis,
-        align=align,
-        voltage_kv=voltage_kv,
-        qc_per_nm=qc_per_nm,
-        pad=pad,
-        **options,
-    )
+#: TIE as a job (yields :class:`~napari_phase.jobs.Progress`, returns a PhaseResult); the same
+#: arguments as :func:`tie`. Cancellation propagates JobCancelled (nothing to return).
+tie_job = tie_series_job
 
 
 def tie(
@@ -71,8 +45,9 @@ def tie(
     (mirror, rotation within ±``max_rotation_deg``, sub-pixel shift) before solving.
     ``qc_per_nm``: Tikhonov cut-off of the (magnetic or total) phase (None → 0.5/FOV for a series,
     2/FOV for one image; 0 → none); ``pad``: False → periodic solve.
-    ``boundary`` ("free", default: the field is a window of a larger specimen, phase continued
-    with least gradient energy, i.e. constant just outside; "mirror": zero flux at the edges).
+    ``boundary`` ("auto", default: "free" when alignment or a ``roi`` makes the field a window of a
+    larger specimen — phase continued with least gradient energy, i.e. constant just outside —
+    else "mirror": zero flux at the edges).
     ``qc_e_per_nm``: cut-off of the electrostatic phase (None → 2/FOV).
     Options: ``align_rotation`` (True), ``max_rotation_deg`` (10), ``hot_pixel_sigma`` (None:
     off; e.g. 6: replace pixels > 6σ from their 3×3 median), ``roi`` ((y0, y1, x0, x1) px),
@@ -84,7 +59,7 @@ def tie(
     (φ + φflip)/2 (with ``flipped``); ``.bx``, ``.by`` = B·t (T·nm) from ``.phase``.
     """
     return run_job(
-        tie_job(
+        tie_series_job(
             stack,
             pixel_size_nm=pixel_size_nm,
             defocus_step_nm=defocus_step_nm,

@@ -14,7 +14,6 @@ resampling reconstruction uses), a short run at a lower learning rate, saved as 
 from __future__ import annotations
 
 import dataclasses
-import math
 import platform
 import sys
 import time
@@ -28,7 +27,7 @@ from ...jobs import InputError, Progress, run_job
 from ...training import TrainConfig, train_job
 from .data import Ranges, SpecimenSource, make_batch, smooth_random_bank
 from .loss import airpi_loss
-from .model import AirpiNet, build
+from .model import build
 from .preprocess import window_pixel_a
 
 DEFAULT_NAME = "airpi_default"
@@ -40,13 +39,11 @@ GPU_RECIPE = "napari-phase train cnn --device cuda --steps 200000 --batch-size 1
 class Recipe:
     steps: int = 20000
     batch_size: int = 32
-    lr: float = 2e-3
-    lr_final: float = 2e-5
+    lr: float = 2e-3  # decays to lr / 100
     warmup_steps: int = 100
     val_every: int = 250
     checkpoint_every: int = 250
     val_samples: int = 96
-    seed: int = 0
 
 
 def loss_fn(model, batch):
