@@ -81,9 +81,48 @@ def forward_t(net, tri, tie, kappa):
     return flow, phase
 
 
-def predict_net_grid(net, tri_net: np.ndarray, kappa: float, device, tie_phase: np.ndarray | None = None):
+#: the 8 symmetries of the square grid as (transpose, flip y, flip x)
+DIHEDRAL = tuple((t, fy, fx) for t in (False, True) for fy in (False, True) for fx in (False, True))
+
+
+def _to_frame(img, t: bool, fy: bool, fx: bool):
+    """Scalar images (..., H, W) into a transformed frame: flip y, flip x, then transpose."""
+    if fy:
+        img = img.flip(-2)
+    if fx:
+        img = img.flip(-1)
+    return img.transpose(-1, -2) if t else img
+
+
+def _from_frame(img, t: bool, fy: bool, fx: bool):
+    """The inverse of :func:`_to_frame` for scalar images."""
+    if t:
+        img = img.transpose(-1, -2)
+    if fx:
+        img = img.flip(-1)
+    return img.flip(-2) if fy else img
+
+
+def _flow_from_frame(flow, t: bool, fy: bool, fx: bool):
+    """The inverse of :func:`_to_frame` for a gradient field (B, 2, H, W), components (∂y, ∂x):
+    a transpose swaps the components, a flip negates the component along it."""
+    if t:
+        flow = flow.transpose(-1, -2)[:, [1, 0]]
+    if fx:
+        flow = flow.flip(-1) * flow.new_tensor([1.0, -1.0])[:, None, None]
+    if fy:
+        flow = flow.flip(-2) * flow.new_tensor([-1.0, 1.0])[:, None, None]
+    return flow
+
+
+def predict_net_grid(net, tri_net: np.ndarray, kappa: float, device, tie_phase: np.ndarray | None = None,
+                     symmetrize: bool = False):
     """Flow (B, 2, H, W; rad per net px) and phase (B, H, W; rad) of triplets already on the
-    network grid, tri_net (B, 3, H, W) with mean(I0) = 1 (numpy in, torch out)."""
+    network grid, tri_net (B, 3, H, W) with mean(I0) = 1 (numpy in, torch out).
+
+    ``symmetrize``: average the network over the 8 flips/transposes of the grid (each result
+    brought back to the input frame; the physics is invariant under them, the network only
+    approximately), 8× the network time."""
     import torch
 
     tri_net = np.asarray(tri_net, np.float32)
@@ -92,7 +131,14 @@ def predict_net_grid(net, tri_net: np.ndarray, kappa: float, device, tie_phase: 
     tri = torch.as_tensor(tri_net, device=device)
     tie = torch.as_tensor(np.asarray(tie_phase, np.float32), device=device)
     kap = torch.as_tensor(np.broadcast_to(np.asarray(kappa, np.float32), (tri.shape[0],)).copy(), device=device)
-    return forward_t(net, tri, tie, kap)
+    if not symmetrize:
+        return forward_t(net, tri, tie, kap)
+    flows, phases = [], []
+    for g in DIHEDRAL:
+        f, p = forward_t(net, _to_frame(tri, *g), _to_frame(tie, *g), kap)
+        flows.append(_flow_from_frame(f, *g))
+        phases.append(_from_frame(p, *g))
+    return torch.stack(flows).mean(0), torch.stack(phases).mean(0)
 
 
 def tie_phase_net(tri_net: np.ndarray, kappa) -> np.ndarray:
@@ -112,8 +158,10 @@ def tie_phase_net(tri_net: np.ndarray, kappa) -> np.ndarray:
 
 def flowtie_job(triplet, *, defocus_step_nm, pixel_size_a, energy_kev, semiangle_mrad=None, model="default",
                 refine_steps=0, refine_lr=0.01, refine_prior=1.0, weight_continuity=0.1, device="auto", register=False,
-                detector_mrad=None, detector_mrad_per_px=None):
-    """FlowTIE as a job: yields Progress, returns a PhaseResult (phase, flow, metadata)."""
+                detector_mrad=None, detector_mrad_per_px=None, symmetrize=True):
+    """FlowTIE as a job: yields Progress, returns a PhaseResult (phase, flow, metadata).
+    ``symmetrize``: average the network over the 8 flips/transposes of the grid (see
+    :func:`predict_net_grid`)."""
     import torch
 
     clock = Stopwatch()
@@ -143,14 +191,14 @@ def flowtie_job(triplet, *, defocus_step_nm, pixel_size_a, energy_kev, semiangle
         imgs = resample(torch.as_tensor(tri.images[None]), (hn, wn))
         imgs = imgs / imgs[:, 1:2].mean(dim=(-2, -1), keepdim=True)
         yield Progress(1, total, "FlowTIE: network")
-        flow_net, phase_net = predict_net_grid(net, imgs.numpy(), kappa, dev)
+        flow_net, phase_net = predict_net_grid(net, imgs.numpy(), kappa, dev, symmetrize=bool(symmetrize))
         py, px_ = h * tri.pixel_size_a / hn, w * tri.pixel_size_a / wn  # effective net pixel per axis (Å)
         phase = resample(phase_net[None].cpu().double(), (h, w))[0, 0].numpy()
         flow_n = resample(flow_net.cpu().double(), (h, w))[0].numpy()
         flow = np.stack([flow_n[0] / py, flow_n[1] / px_]).astype(np.float32)
     phase = phase - phase.mean()
     params = {"semiangle_mrad": alpha, "net_pixel_a": p_net, "net_shape": [hn, wn], "kappa": kappa,
-              "refine_steps": refine_steps, **model_info}
+              "refine_steps": refine_steps, "symmetrize": bool(symmetrize), **model_info}
     method = "FlowTIE"
     extra = {}
     yield Progress(2, total, "FlowTIE: flow integrated")
@@ -171,7 +219,8 @@ def flowtie(triplet, *, defocus_step_nm: float, pixel_size_a: float, energy_kev:
     """FlowTIE phase of a (3, H, W) triplet ordered (−dz, 0, +dz) (or three 4D-STEM scans, see
     :func:`.triplet.prepare_triplet`). ``defocus_step_nm`` dz > 0, ``pixel_size_a`` Å, ``energy_kev``,
     ``semiangle_mrad`` the objective (probe) aperture (None: the data are taken as sampled at
-    1/(4 q_ap)). ``model``: "default", a .pt path or a module. Returns a PhaseResult: ``phase``
+    1/(4 q_ap)). ``model``: "default", a .pt path or a module. ``symmetrize`` (default True):
+    the network's answer averaged over the 8 flips/transposes of the grid (8× its time). Returns a PhaseResult: ``phase``
     (rad), ``flow`` (2, H, W; ∇φ in rad/Å), ``metadata``. Any H, W and pixel size (resampled inside)."""
     return run_job(flowtie_job(triplet, defocus_step_nm=defocus_step_nm, pixel_size_a=pixel_size_a, energy_kev=energy_kev,
                                semiangle_mrad=semiangle_mrad, model=model, refine_steps=refine_steps, device=device, **kwargs))
