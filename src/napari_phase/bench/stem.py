@@ -77,11 +77,15 @@ def with_dose(intensity: np.ndarray, dose: float | None, seed: int) -> np.ndarra
     return rng.poisson(intensity.astype(np.float64) * dose * STEP_A * STEP_A).astype(np.float32)
 
 
-def truth_on_grid(phase: np.ndarray, phase_px_a: float, shape: tuple[int, int], pixel_a: float) -> np.ndarray:
-    """The true phase (pixel (0, 0) at the first scan position) sampled at a grid of ``pixel_a``."""
+def truth_on_grid(phase: np.ndarray, phase_px_a: float, shape: tuple[int, int], pixel_a: float,
+                  origin_a=(0.0, 0.0)) -> np.ndarray:
+    """The true phase sampled at a grid of ``pixel_a`` whose pixel (0, 0) lies at ``origin_a`` (y, x, Å)
+    from the first scan position (the simulation's ``phase[0, 0]``)."""
     from scipy import ndimage
 
-    yy, xx = np.indices(shape, dtype=np.float64) * (pixel_a / phase_px_a)
+    yy, xx = np.indices(shape, dtype=np.float64) * pixel_a
+    yy = (yy + float(origin_a[0])) / phase_px_a
+    xx = (xx + float(origin_a[1])) / phase_px_a
     return ndimage.map_coordinates(phase.astype(np.float64), [yy, xx], order=1, mode="nearest")
 
 
@@ -136,11 +140,27 @@ def _methods(device: str) -> dict:
     return out
 
 
+PY4DSTEM_PTYCHO_ITER = 20
+
+
 def _py4dstem_methods() -> dict:
-    """py4DSTEM 0.14 DPC and single-slice ptychography on the same data (only with [compare])."""
+    """py4DSTEM 0.14 on the same data (only with the ``[compare]`` extra; never imported by the core).
+
+    DPC (iterative CoM integration), SSB and WDD (``DirectPtychography``, one process) and
+    single-slice ptychography (20 iterations of the default full-batch gradient descent, and 20
+    of mini-batch gradient descent with 64 patterns per batch). The scan rotation is forced to
+    0° without transpose, as for our iCoM/SSB/CNN rows (the simulation has none). py4DSTEM's
+    axes are (Rx, Ry, Qx, Qy); our (scan_y, scan_x, ky, kx) maps onto them one to one, so its
+    "x" is our y and no transpose is needed. ``metadata["origin_a"]`` = (y, x) of pixel (0, 0)
+    relative to the first scan position (ptychography crops its object at the floor of the
+    first probe position in pixels).
+    """
     import py4DSTEM
 
     from napari_phase.result import PhaseResult
+
+    energy_ev = ENERGY_KEV * 1e3
+    com = dict(plot_center_of_mass=False, plot_rotation=False, force_com_rotation=0.0, force_com_transpose=False)
 
     def datacube(d):
         dc = py4DSTEM.DataCube(data=np.asarray(d, dtype=np.float32))
@@ -150,35 +170,58 @@ def _py4dstem_methods() -> dict:
         dc.calibration.set_Q_pixel_units("mrad")
         return dc
 
+    def result(phase, pixel_a, label, origin_a=(0.0, 0.0)):
+        return PhaseResult({"phase": np.asarray(phase, np.float32)}, float(pixel_a), "Å",
+                           metadata={"method": label, "py4DSTEM": py4DSTEM.__version__, "origin_a": tuple(float(v) for v in origin_a)})
+
     def dpc(d):
-        p = py4DSTEM.process.phase.DPC(datacube=datacube(d), energy=ENERGY_KEV * 1e3, verbose=False)
-        p = p.preprocess(plot_center_of_mass=False, plot_rotation=False).reconstruct(progress_bar=False)
-        return PhaseResult({"phase": np.asarray(p.object_phase, np.float32)}, STEP_A, "Å", metadata={"method": "py4DSTEM DPC"})
+        p = py4DSTEM.process.phase.DPC(datacube=datacube(d), energy=energy_ev, verbose=False)
+        p = p.preprocess(**com).reconstruct(progress_bar=False)
+        return result(p.object_phase, STEP_A, "py4DSTEM DPC")
 
-    def ptycho(d):
-        p = py4DSTEM.process.phase.SingleslicePtychography(datacube=datacube(d), energy=ENERGY_KEV * 1e3,
-                                                           semiangle_cutoff=SEMIANGLE_MRAD, device="cpu", verbose=False)
-        p = p.preprocess(plot_center_of_mass=False, plot_rotation=False, plot_probe_overlaps=False)
-        p = p.reconstruct(num_iter=20, progress_bar=False)
-        obj = np.angle(np.asarray(p.object_cropped))
-        return PhaseResult({"phase": obj.astype(np.float32)}, float(p.sampling[0]), "Å", metadata={"method": "py4DSTEM ptycho"})
+    def direct(cls, **kw):
+        def run(d):
+            p = getattr(py4DSTEM.process.phase, cls)(datacube=datacube(d), energy=energy_ev,
+                                                     semiangle_cutoff=SEMIANGLE_MRAD, verbose=False)
+            p = p.preprocess(plot_overlap_trotters=False, **com).reconstruct(num_jobs=1, progress_bar=False, **kw)
+            return result(np.angle(np.asarray(p.object)), STEP_A, f"py4DSTEM {cls}")
+        return run
 
-    return {"py4DSTEM DPC": dpc, "py4DSTEM ptycho (20 it.)": ptycho}
+    def ptycho(batch):
+        def run(d):
+            p = py4DSTEM.process.phase.SingleslicePtychography(datacube=datacube(d), energy=energy_ev,
+                                                               semiangle_cutoff=SEMIANGLE_MRAD, device="cpu", verbose=False)
+            p = p.preprocess(plot_probe_overlaps=False, **com)
+            p = p.reconstruct(num_iter=PY4DSTEM_PTYCHO_ITER, max_batch_size=batch, seed_random=0 if batch else None,
+                              progress_bar=False)
+            px = np.asarray(p.sampling, dtype=np.float64)
+            first = np.asarray(p._positions_px, dtype=np.float64).min(axis=0)  # the first probe position, px
+            origin = (np.floor(first) - first) * px  # pixel (0, 0) of object_cropped vs the first position, Å
+            return result(np.angle(np.asarray(p.object_cropped)), px[0], "py4DSTEM ptychography", origin)
+        return run
+
+    it = PY4DSTEM_PTYCHO_ITER
+    return {"py4DSTEM DPC": dpc, "py4DSTEM SSB": direct("SSB"), "py4DSTEM WDD": direct("WDD", relative_wiener_epsilon=0.01),
+            f"py4DSTEM ptycho ({it} it. GD)": ptycho(None), f"py4DSTEM ptycho ({it} it. GD, batch 64)": ptycho(64)}
 
 
-def bench_accuracy(quick: bool, device: str) -> list[dict]:
-    scan = 32 if quick else 64
+def bench_accuracy(quick: bool, device: str, *, structures=None, doses=None, scan: int | None = None,
+                   only=None) -> list[dict]:
+    """Rows of xc/FRC/time per (structure, dose, method); ``only``: method labels to keep (substring match)."""
+    scan = (32 if quick else 64) if scan is None else int(scan)
     phonons = 1 if quick else 4
     methods = _methods(device)
+    if only:
+        methods = {k: v for k, v in methods.items() if any(o.lower() in k.lower() for o in only)}
     rows = []
     from napari_phase.physics.optics import electron_wavelength_a
 
     two_alpha = 2 * SEMIANGLE_MRAD * 1e-3 / electron_wavelength_a(ENERGY_KEV)  # 1/Å
-    for name in STRUCTURES:
+    for name in (STRUCTURES if structures is None else structures):
         t0 = time.perf_counter()
         sim = simulate(name, scan, phonons)
         _log(f"simulated {name} {scan}² scan in {time.perf_counter() - t0:.1f} s")
-        for dose in DOSES:
+        for dose in (DOSES if doses is None else doses):
             data = with_dose(sim.data, dose, seed=1)
             for label, fn in methods.items():
                 t1 = time.perf_counter()
@@ -189,7 +232,8 @@ def bench_accuracy(quick: bool, device: str) -> list[dict]:
                     continue
                 dt = time.perf_counter() - t1
                 px = res.pixel_size_a
-                truth = truth_on_grid(sim.phase, sim.phase_pixel_size_a, res.phase.shape, px)
+                truth = truth_on_grid(sim.phase, sim.phase_pixel_size_a, res.phase.shape, px,
+                                      res.metadata.get("origin_a", (0.0, 0.0)))
                 from napari_phase.physics.metrics import xc
 
                 crop = int(round(CROP * STEP_A / px))
@@ -249,19 +293,20 @@ def _fmt(v, nd=3):
     return "–" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
 
 
-def markdown(quick: bool = False, device: str = "auto", raw: dict | None = None) -> str:
+def markdown(quick: bool = False, device: str = "auto", raw: dict | None = None, *, structures=None, doses=None,
+             scan: int | None = None, only=None, memory: bool = True) -> str:
     import torch
 
     from napari_phase.bench import machine_description
 
     raw = {} if raw is None else raw
     t0 = time.perf_counter()
-    rows = bench_accuracy(quick, device)
-    mem = bench_memory(quick)
+    rows = bench_accuracy(quick, device, structures=structures, doses=doses, scan=scan, only=only)
+    mem = bench_memory(quick) if memory else []
     raw.update(accuracy=rows, memory=mem)
-    scan = 32 if quick else 64
+    scan = (32 if quick else 64) if scan is None else int(scan)
     structures_text = ", ".join(f"{k} [{''.join(str(i) for i in v['zone_axis'])}] {v['thickness_a']:g} Å"
-                                for k, v in STRUCTURES.items())
+                                for k, v in STRUCTURES.items() if structures is None or k in structures)
     lines = [
         "## 4D-STEM: CNN, iCoM, SSB", "",
         f"`napari-phase bench{' --quick' if quick else ''}` (section `stem`) on {time.strftime('%Y-%m-%d')}; machine: "
@@ -280,9 +325,18 @@ def markdown(quick: bool = False, device: str = "auto", raw: dict | None = None)
     if not _cnn_available():
         lines += ["No trained CNN model is shipped in this installation yet: CNN rows are missing.", ""]
     try:
-        import py4DSTEM  # noqa: F401
+        import py4DSTEM
     except Exception:  # noqa: BLE001
         lines += ["py4DSTEM (the optional `[compare]` extra) is not installed here: no DPC/ptychography rows.", ""]
+    else:
+        lines += [f"py4DSTEM {py4DSTEM.__version__} rows (the `[compare]` extra) on the same arrays in the same run: "
+                  "DPC (its iterative CoM integration), SSB and WDD (`DirectPtychography`, `num_jobs=1`, WDD "
+                  "`relative_wiener_epsilon=0.01`), single-slice ptychography "
+                  f"{PY4DSTEM_PTYCHO_ITER} iterations of gradient descent, full batch (its default) and batches of 64; "
+                  "scan rotation forced to 0° (as ours), everything else py4DSTEM's defaults. Ptychography's pixel is "
+                  "λ/(64·1.25 mrad) = 0.246 Å and its grid origin is offset from the first scan position by the "
+                  "sub-pixel part of the first probe position, which the truth sampling follows. "
+                  "Times include py4DSTEM's preprocessing.", ""]
     lines += ["| structure | dose (e/Å²) | method | xc | FRC (1/Å) | FRC / 2α | std ratio | time (s) | patterns/s |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -292,6 +346,9 @@ def markdown(quick: bool = False, device: str = "auto", raw: dict | None = None)
             continue
         lines.append(f"| {r['structure']} | {dose} | {r['method']} | {r['xc']:.3f} | {r['frc_inv_a']:.2f} | "
                      f"{r['frc_vs_2alpha']:.2f} | {r['phase_std_ratio']:.2f} | {r['time_s']:.2f} | {r['patterns_per_s']:.0f} |")
+    if not mem:
+        lines += ["", f"Section run time {time.perf_counter() - t0:.0f} s.", ""]
+        return "\n".join(lines)
     lines += ["", "### Streaming a memory-mapped scan (iCoM, SSB)", "",
               "uint16 patterns in a memory-mapped .npy read in blocks of 16 MB (float32); peak = tracemalloc peak of "
               "numpy allocations during the call. SSB *accumulate* holds the sparse trotter weights (∝ scan area) and one "
@@ -310,8 +367,21 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="write the section to this markdown file (default: print it)")
+    p.add_argument("--structures", default=None, help=f"comma-separated subset of {','.join(STRUCTURES)}")
+    p.add_argument("--doses", default=None, help="comma-separated doses in e/Å² ('inf' = noise-free)")
+    p.add_argument("--scan", type=int, default=None, help="scan positions per side (default 32 quick, 64 full)")
+    p.add_argument("--only", default=None, help="comma-separated method labels to run (substring match, e.g. CNN,iCoM,py4DSTEM)")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory-mapped streaming table")
     args = p.parse_args(argv)
-    text = markdown(args.quick, args.device)
+    structures = None if args.structures is None else [s.strip() for s in args.structures.split(",") if s.strip()]
+    for s in structures or ():
+        if s not in STRUCTURES:
+            p.error(f"unknown structure {s!r}; choose from {', '.join(STRUCTURES)}")
+    doses = None if args.doses is None else [None if v.strip().lower() in ("inf", "none", "∞") else float(v)
+                                             for v in args.doses.split(",")]
+    only = None if args.only is None else [v.strip() for v in args.only.split(",") if v.strip()]
+    text = markdown(args.quick, args.device, structures=structures, doses=doses, scan=args.scan, only=only,
+                    memory=not args.no_memory)
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}")
