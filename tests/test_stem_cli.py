@@ -116,3 +116,25 @@ def test_cnn_cli_without_a_shipped_model_says_so(scan, tmp_path, capsys):
     assert main(["cnn", str(scan["calibrated"]), "--out", str(tmp_path / "c.h5"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model" in err[0]
+
+
+def test_cnn_cli_threads_option(scan, tmp_path, capsys):
+    import torch
+
+    from napari_phase.models import save_model
+    from napari_phase.stem.airpi import data as airpi_data, model as airpi_model
+
+    torch.manual_seed(0)
+    net = airpi_model.AirpiNet(width=4, depth=2)
+    tiny = save_model(net, {"network": net.config(), "training_ranges": airpi_data.Ranges().as_dict()}, tmp_path, "tiny")
+    small = tmp_path / "small.npz"
+    meta = {"voltage_kv": 300.0, "scan_step_a": scan["step"], "detector_mrad_per_px": scan["det"], "semiangle_mrad": 20.0}
+    np.savez(small, data=scan["data"][:6, :5], metadata_json=json.dumps(meta))
+    out = tmp_path / "cnn.h5"
+    assert main(["cnn", str(small), "--model", str(tiny), "--device", "cpu", "--threads", "1", "--out", str(out),
+                 "--quiet"]) == 0
+    md = load_result(out).metadata
+    assert md["threads"] == 1 and md["thread_tuning"]["tuned"] is False
+    assert main(["cnn", str(small), "--model", str(tiny), "--threads", "0", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "threads must be a positive integer" in err[-1]

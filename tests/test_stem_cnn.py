@@ -355,3 +355,30 @@ def test_cancel_at_the_first_progress_keeps_the_first_block(scan, tiny_model):
     with pytest.raises(StopIteration) as stop:
         job.throw(JobCancelled("x"))
     assert stop.value.value.cancelled  # the first block was done: its rows are kept
+
+
+# ----------------------------------------------------------------------------- CPU threads
+
+
+def test_inference_thread_count_is_measured_and_restored(scan, tiny_model):
+    from napari_phase.threads import default_candidates
+
+    before = torch.get_num_threads()
+    res = cnn(scan.data, **_calib(scan), model=tiny_model, device="cpu", batch_size=4, block_rows=3)
+    tuning = res.metadata["thread_tuning"]
+    assert res.metadata["threads"] in default_candidates()
+    assert tuning["steps"] == 18  # 72 positions in batches of 4 (per block of 3 rows × 8): one step each
+    if len(default_candidates()) > 1:
+        assert tuning["tuned"] and tuning["probes"]
+        assert set(tuning["probes"][0]["step_ms"]) == {str(c) for c in default_candidates()}
+    assert torch.get_num_threads() == before
+    fixed = cnn(scan.data, **_calib(scan), model=tiny_model, device="cpu", batch_size=4, block_rows=3, threads=1)
+    assert fixed.metadata["threads"] == 1 and fixed.metadata["thread_tuning"]["tuned"] is False
+    np.testing.assert_allclose(fixed.phase, res.phase, atol=1e-4)  # the thread count never changes the result
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "two", True])
+def test_bad_thread_count_is_an_input_error(scan, tiny_model, bad):
+    with pytest.raises(InputError, match="threads must be a positive integer"):
+        cnn(scan.data, **_calib(scan), model=tiny_model, device="cpu", threads=bad)

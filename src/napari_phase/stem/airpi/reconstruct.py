@@ -10,6 +10,10 @@ Pipeline per block of scan rows (the block plus a one-row halo is read, nothing 
 4. patches ψout·conj(ψin) are summed into the object grid (stitch.py): pixel = scan step /
    ``oversample``, pixel (0, 0) at the first scan position, positions placed with sub-pixel accuracy.
 
+On the CPU, torch's thread count is measured while the scan runs (threads.ThreadTuner: the first
+batches try 1 … min(cores, 4) threads, the fastest is kept, re-probed every 200 batches or on a 2×
+slowdown; ``threads=`` fixes it); the choice is in ``metadata["thread_tuning"]``.
+
 The accumulators hold only the object (complex) and its weight, so memory is bounded by the block
 and the object grid, whatever the dataset size (numpy, np.memmap or dask input). With a
 ``dask.distributed`` client, blocks of rows (each with its one-row halo) are reconstructed on the
@@ -26,6 +30,7 @@ import torch
 
 from ...jobs import InputError, JobCancelled, Progress, Stopwatch, resolve_device, run_job, with_cpu_fallback
 from ...result import PhaseResult
+from ...threads import ThreadTuner
 from .._data import check_4d, read_rows, rows_per_block, shape_of
 from ..calibration import Calibration
 from .model import build
@@ -97,10 +102,15 @@ class _Setup:
                                  rotation_deg=self.cal.rotation_deg, transpose=self.cal.transpose)
 
 
-def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, r1: int, device, net=None):
+def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, r1: int, device, net=None,
+                      tuner: ThreadTuner | None = None):
     """Object accumulator of scan rows [r0, r1) given ``rows_data`` = scan rows starting at
     ``row0`` that cover the halo (r0 − 1 … r1, clipped). The accumulator covers the object rows
-    the patches of these positions reach; returns (accumulator, its first object row)."""
+    the patches of these positions reach; returns (accumulator, its first object row).
+    ``tuner``: each batch (network + stitching) is one timed step of the thread tuner."""
+    import contextlib
+
+    step = tuner.step if tuner is not None else contextlib.nullcontext
     if net is None:
         net, _ = load_network(setup.model, device)
     ny, nx = setup.shape[:2]
@@ -121,15 +131,16 @@ def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, 
     w = torch.as_tensor(setup.weights, device=device)
     for b0 in range(0, len(rows), setup.batch_size):
         sl = slice(b0, b0 + setup.batch_size)
-        ky = torch.as_tensor(idx[sl, :, 0] - row0, device=device)
-        kx = torch.as_tensor(idx[sl, :, 1], device=device)
-        kern = windows[ky, kx]  # (B,9,N,N)
-        x = torch.cat([standardise(kern, w), pch.expand(kern.shape[0], -1, -1, -1)], dim=1)
-        with torch.no_grad():
-            amp, phase = net(x)
-        psi = torch.polar(amp, phase)
-        pos = torch.as_tensor(np.stack([rows[sl] * os_, cols[sl] * os_], -1), dtype=torch.float64)
-        stitch(acc, psi, probe, pos, r, origin=(top, 0))
+        with step():
+            ky = torch.as_tensor(idx[sl, :, 0] - row0, device=device)
+            kx = torch.as_tensor(idx[sl, :, 1], device=device)
+            kern = windows[ky, kx]  # (B,9,N,N)
+            x = torch.cat([standardise(kern, w), pch.expand(kern.shape[0], -1, -1, -1)], dim=1)
+            with torch.no_grad():
+                amp, phase = net(x)
+            psi = torch.polar(amp, phase)
+            pos = torch.as_tensor(np.stack([rows[sl] * os_, cols[sl] * os_], -1), dtype=torch.float64)
+            stitch(acc, psi, probe, pos, r, origin=(top, 0))
     return acc, top
 
 
@@ -179,21 +190,25 @@ def cnn_job(
     cs_mm: float = 0.0,
     block_rows: int | None = None,
     edge: str = "reflect",
+    threads: int | None = None,
 ):
     """The CNN reconstruction as a job (progress with the growing phase after every block of rows;
     cancel returns the rows done so far). Returns a PhaseResult: ``phase`` (rad) and ``amplitude``
-    on the object grid (pixel = scan step / oversample, Å; origin at the first scan position)."""
+    on the object grid (pixel = scan step / oversample, Å; origin at the first scan position).
+    ``threads``: torch CPU threads; None = measured per batch (threads.ThreadTuner)."""
     shape, cal, oversample = _validate(
         data, energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,
         detector_mrad_per_px=detector_mrad_per_px, oversample=oversample, rotation_deg=rotation_deg,
         transpose=transpose, center=center, defocus_a=defocus_a, cs_mm=cs_mm, batch_size=batch_size)
     if edge not in ("reflect", "replicate"):
         raise InputError(f"edge must be 'reflect' or 'replicate', got {edge!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise InputError(f"threads must be a positive integer or None (measured), got {threads!r}")
     name = _model_name(model)
     _, card = load_network(name, "cpu")  # clear error for an unknown model before any work
 
     def make(dev):
-        return _run(data, shape, cal, oversample, name, card, dev, client, int(batch_size), block_rows, edge)
+        return _run(data, shape, cal, oversample, name, card, dev, client, int(batch_size), block_rows, edge, threads)
 
     return (yield from with_cpu_fallback(make, device))
 
@@ -211,7 +226,7 @@ def _result(setup: _Setup, acc: ObjectAccumulator, card: dict, dev, watch, extra
         "edge_padding": setup.edge, "batch_size": setup.batch_size, "input_shape": list(setup.shape),
         "origin": "first scan position", "rows_done": rows_done, "device": str(dev),
         "runtime_s": watch.elapsed_s, "patterns_per_s": rows_done * setup.shape[1] / max(watch.elapsed_s, 1e-9),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(),  # _run replaces it with the tuner's choice and record
     }
     tr = card.get("training_ranges", {})
     if tr:
@@ -231,7 +246,25 @@ def _result(setup: _Setup, acc: ObjectAccumulator, card: dict, dev, watch, extra
     return PhaseResult({"phase": phase, "amplitude": amp}, pixel_size=setup.pixel_a, pixel_unit="Å", metadata=meta)
 
 
-def _run(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows, edge):
+def _run(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows, edge, threads=None):
+    """The job on one device; on the CPU inside a ThreadTuner (restores the caller's thread count)."""
+    if client is not None:
+        return (yield from _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows,
+                                     edge, None))
+    # inference batches are long (~1 s), so one warm-up and two timed batches per candidate
+    with ThreadTuner.for_device(torch.device(dev), threads, probe_steps=2, warmup_steps=1) as tuner:
+        return (yield from _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows,
+                                     edge, tuner))
+
+
+def _tuned(result: PhaseResult, tuner: ThreadTuner | None) -> PhaseResult:
+    if tuner is not None:
+        result.metadata["threads"] = tuner.threads
+        result.metadata["thread_tuning"] = tuner.summary()
+    return result
+
+
+def _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows, edge, tuner):
     watch = Stopwatch()
     setup = _Setup(cal, shape, oversample, name, batch_size, edge)
     ny = shape[0]
@@ -243,7 +276,7 @@ def _run(data, shape, cal, oversample, name, card, dev, client, batch_size, bloc
     if client is not None:
         yield from _run_distributed(client, data, setup, blocks, acc, total)
         yield Progress(total, total, "CNN: stitched", None)
-        return _result(setup, acc, card, "dask.distributed", watch, {"distributed": True, "blocks": total}, ny)
+        return _result(setup, acc, card, "dask.distributed", watch, {"distributed": True, "blocks": total, "threads": None}, ny)
     net, _ = load_network(name, dev)
     rows_done = 0
     signal = False
@@ -252,18 +285,18 @@ def _run(data, shape, cal, oversample, name, card, dev, client, batch_size, bloc
             h0, h1 = max(0, r0 - 1), min(ny, r1 + 1)
             rows_data = read_rows(data, h0, h1)
             signal = signal or bool(np.abs(rows_data).max() > 0)
-            part, top = _reconstruct_rows(setup, rows_data, h0, r0, r1, dev, net)
+            part, top = _reconstruct_rows(setup, rows_data, h0, r0, r1, dev, net, tuner)
             acc.add(ObjectAccumulator_cpu(part), (top, 0))
             rows_done = r1
-            partial = _result(setup, acc, card, dev, watch, {"partial": True}, rows_done)
+            partial = _tuned(_result(setup, acc, card, dev, watch, {"partial": True}, rows_done), tuner)
             yield Progress(i + 1, total, f"CNN: scan row {r1}/{ny}", partial)
     except JobCancelled:
         if rows_done == 0:
             raise
-        return _result(setup, acc, card, dev, watch, {"cancelled": True}, rows_done)
+        return _tuned(_result(setup, acc, card, dev, watch, {"cancelled": True}, rows_done), tuner)
     if not signal:
         raise InputError(ALL_ZERO)
-    return _result(setup, acc, card, dev, watch, {}, ny)
+    return _tuned(_result(setup, acc, card, dev, watch, {}, ny), tuner)
 
 
 def ObjectAccumulator_cpu(acc: ObjectAccumulator) -> ObjectAccumulator:  # noqa: N802 - tiny helper
