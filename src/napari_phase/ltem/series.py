@@ -45,7 +45,7 @@ from ..physics.optics import electron_wavelength_nm
 from ..validate import as_image, positive
 from . import align as _align
 from ._poisson import inverse_laplacian_kernel, mirror_pad, solve_tie
-from .sitie import _result, check_qc
+from .sitie import AUTO_SOURCE, _result, auto_filter, check_qc, is_auto
 
 #: relative ridge ε of :func:`didz_spectral` (the option ``derivative="spectral"``). Measured on
 #: the benchmark's noise-free 5-image series (128² px of 5 nm, ±0.2/±0.4 mm, full frame, mirror
@@ -251,22 +251,44 @@ def solve_tie_free(didz: np.ndarray, wavelength_nm: float, px: float, intensity,
     return phi - phi.mean(axis=(-2, -1), keepdims=True)
 
 
+def auto_filter_didz(didz: np.ndarray, stack: np.ndarray, z: np.ndarray, scale: float, px: float) -> tuple[np.ndarray, dict]:
+    """``qc_per_nm="auto"`` for a series: ∂I/∂z (normalised by ``scale``) Wiener-filtered with
+    the noise of the least-squares slope, σ_D = σ_I / (scale·√Σz_k²) (σ_I by Immerkær's
+    estimator over the images, :mod:`.regularise`); the filter's rings come from the slope's power."""
+    from .regularise import noise_sigma, wiener_filter
+
+    sigma_i = noise_sigma(stack)
+    sigma_d = sigma_i / scale / float(np.sqrt(np.sum(np.asarray(z, np.float64) ** 2)))
+    plain = didz_least_squares(stack, z) / scale
+    out, q_half = wiener_filter(plain, sigma_d, px, apply_to=didz)
+    return out, {"noise_sigma_over_mean": sigma_i / scale, "wiener_half_per_nm": q_half}
+
+
 def series_phase(stack: np.ndarray, z: np.ndarray, px: float, kv: float, qc: float, pad: bool, boundary: str = "free",
-                 derivative: str = "least_squares") -> np.ndarray:
+                 derivative: str = "least_squares", auto: bool = False, chosen: list | None = None) -> np.ndarray:
     """Phase (rad, float32, zero mean) of a checked series: TIE (N ≥ 3, ∂I/∂z from
     :func:`didz_least_squares` or, ``derivative="spectral"``, :func:`didz_spectral`) or SITIE
     (N = 1). ``boundary``: "free" (:func:`solve_tie_free`) or "mirror" (zero flux,
-    :func:`._poisson.solve_tie`; ``pad`` False: periodic)."""
+    :func:`._poisson.solve_tie`; ``pad`` False: periodic). ``auto``: ∂I/∂z Wiener-filtered from
+    the measured noise (:func:`auto_filter_didz`; what was chosen is appended to ``chosen``)."""
     lam = electron_wavelength_nm(kv)
     if stack.shape[0] == 1:
         img = stack[0].astype(np.float64)
         i0 = float(img.mean())
+        if auto:
+            img, info = auto_filter(img, px, pad)
+            if chosen is not None:
+                chosen.append(info)
         if boundary == "free":
             return solve_tie_free((img - i0) / z[0] / i0, lam, px, 1.0, qc).astype(np.float32)
         return solve_tie((img - i0) / z[0], lam, px, intensity=i0, qc=qc, pad=pad).astype(np.float32)
     i0 = stack.mean(axis=0, dtype=np.float64)
     scale = float(i0.mean())
     didz = (didz_spectral(stack, z, px, lam) if derivative == "spectral" else didz_least_squares(stack, z)) / scale
+    if auto:
+        didz, info = auto_filter_didz(didz, stack, z, scale, px)
+        if chosen is not None:
+            chosen.append(info)
     if boundary == "free":
         return solve_tie_free(didz, lam, px, i0 / scale, qc).astype(np.float32)
     return solve_tie(didz, lam, px, intensity=i0 / scale, qc=qc, pad=pad).astype(np.float32)
@@ -293,7 +315,7 @@ def tie_series_job(
     hot_pixel_sigma: float | None = None,
     roi=None,
     voltage_kv: float = 200.0,
-    qc_per_nm: float | None = None,
+    qc_per_nm: float | str | None = None,
     pad: bool = True,
     keep_aligned: bool | None = None,
     boundary: str = "auto",
@@ -407,9 +429,11 @@ def tie_series_job(
         boundary = "free" if ((align and moved) or roi is not None) else "mirror"
     params["boundary"] = boundary if pad else "periodic"
     extra["flipped_solved_on"] = "its own recorded frame, phase warped" if warp_phase else "the common box"
+    auto = is_auto(qc_per_nm)
+    chosen: list = []
     qc = check_qc(qc_per_nm, (y1 - y0, x1 - x0), px) if qc_per_nm is not None else default_series_qc_per_nm((y1 - y0, x1 - x0), px)
     params["qc_per_nm"] = qc
-    params["qc_source"] = f"default {DEFAULT_SERIES_QC_FOV_UNITS:g}/FOV" if qc_per_nm is None else "given"
+    params["qc_source"] = AUTO_SOURCE if auto else (f"default {DEFAULT_SERIES_QC_FOV_UNITS:g}/FOV" if qc_per_nm is None else "given")
     crop = (Ellipsis, slice(y0, y1), slice(x0, x1))
     qc_e = None
     if fl is not None:
@@ -417,22 +441,25 @@ def tie_series_job(
         # amplifies noise as 1/q²) gets its own cut-off: given, else qc_per_nm when that was
         # given, else SITIE's 2/FOV (benchmark, 10 % noise, seeds 0–2: φe accuracy 0.90 against
         # 0.83 with the magnetic phase's 0.5/FOV; it shrinks φe's size, see docs/benchmarks.md)
-        qc_e = check_qc(qc_e_per_nm if qc_e_per_nm is not None else qc_per_nm, (y1 - y0, x1 - x0), px)
+        # with qc_per_nm="auto" φe keeps the 2/FOV cut-off unless qc_e_per_nm is given (measured on the
+        # benchmark's series at 10 % noise: the Wiener filter alone leaves φe's low-frequency error, 0.76-0.87)
+        qc_e_arg = qc_e_per_nm if qc_e_per_nm is not None else (None if auto else qc_per_nm)
+        qc_e = check_qc(qc_e_arg, (y1 - y0, x1 - x0), px)
         params["qc_e_per_nm"] = qc_e
-        params["qc_e_source"] = "given" if qc_e_per_nm is not None else ("qc_per_nm" if qc_per_nm is not None else "default 2/FOV")
+        params["qc_e_source"] = "given" if qc_e_per_nm is not None else ("qc_per_nm" if qc_e_arg is not None else "default 2/FOV")
 
     def solve_unflipped(q):
         if warp_phase:
             by0, by1, bx0, bx1 = box_series
             full = np.zeros((ny, nx), np.float32)
-            full[by0:by1, bx0:bx1] = series_phase(series[..., by0:by1, bx0:bx1], z, px, kv, q, pad, boundary, derivative)
+            full[by0:by1, bx0:bx1] = series_phase(series[..., by0:by1, bx0:bx1], z, px, kv, q, pad, boundary, derivative, auto, chosen)
             return full[crop]
-        return series_phase(series[crop], z, px, kv, q, pad, boundary, derivative)
+        return series_phase(series[crop], z, px, kv, q, pad, boundary, derivative, auto, chosen)
 
     def solve_flipped(q):
         if warp_phase:
-            return _align.warp_rigid(series_phase(un_fl, z, px, kv, q, pad, boundary, derivative), rigid, order=3)[crop]
-        return series_phase(fl[crop], z, px, kv, q, pad, boundary, derivative)
+            return _align.warp_rigid(series_phase(un_fl, z, px, kv, q, pad, boundary, derivative, auto, chosen), rigid, order=3)[crop]
+        return series_phase(fl[crop], z, px, kv, q, pad, boundary, derivative, auto, chosen)
 
     phi = solve_unflipped(qc)
     done += 1
@@ -459,6 +486,8 @@ def tie_series_job(
         arrays["aligned"] = series
         if fl is not None:
             arrays["aligned_flipped"] = fl
+    if auto:
+        extra["auto_regularisation"] = {"series": chosen[0], "flipped series": chosen[1]} if fl is not None else chosen[0]
     res = _result(phase, px, params, clock.elapsed_s, method, extra)
     for key, value in arrays.items():
         res.arrays[key] = np.asarray(value, dtype=np.float32)

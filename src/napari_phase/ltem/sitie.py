@@ -35,6 +35,9 @@ from ._poisson import solve_tie
 #: variations and with them B·t over large uniform domains.
 DEFAULT_QC_FOV_UNITS = 2.0
 
+#: ``metadata["parameters"]["qc_source"]`` for ``qc_per_nm="auto"``
+AUTO_SOURCE = "auto: no cut-off; Wiener filter from the noise (Immerkær σ, ring-averaged power)"
+
 
 def default_qc_per_nm(shape, pixel_size_nm: float) -> float:
     """Default Tikhonov cut-off (cycles/nm) for an image of ``shape`` (..., Y, X)."""
@@ -49,25 +52,54 @@ def _check_params(pixel_size_nm, defocus_nm, voltage_kv, qc_per_nm, shape) -> tu
     return px, df, kv, qc
 
 
+#: the value of ``qc_per_nm`` that asks for the regularisation chosen from the data
+AUTO = "auto"
+
+
+def is_auto(qc_per_nm) -> bool:
+    return isinstance(qc_per_nm, str) and qc_per_nm.strip().lower() == AUTO
+
+
 def check_qc(qc_per_nm, shape, px: float) -> float:
-    """The Tikhonov cut-off to use: the default for None, else a finite number >= 0."""
+    """The Tikhonov cut-off to use: the default for None, 0 for "auto" (the noise is then
+    handled by :func:`auto_filter`), else a finite number >= 0."""
+    if is_auto(qc_per_nm):
+        return 0.0
     if qc_per_nm is None:
         qc = default_qc_per_nm(shape, px)
     else:
         try:
             qc = float(qc_per_nm)
         except (TypeError, ValueError):
-            raise InputError(f"qc_per_nm must be a number or None, got {qc_per_nm!r}") from None
+            raise InputError(f"qc_per_nm must be a number, 'auto' or None, got {qc_per_nm!r}") from None
         if not np.isfinite(qc) or qc < 0:
             raise InputError(f"qc_per_nm (Tikhonov cut-off) must be >= 0 cycles/nm, got {qc_per_nm!r}")
     return qc
 
 
-def _sitie_frame(image: np.ndarray, px: float, df: float, kv: float, qc: float, pad: bool) -> np.ndarray:
+def auto_filter(image: np.ndarray, px: float, pad: bool = True) -> tuple[np.ndarray, dict]:
+    """``qc_per_nm="auto"``: the image Wiener-filtered with the noise it shows (σ by Immerkær's
+    estimator, :mod:`.regularise`), and what was chosen (σ / mean, the |q| where the filter
+    falls below ½). The TIE is linear in I − I0, so this is the Wiener filter of ∂I/∂z."""
+    from .regularise import noise_sigma, wiener_filter
+
+    img = np.asarray(image, dtype=np.float64)
+    sigma = noise_sigma(img)
+    out, q_half = wiener_filter(img, sigma, px, pad=pad)
+    return out, {"noise_sigma_over_mean": sigma / float(img.mean()) if img.mean() > 0 else float("nan"),
+                 "wiener_half_per_nm": q_half}
+
+
+def _sitie_frame(image: np.ndarray, px: float, df: float, kv: float, qc: float, pad: bool, auto: bool = False,
+                 chosen: list | None = None) -> np.ndarray:
     img = np.asarray(image, dtype=np.float64)
     i0 = float(img.mean())
     if i0 <= 0:
         raise InputError("the image has a non-positive mean intensity; SITIE needs intensities (counts), not a difference image")
+    if auto:
+        img, info = auto_filter(img, px, pad)
+        if chosen is not None:
+            chosen.append(info)
     didz = (img - i0) / df
     return solve_tie(didz, electron_wavelength_nm(kv), px, intensity=i0, qc=qc, pad=pad).astype(np.float32)
 
@@ -78,17 +110,19 @@ def sitie_phase(
     pixel_size_nm: float,
     defocus_nm: float,
     voltage_kv: float = 200.0,
-    qc_per_nm: float | None = None,
+    qc_per_nm: float | str | None = None,
     pad: bool = True,
 ) -> np.ndarray:
     """SITIE phase (rad, float32, zero mean) of one defocused LTEM image (Y, X), or of each frame
     of a series (T, Y, X). Plain numpy, no result wrapper. Raises InputError on bad input.
-    ``qc_per_nm``: Tikhonov cut-off (cycles/nm); None → 2/FOV, 0 → none (see :func:`sitie`)."""
+    ``qc_per_nm``: Tikhonov cut-off (cycles/nm); None → 2/FOV, 0 → none, "auto" → chosen from
+    the noise (see :func:`sitie`)."""
     arr = as_image(image, name="image", ndim=(2, 3))
     px, df, kv, qc = _check_params(pixel_size_nm, defocus_nm, voltage_kv, qc_per_nm, arr.shape)
+    auto = is_auto(qc_per_nm)
     if arr.ndim == 2:
-        return _sitie_frame(arr, px, df, kv, qc, pad)
-    return np.stack([_sitie_frame(_check_frame(f, t), px, df, kv, qc, pad) for t, f in enumerate(arr)])
+        return _sitie_frame(arr, px, df, kv, qc, pad, auto)
+    return np.stack([_sitie_frame(_check_frame(f, t), px, df, kv, qc, pad, auto) for t, f in enumerate(arr)])
 
 
 def _check_frame(frame: np.ndarray, t: int) -> np.ndarray:
@@ -123,7 +157,7 @@ def sitie_job(
     pixel_size_nm: float,
     defocus_nm: float,
     voltage_kv: float = 200.0,
-    qc_per_nm: float | None = None,
+    qc_per_nm: float | str | None = None,
     pad: bool = True,
 ):
     """SITIE as a job (generator of :class:`Progress`, returns a :class:`PhaseResult`).
@@ -135,33 +169,35 @@ def sitie_job(
     clock = Stopwatch()
     arr = as_image(image, name="image", ndim=(2, 3))
     px, df, kv, qc = _check_params(pixel_size_nm, defocus_nm, voltage_kv, qc_per_nm, arr.shape)
+    auto = is_auto(qc_per_nm)
+    chosen: list = []
     params = {
         "pixel_size_nm": px,
         "defocus_nm": df,
         "voltage_kv": kv,
         "qc_per_nm": qc,
-        "qc_source": "default 2/FOV" if qc_per_nm is None else "given",
+        "qc_source": AUTO_SOURCE if auto else ("default 2/FOV" if qc_per_nm is None else "given"),
         "pad": bool(pad),
         "input_shape": tuple(int(s) for s in arr.shape),
     }
     if arr.ndim == 2:
         yield Progress(0, 1, "SITIE: solving")
-        phase = _sitie_frame(arr, px, df, kv, qc, pad)
+        phase = _sitie_frame(arr, px, df, kv, qc, pad, auto, chosen)
         yield Progress(1, 1, "SITIE: done")
-        return _result(phase, px, params, clock.elapsed_s, "SITIE")
+        return _result(phase, px, params, clock.elapsed_s, "SITIE", {"auto_regularisation": chosen[0]} if auto else None)
 
     n = arr.shape[0]
     done: list[np.ndarray] = []
     try:
         for t in range(n):
-            done.append(_sitie_frame(_check_frame(arr[t], t), px, df, kv, qc, pad))
+            done.append(_sitie_frame(_check_frame(arr[t], t), px, df, kv, qc, pad, auto, chosen))
             partial = PhaseResult(arrays={"phase": np.stack(done)}, pixel_size=px, metadata={"method": "SITIE", "partial": True})
             yield Progress(t + 1, n, f"SITIE: frame {t + 1}/{n}", partial)
     except JobCancelled:
         if not done:
             raise
         return _result(np.stack(done), px, params, clock.elapsed_s, "SITIE", {"cancelled": True, "frames_done": len(done)})
-    return _result(np.stack(done), px, params, clock.elapsed_s, "SITIE")
+    return _result(np.stack(done), px, params, clock.elapsed_s, "SITIE", {"auto_regularisation": chosen} if auto else None)
 
 
 def sitie(
@@ -170,7 +206,7 @@ def sitie(
     pixel_size_nm: float,
     defocus_nm: float,
     voltage_kv: float = 200.0,
-    qc_per_nm: float | None = None,
+    qc_per_nm: float | str | None = None,
     pad: bool = True,
 ) -> PhaseResult:
     """SITIE reconstruction: :class:`PhaseResult` with ``phase`` (rad), ``bx``, ``by`` (T·nm).
@@ -178,7 +214,9 @@ def sitie(
     ``image``: one defocused LTEM image (Y, X) or a series (T, Y, X), solved frame by frame.
     ``defocus_nm``: propagation distance (negative = under-focus; −1 mm = −1e6 nm).
     ``qc_per_nm``: Tikhonov cut-off in cycles/nm (None → 2/FOV, see :data:`DEFAULT_QC_FOV_UNITS`;
-    0 → the plain inverse Laplacian, best for quantitative B·t on clean data).
+    0 → the plain inverse Laplacian, best for quantitative B·t on clean data; "auto" → no cut-off,
+    and the image Wiener-filtered with the noise power it shows, :func:`auto_filter`; what was
+    chosen is in ``metadata["auto_regularisation"]``).
     ``pad``: mirror-pad to twice the size against edge artefacts.
     """
     job = sitie_job(

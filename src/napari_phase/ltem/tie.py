@@ -29,7 +29,7 @@ def tie(
     flip_axis: str = "x",
     align: bool = False,
     voltage_kv: float = 200.0,
-    qc_per_nm: float | None = None,
+    qc_per_nm: float | str | None = None,
     pad: bool = True,
     **options,
 ):
@@ -44,7 +44,8 @@ def tie(
     "y" = up-down). ``align``: register the series (translation) and the flipped series onto it
     (mirror, rotation within ±``max_rotation_deg``, sub-pixel shift) before solving.
     ``qc_per_nm``: Tikhonov cut-off of the (magnetic or total) phase (None → 0.5/FOV for a series,
-    2/FOV for one image; 0 → none); ``pad``: False → periodic solve.
+    2/FOV for one image; 0 → none; "auto" → no cut-off and ∂I/∂z Wiener-filtered with the noise
+    the images show, ``metadata["auto_regularisation"]``); ``pad``: False → periodic solve.
     ``boundary`` ("auto", default: "free" when alignment or a ``roi`` makes the field a window of a
     larger specimen — phase continued with least gradient energy, i.e. constant just outside —
     else "mirror": zero flux at the edges).
