@@ -119,3 +119,135 @@ def test_save_and_load_model_roundtrip(tmp_path):
     assert next(loaded.parameters()).dtype == torch.float32
     with pytest.raises(KeyError, match="no model named"):
         models.model_card("does-not-exist")
+
+
+# ----------------------------------------------------------------------------- the command chain
+
+
+def test_resumed_run_appends_its_stage_to_the_chain(tmp_path, monkeypatch):
+    from napari_phase.training import invocation
+
+    model, make_batch, loss_fn, validate = _problem()
+    ck = tmp_path / "ck.pt"
+    cfg = TrainConfig(steps=40, batch_size=16, lr=0.05, val_every=20, checkpoint_every=20, device="cpu", threads=1)
+    first = run_job(train_job(model, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=cfg,
+                              checkpoint_path=ck, command="stage one"))
+    assert [(s["command"], s["start_step"], s["end_step"]) for s in first.chain] == [("stage one", 0, 40)]
+    monkeypatch.setattr("sys.argv", ["/usr/bin/napari-phase", "train", "thing", "--steps", "100", "--resume"])
+    model2, *_ = _problem()
+    cfg2 = TrainConfig(steps=100, batch_size=8, lr=0.05, val_every=20, checkpoint_every=20, device="cpu", threads=1)
+    report = run_job(train_job(model2, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=cfg2,
+                               checkpoint_path=ck, resume=True))
+    one, two = report.chain
+    assert two["command"] == "napari-phase train thing --steps 100 --resume" == invocation()
+    assert (one["stage"], one["start_step"], one["end_step"], one["steps"], one["samples"]) == (1, 0, 40, 40, 640)
+    assert (two["stage"], two["start_step"], two["end_step"], two["steps"], two["samples"]) == (2, 40, 100, 60, 480)
+    assert not one["resumed"] and two["resumed"] and one["stopped_by"] == two["stopped_by"] == "steps"
+    assert one["config"]["steps"] == 40 and two["config"]["steps"] == 100 and two["threads"] == 1
+    assert 0 < one["wall_s"] < 60 and 0 < two["wall_s"] < 60
+    # the checkpoint holds the same chain, and the card of the trained model lists every stage
+    assert torch.load(ck, weights_only=False)["chain"] == report.chain
+    path = models.save_model(report.model, {"command": "last"}, tmp_path, "chained")
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert [s["command"] for s in card["command_chain"]] == ["stage one", two["command"]]
+    assert sum(s["steps"] for s in card["command_chain"]) == report.steps == 100
+
+
+def test_resuming_an_old_checkpoint_marks_the_unrecorded_stage(tmp_path):
+    from napari_phase.training import UNRECORDED
+
+    model, make_batch, loss_fn, validate = _problem()
+    ck = tmp_path / "old.pt"
+    cfg = TrainConfig(steps=20, batch_size=4, lr=0.05, val_every=10, checkpoint_every=10, device="cpu", threads=1)
+    run_job(train_job(model, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=cfg, checkpoint_path=ck))
+    state = torch.load(ck, weights_only=False)
+    del state["chain"]  # as written before chains existed
+    torch.save(state, ck)
+    cfg2 = TrainConfig(steps=30, batch_size=4, lr=0.05, val_every=10, checkpoint_every=10, device="cpu", threads=1)
+    report = run_job(train_job(model, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=cfg2,
+                               checkpoint_path=ck, resume=True, command="again"))
+    assert [(s["command"], s["steps"]) for s in report.chain] == [(UNRECORDED, 20), ("again", 10)]
+    assert report.chain[0]["samples"] == 80
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["/x/bin/napari-phase", "train", "cnn", "--out", "a b.pt"], "napari-phase train cnn --out 'a b.pt'"),
+    (["/src/napari_phase/stem/airpi/cli.py", "train", "cnn"], "python -m napari_phase.stem.airpi.cli train cnn"),
+    (["/src/napari_phase/bench/__main__.py", "--quick"], "python -m napari_phase.bench --quick"),
+    (["-c", "--steps"], "python -c <code> --steps"),
+    ([""], "python (interactive)"),
+    (["/home/me/train_it.py", "--x"], "/home/me/train_it.py --x"),
+])
+def test_invocation_is_the_command_a_user_types(argv, expected):
+    from napari_phase.training import invocation
+
+    assert invocation(argv) == expected
+
+
+def test_train_cnn_cli_two_stages_card_lists_both_commands(tmp_path, monkeypatch):
+    """`napari-phase train cnn` then `... --resume`: the card's command_chain has both, with their steps."""
+    from napari_phase.cli import main
+    from napari_phase.stem.airpi import data as airpi_data, train as airpi_train
+
+    import dataclasses
+
+    monkeypatch.setattr(airpi_train, "specimen_banks",
+                        lambda: {"train": airpi_data.SmoothRandomSource(2, seed=1), "val": airpi_data.SmoothRandomSource(1, seed=2)})
+    recipe = airpi_train.Recipe
+    monkeypatch.setattr(airpi_train, "Recipe", lambda: dataclasses.replace(recipe(), val_samples=8))  # a fast smoke
+    out = tmp_path / "net.pt"
+    args1 = ["train", "cnn", "--steps", "2", "--batch-size", "2", "--width", "4", "--depth", "2", "--device", "cpu",
+             "--out", str(out)]
+    monkeypatch.setattr("sys.argv", ["napari-phase", *args1])
+    assert main(args1) == 0
+    args2 = [*args1[:3], "4", *args1[4:], "--resume"]
+    monkeypatch.setattr("sys.argv", ["napari-phase", *args2])
+    assert main(args2) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    chain = card["command_chain"]
+    assert [s["command"] for s in chain] == ["napari-phase " + " ".join(args1), "napari-phase " + " ".join(args2)]
+    assert [(s["start_step"], s["end_step"]) for s in chain] == [(0, 2), (2, 4)] and card["steps"] == 4
+    assert [s["samples"] for s in chain] == [4, 4] and all(s["wall_s"] > 0 for s in chain)
+
+
+# ----------------------------------------------------------------------------- `train ... --out FILE.pt`
+
+
+def _fake_flowtie_job(seen):
+    from types import SimpleNamespace
+
+    def job(**kw):
+        seen.update(kw)
+        return SimpleNamespace(steps=1, samples=1, elapsed_s=0.0, device="cpu", stopped_by="steps", best={},
+                               path=f"{kw['out_folder']}/{kw['name']}.pt")
+        yield  # a generator, as the real job
+
+    return job
+
+
+def test_train_flowtie_takes_out_file_like_train_cnn(tmp_path, monkeypatch, capsys):
+    from napari_phase.cli import main
+    from napari_phase.flowtie import train as flowtie_train
+
+    seen = {}
+    monkeypatch.setattr(flowtie_train, "train_flowtie_job", _fake_flowtie_job(seen))
+    assert main(["train", "flowtie", "--out", str(tmp_path / "mine.pt"), "--steps", "1", "--quiet"]) == 0
+    assert (seen["out_folder"], seen["name"], seen["checkpoint"]) == (str(tmp_path), "mine", str(tmp_path / "mine.ckpt"))
+    assert f"wrote {tmp_path / 'mine.pt'}" in capsys.readouterr().out
+    # no .pt suffix: it gets one (as train cnn); an explicit --checkpoint wins
+    seen.clear()
+    assert main(["train", "flowtie", "--out", str(tmp_path / "other"), "--checkpoint", str(tmp_path / "c.ck"), "--quiet"]) == 0
+    assert (seen["name"], seen["checkpoint"]) == ("other", str(tmp_path / "c.ck"))
+    # the older form still works, and its defaults are unchanged
+    seen.clear()
+    assert main(["train", "flowtie", "--out-dir", str(tmp_path), "--name", "legacy", "--quiet"]) == 0
+    assert (seen["out_folder"], seen["name"], seen["checkpoint"]) == (str(tmp_path), "legacy", None)
+    seen.clear()
+    assert main(["train", "flowtie", "--quiet"]) == 0
+    assert (seen["out_folder"], seen["name"]) == (".", "flowtie_default")
+    # both forms at once, or a folder as --out: one line, exit 2, nothing trained
+    seen.clear()
+    assert main(["train", "flowtie", "--out", "a.pt", "--name", "b", "--quiet"]) == 2
+    assert main(["train", "flowtie", "--out", str(tmp_path) + "/", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "not both" in err[0] and "must name a file" in err[1] and not seen

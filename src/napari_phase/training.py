@@ -14,6 +14,13 @@ weights), and returns a :class:`TrainReport`. Learning rate: linear warm-up, the
 ``lr`` to ``lr_final`` over ``steps``. A ``time_budget_s`` ends the run early (validated and
 checkpointed), which is how CPU runs are bounded. Checkpoints hold model, optimiser, step, history,
 best weights and the RNG state, so ``resume=True`` continues where a run stopped.
+
+Provenance: every run is one *stage* of a command chain (:func:`invocation`: the command line
+that started it, or ``command=``; its config, first/last step, samples, wall time, device,
+threads, how it stopped). The chain lives in the checkpoint, a resumed run appends its stage, and
+the report (``TrainReport.chain``) and the trained model (attribute ``training_chain``, which
+:func:`napari_phase.models.save_model` writes into the card as ``command_chain``) carry all of it,
+so a card lists every command that produced its weights.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -66,6 +75,44 @@ class TrainReport:
     stopped_by: str  # "steps", "time budget" or "cancelled"
     config: dict[str, Any]
     thread_tuning: dict[str, Any] = dataclasses.field(default_factory=dict)
+    chain: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # one entry per invocation (stage)
+
+
+#: the stage that stands for a resumed checkpoint written before chains were recorded
+UNRECORDED = "not recorded (checkpoint written before training recorded its commands)"
+
+
+def invocation(argv: list[str] | None = None) -> str:
+    """The command line of this process as a user would type it (default ``sys.argv``).
+
+    ``napari-phase …`` for the console script, ``python -m napari_phase.x.y …`` when a module of
+    the package was run with ``-m``, ``python -c …`` / ``python (interactive)`` otherwise the
+    program's file name and its arguments, shell-quoted.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    if not argv or argv[0] == "":
+        return "python (interactive)"
+    head, rest = argv[0], [shlex.quote(a) for a in argv[1:]]
+    if head == "-c":
+        return " ".join(["python -c <code>", *rest])
+    path = Path(head)
+    if path.name == "napari-phase":
+        prog = "napari-phase"
+    elif path.suffix == ".py" and "napari_phase" in path.parts:
+        parts = list(path.with_suffix("").parts)
+        mod = parts[len(parts) - 1 - parts[::-1].index("napari_phase"):]
+        if mod[-1] == "__main__":
+            mod = mod[:-1]
+        prog = "python -m " + ".".join(mod)
+    elif path.name == "__main__.py":
+        prog = "python -m " + path.parent.name
+    else:
+        prog = shlex.quote(path.name if path.suffix != ".py" else head)
+    return " ".join([prog, *rest])
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -88,11 +135,13 @@ def train_job(
     resume: bool = False,
     select: str = "val_loss",
     on_validation: Callable[[int, dict[str, float]], None] | None = None,
+    command: str | None = None,
 ):
     """Train ``model`` (job protocol); returns a :class:`TrainReport` with the best weights loaded.
 
     The best iterate is chosen by the smallest ``select`` among validation results (or the
-    training loss when there is no ``validate``).
+    training loss when there is no ``validate``). ``command``: how this stage was invoked, for the
+    chain (default :func:`invocation`, the process's command line).
     """
     import torch
 
@@ -107,6 +156,7 @@ def train_job(
     best_state = None
     start_step = 0
     ckpt = Path(checkpoint_path) if checkpoint_path else None
+    chain: list[dict[str, Any]] = []
 
     if resume and ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=False)
@@ -115,15 +165,36 @@ def train_job(
         generator.set_state(state["rng"])
         start_step, history, best = state["step"], state["history"], state["best"]
         best_state = state.get("best_model")
+        chain = [dict(c) for c in state.get("chain", [])]
+        if not chain and start_step > 0:  # a checkpoint from before chains were recorded
+            chain = [{"stage": 1, "command": UNRECORDED, "start_step": 0, "end_step": start_step,
+                      "steps": start_step, "samples": start_step * int(state.get("config", {}).get("batch_size", cfg.batch_size)),
+                      "wall_s": history[-1]["elapsed_s"] if history else None, "config": state.get("config", {})}]
+    started = time.time()
+    stage: dict[str, Any] = {
+        "stage": len(chain) + 1, "command": command or invocation(), "resumed": bool(chain),
+        "start_step": start_step, "end_step": start_step, "steps": 0, "samples": 0, "wall_s": 0.0,
+        "started_utc": _utc(started), "ended_utc": _utc(started), "stopped_by": None, "device": str(device),
+        "threads": None, "config": cfg.as_dict(),
+    }
+    chain.append(stage)
+
+    def update_stage(step: int, stopped_by: str | None = None) -> None:
+        now = time.time()
+        stage.update(end_step=step, steps=step - start_step, samples=(step - start_step) * cfg.batch_size,
+                     wall_s=round(now - started, 2), ended_utc=_utc(now), threads=tuner.threads)
+        if stopped_by is not None:
+            stage["stopped_by"] = stopped_by
 
     def save_checkpoint(step: int) -> None:
         if ckpt is None:
             return
+        update_stage(step)
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_suffix(ckpt.suffix + ".tmp")
         torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                     "rng": generator.get_state(), "step": step, "history": history, "best": best,
-                    "best_model": best_state, "config": cfg.as_dict()}, tmp)
+                    "best_model": best_state, "config": cfg.as_dict(), "chain": chain}, tmp)
         tmp.replace(ckpt)
 
     def run_validation(step: int, train_loss: float) -> None:
@@ -184,13 +255,15 @@ def train_job(
     if not history or history[-1]["step"] != step:
         if step > start_step:
             run_validation(step, running)
+    update_stage(step, stopped_by)
     save_checkpoint(step)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    model.training_chain = copy.deepcopy(chain)  # save_model writes it into the card (command_chain)
     return TrainReport(
         model=model, history=history, best=best, steps=step,
         samples=step * cfg.batch_size, elapsed_s=elapsed_before + time.perf_counter() - t0,
         device=str(device), threads=int(tuner.threads or torch.get_num_threads()), stopped_by=stopped_by,
-        config=cfg.as_dict(), thread_tuning=tuner.summary(),
+        config=cfg.as_dict(), thread_tuning=tuner.summary(), chain=copy.deepcopy(chain),
     )

@@ -17,7 +17,7 @@ EXAMPLES = """\
 examples:
   napari-phase flowtie triplet.npy --defocus-step-nm 1 --pixel-size-a 0.1 --energy-kev 300 --semiangle-mrad 20 --out ft.h5
   napari-phase flowtie under.tif focus.tif over.tif --defocus-step-nm 2 --pixel-size-a 0.2 --energy-kev 200 --method tie --out tie.h5
-  napari-phase train flowtie --time-budget-min 35 --threads 1 --out-dir src/napari_phase/models
+  napari-phase train flowtie --time-budget-min 35 --threads 1 --out src/napari_phase/models/flowtie_default.pt
 """
 
 METHODS = ("flowtie", "refine", "tie", "gd")
@@ -46,8 +46,11 @@ def add_commands(sub, train_sub) -> None:
     s.set_defaults(func=cmd_flowtie)
 
     t = train_sub.add_parser("flowtie", help="train the FlowTIE network on multislice exit waves (writes <name>.pt + .json card)")
-    t.add_argument("--out-dir", default=".", help="folder for <name>.pt and its card (the shipped one: src/napari_phase/models)")
-    t.add_argument("--name", default="flowtie_default")
+    t.add_argument("--out", default=None,
+                   help="weights file (.pt, card .json and checkpoint .ckpt beside it), as `train cnn --out`; "
+                        "default ./flowtie_default.pt")
+    t.add_argument("--out-dir", default=None, help="(older form of --out) folder for <name>.pt and its card")
+    t.add_argument("--name", default=None, help="(older form of --out) model name, default flowtie_default")
     t.add_argument("--steps", type=int, default=4000)
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--patch", type=int, default=48, help="training patch in network pixels")
@@ -57,7 +60,8 @@ def add_commands(sub, train_sub) -> None:
     t.add_argument("--bank-runs", type=int, default=2, help="multislice runs (voltage, rotation) per structure and zone axis")
     t.add_argument("--bank-thicknesses", type=int, default=6, help="exit-wave thicknesses kept per run (2-40 nm)")
     t.add_argument("--val-every", type=int, default=100)
-    t.add_argument("--checkpoint", default=None, help="checkpoint file (resumable with --resume)")
+    t.add_argument("--checkpoint", default=None,
+                   help="checkpoint file (resumable with --resume); default with --out: beside it (.ckpt)")
     t.add_argument("--resume", action="store_true")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
@@ -121,16 +125,35 @@ def cmd_flowtie(args) -> int:
     return 0
 
 
+def train_output(args) -> tuple[str, str, str | None]:
+    """(folder, name, checkpoint) of ``train flowtie`` from ``--out FILE.pt`` or the older
+    ``--out-dir DIR --name N`` (either form, not both). Like ``train cnn --out``, a name without
+    ``.pt`` gets it, and the checkpoint defaults to FILE.ckpt beside the weights."""
+    from pathlib import Path
+
+    if args.out is not None:
+        if args.out_dir is not None or args.name is not None:
+            raise InputError("give --out FILE.pt, or the older --out-dir/--name, not both")
+        out = Path(args.out)
+        if not out.name or out.name in (".", "..") or str(args.out).endswith(("/", "\\")):
+            raise InputError(f"--out must name a file (FILE.pt), got {args.out!r}")
+        out = out.with_suffix(".pt")
+        checkpoint = args.checkpoint if args.checkpoint is not None else str(out.with_suffix(".ckpt"))
+        return str(out.parent), out.stem, checkpoint
+    return args.out_dir or ".", args.name or "flowtie_default", args.checkpoint
+
+
 def cmd_train_flowtie(args) -> int:
     from ..jobs import run_with_tqdm
     from .train import train_flowtie_job
 
+    out_folder, name, checkpoint = train_output(args)
     command = "napari-phase " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and "train" in sys.argv else ""
     job = train_flowtie_job(
-        out_folder=args.out_dir, name=args.name, steps=args.steps, batch_size=args.batch_size, patch=args.patch, lr=args.lr,
+        out_folder=out_folder, name=name, steps=args.steps, batch_size=args.batch_size, patch=args.patch, lr=args.lr,
         time_budget_s=None if args.time_budget_min is None else 60.0 * args.time_budget_min, seed=args.seed, device=args.device,
         threads=args.threads, base=args.base, bank_runs=args.bank_runs, bank_thicknesses=args.bank_thicknesses,
-        val_every=args.val_every, checkpoint=args.checkpoint, resume=args.resume, command=command,
+        val_every=args.val_every, checkpoint=checkpoint, resume=args.resume, command=command,
         evaluate_heldout=not args.no_heldout,
     )
     report = run_with_tqdm(job, "train FlowTIE", disable=args.quiet)

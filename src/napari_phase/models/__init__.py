@@ -95,7 +95,9 @@ def git_commit() -> str:
 def save_model(model, card: dict, folder, name: str, dtype=None) -> Path:
     """Write ``<folder>/<name>.pt`` (floating weights as ``dtype``, default float16) and its card.
 
-    The card gains ``file``, ``size_bytes``, ``sha256``, ``parameters``, ``dtype`` and ``git_commit``.
+    The card gains ``file``, ``size_bytes``, ``sha256``, ``parameters``, ``dtype`` and ``git_commit``,
+    and ``command_chain`` (every invocation that trained these weights, with steps and wall time per
+    stage) when the model came out of :func:`napari_phase.training.train_job`.
     Returns the path of the weights.
     """
     import torch
@@ -109,6 +111,9 @@ def save_model(model, card: dict, folder, name: str, dtype=None) -> Path:
     torch.save(state, path)
     data = path.read_bytes()
     card = dict(card)
+    chain = getattr(model, "training_chain", None)
+    if chain and "command_chain" not in card:
+        card["command_chain"] = chain
     card.update(
         name=name,
         file=path.name,
