@@ -351,7 +351,10 @@ def test_panel_runs_flipped_series_and_shows_layers(make_napari_viewer, qtbot, n
     panel.series_combo.set_layer(viewer.layers["series"])
     panel.use_flip.setChecked(True)
     panel.flip_combo.set_layer(viewer.layers["flipped"])
+    panel.regularisation.setCurrentIndex(2)  # a typed cut-off
+    assert panel.qc.isEnabled()
     panel.qc.setValue(0.001)
+    assert panel.parameters()["qc_per_nm"] == pytest.approx(0.001)
     with qtbot.waitSignal(panel.runner.finished, timeout=60000) as blocker:
         panel.run()
     assert blocker.args == ["done"], (panel.runner.status_text, notes)
@@ -407,3 +410,52 @@ def test_panel_simulate_from_ovf(make_napari_viewer, notes):
     assert layer.data.shape == (64, 64) and layer.metadata["defocus_nm"] == -1e5 and list(layer.scale) == [5.0, 5.0]
     assert panel.simulate_from_ovf(str(real.parent / "mumax-bin4-linux.ovf")) is None
     assert "ms_a_per_m" in notes[-1]
+
+
+def test_panel_regularisation_boundary_and_drawn_roi(make_napari_viewer, qtbot, clean, notes):
+    """The qc choice (auto / default / value), the boundary choice, and an ROI drawn as a rectangle
+    in a Shapes layer (world coordinates of a scaled, translated layer → pixels), typed as fallback."""
+    from napari_phase.widgets.tie_series_panel import ROI_LAYER
+
+    viewer = make_napari_viewer()
+    panel = _tie_panel(viewer)
+    layer = viewer.add_image(clean.series, name="series", scale=(1, PX, PX), translate=(0, 100.0, -50.0),
+                             metadata={"defocus_nm": list(Z5)})
+    panel.series_combo.set_layer(layer)
+    p = panel.parameters()
+    assert p["qc_per_nm"] == "auto" and p["boundary"] == "auto" and not panel.qc.isEnabled() and "roi" not in p
+    panel.regularisation.setCurrentIndex(1)
+    assert panel.parameters()["qc_per_nm"] is None
+    panel.boundary.setCurrentIndex(2)
+    assert panel.parameters()["boundary"] == "mirror"
+    panel.boundary.setCurrentIndex(1)
+    assert panel.parameters()["boundary"] == "free"
+    # typed fallback
+    panel.roi.setText("10 74 20 100")
+    assert panel.parameters()["roi"] == (10, 74, 20, 100)
+    # drawn: rows 12..60, columns 30..90 of the image, in world (nm) coordinates
+    shapes = panel.draw_roi()
+    assert shapes.name == ROI_LAYER and shapes.mode == "add_rectangle"
+    rect = np.array([[100 + 12 * PX, -50 + 30 * PX], [100 + 60 * PX, -50 + 90 * PX]])
+    to_data = lambda w: np.array([shapes.world_to_data(v) for v in w])  # noqa: E731 (what the mouse gives)
+    shapes.add_rectangles(to_data(rect))
+    assert panel.roi.text() == "12 60 30 90"
+    assert panel.parameters()["roi"] == (12, 60, 30, 90)
+    # a rectangle reaching past the image is clipped to it
+    shapes.add_rectangles(to_data(np.array([[100 - 40.0, -50 - 40.0], [100 + 50 * PX, -50 + 200 * PX]])))
+    assert panel.roi.text() == f"0 50 0 {clean.series.shape[2]}"
+    # the run uses it: the result sits on the drawn box
+    shapes.add_rectangles(to_data(rect))
+    panel.regularisation.setCurrentIndex(0)
+    with qtbot.waitSignal(panel.runner.finished, timeout=60000) as blocker:
+        panel.run()
+    assert blocker.args == ["done"], (panel.runner.status_text, notes)
+    res = panel.runner.last_result
+    assert res.metadata["crop_yx"] == [12, 60, 30, 90] and res.phase.shape == (48, 60)
+    assert res.metadata["parameters"]["boundary"] == "free" and "auto_regularisation" in res.metadata
+    assert "Noise measured" in panel.result_info.text() and "Edges: free" in panel.result_info.text()
+    phase = viewer.layers["TIE phase [rad]"]
+    assert list(phase.translate)[-2:] == pytest.approx([100 + 12 * PX, -50 + 30 * PX])
+    assert pearson_accuracy(phase.data, clean.phase_m[12:60, 30:90] + clean.phase_e[12:60, 30:90], crop=4) >= 0.9
+    panel.clear_roi()
+    assert panel.roi.text() == "" and len(viewer.layers[ROI_LAYER].data) == 0 and "roi" not in panel.parameters()

@@ -90,8 +90,8 @@ def wiener_filter(d: np.ndarray, sigma_d: float, pixel_size: float, *, pad: bool
     """Wiener-filtered copy of ``d`` (Y, X) with white noise σ_D per pixel:
     Ŵ(q) = max(0, 1 − σ_D²·n / P(q)), P the ring average of |D̂|² over |q| (n pixels; the noise
     power of white noise is σ_D²·n in numpy's unnormalised FFT), made monotone (non-increasing
-    in |q|) so that the filter is a low-pass. Returns (filtered d, the |q| where Ŵ falls below ½,
-    cycles per unit of ``pixel_size``; the Nyquist frequency if it never does)."""
+    Returns (filtered d, the highest ring |q| that the filter passes by at least ½, cycles per
+    unit of ``pixel_size``; 0 if none does). ``apply_to``: filter that map instead of ``d``."""
     a = np.asarray(d, dtype=np.float64)
     ny, nx = a.shape
     g = mirror_pad(a) if pad else a
@@ -105,8 +105,8 @@ def wiener_filter(d: np.ndarray, sigma_d: float, pixel_size: float, *, pad: bool
     w_ring = np.clip(1.0 - float(sigma_d) ** 2 * g.size / np.maximum(p, 1e-300), 0.0, 1.0)
     w_ring[0] = 1.0
     centres = (np.arange(nbins) + 0.5) / nbins * qr.max()
-    below = np.nonzero(w_ring < 0.5)[0]
-    q_half = float(centres[below[0]]) if below.size else 0.5 / pixel_size
+    passed = np.nonzero((w_ring[1:] >= 0.5) & (centres[1:] <= 0.5 / pixel_size))[0]  # corner rings: few pixels
+    q_half = float(centres[passed[-1] + 1]) if passed.size else 0.0
     if apply_to is not None:  # the same filter on another map of the same shape (e.g. the phase solved from d)
         h = mirror_pad(np.asarray(apply_to, np.float64)) if pad else np.asarray(apply_to, np.float64)
         mean = h.mean()

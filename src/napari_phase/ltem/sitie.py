@@ -79,8 +79,8 @@ def check_qc(qc_per_nm, shape, px: float) -> float:
 
 def auto_filter(image: np.ndarray, px: float, pad: bool = True) -> tuple[np.ndarray, dict]:
     """``qc_per_nm="auto"``: the image Wiener-filtered with the noise it shows (σ by Immerkær's
-    estimator, :mod:`.regularise`), and what was chosen (σ / mean, the |q| where the filter
-    falls below ½). The TIE is linear in I − I0, so this is the Wiener filter of ∂I/∂z."""
+    estimator, :mod:`.regularise`), and what was chosen (σ / mean, the highest |q| the filter
+    passes by at least ½). The TIE is linear in I − I0, so this is the Wiener filter of ∂I/∂z."""
     from .regularise import noise_sigma, wiener_filter
 
     img = np.asarray(image, dtype=np.float64)

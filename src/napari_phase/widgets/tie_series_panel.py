@@ -43,7 +43,38 @@ HELP = (
     "defocus per image <b>3</b> optional: the flipped series <b>4</b> <i>Run TIE</i>"
 )
 FLIP_AXES = {"x: mirrored left-right": "x", "y: mirrored up-down": "y"}
+#: regularisation choices → qc_per_nm (the string "value" reads the qc box)
+REGULARISATION = {
+    "auto: from the noise in the images": "auto",
+    "fixed cut-off (default: 0.5/FOV series, 2/FOV one image)": None,
+    "cut-off qc below (1/nm; 0 = none)": "value",
+}
+#: boundary choices → boundary=
+BOUNDARIES = {
+    "auto: free when aligned or cropped": "auto",
+    "free: a window of a larger specimen": "free",
+    "zero flux (mirror) at the edges": "mirror",
+}
+ROI_LAYER = "TIE region of interest"
 BASE = "TIE"
+
+
+def roi_from_shapes(shapes_layer, image_layer) -> tuple[int, int, int, int] | None:
+    """The last rectangle (or any shape: its bounding box) of a Shapes layer as (y0, y1, x0, x1)
+    pixels of ``image_layer`` (world → data coordinates of the image's last two axes), clipped to
+    the image; None when the layer has no shape or the box misses the image."""
+    if shapes_layer is None or len(shapes_layer.data) == 0:
+        return None
+    verts = np.asarray(shapes_layer.data[-1], dtype=np.float64)
+    world = np.array([shapes_layer.data_to_world(v) for v in verts])
+    ny, nx = image_layer.data.shape[-2:]
+    pix = np.array([image_layer.world_to_data(np.concatenate([np.zeros(image_layer.ndim - 2), w[-2:]]))[-2:] for w in world])
+    y0, x0 = np.floor(pix.min(axis=0) + 0.5).astype(int)
+    y1, x1 = np.floor(pix.max(axis=0) + 0.5).astype(int)
+    y0, x0, y1, x1 = max(0, y0), max(0, x0), min(ny, y1), min(nx, x1)
+    if y1 <= y0 or x1 <= x0:
+        return None
+    return int(y0), int(y1), int(x0), int(x1)
 
 
 def _is_stack(layer) -> bool:
@@ -100,9 +131,20 @@ class TieSeriesPanel(QWidget):
         self.defoci_mm.setToolTip("Defocus of each image in mm, negative = under-focus; overrides the step when filled in")
         self.pixel_size = _spin(5.0, 1e-4, 1e5, 4, 0.1, "Image sampling in nm per pixel (prefilled from the layer)")
         self.voltage_kv = _spin(200.0, 1.0, 3000.0, 1, 10.0, "Accelerating voltage in kV")
+        self.regularisation = QComboBox()
+        self.regularisation.addItems(list(REGULARISATION))
+        self.regularisation.setToolTip(
+            "auto: the noise is measured in the images and ∂I/∂z is Wiener-filtered with it (no cut-off of the slow phase, "
+            "so B·t keeps its size); fixed: the project's default Tikhonov cut-off; value: the cut-off typed below")
         self.qc = _spin(0.0, 0.0, 100.0, 5, 0.0005, "Tikhonov cut-off qc in cycles/nm (off = the plain inverse Laplacian, "
                         "right for quantitative B·t on clean data; raise it against low-frequency noise)")
         self.qc.setSpecialValueText("off")
+        self.boundary = QComboBox()
+        self.boundary.addItems(list(BOUNDARIES))
+        self.boundary.setToolTip(
+            "What lies beyond the field of view. free: the field is a window of a larger specimen (phase continued with the "
+            "least gradient); zero flux: nothing crosses the edges (an isolated specimen, or a mirror-symmetric simulation); "
+            "auto: free when alignment moved or cropped the images or a region of interest is set")
         series_box = QGroupBox("Through-focus series")
         form = QFormLayout(series_box)
         _tidy_form(form)
@@ -112,7 +154,9 @@ class TieSeriesPanel(QWidget):
         form.addRow("defoci (mm)", self.defoci_mm)
         form.addRow("pixel size (nm)", self.pixel_size)
         form.addRow("voltage (kV)", self.voltage_kv)
-        form.addRow("Tikhonov qc (1/nm)", self.qc)
+        form.addRow("regularisation", self.regularisation)
+        form.addRow("qc (1/nm)", self.qc)
+        form.addRow("image edges", self.boundary)
 
         # ---------------------------------------------------------------- flip + alignment
         self.use_flip = QCheckBox("flipped series (separates φm and φe)")
@@ -129,8 +173,22 @@ class TieSeriesPanel(QWidget):
         self.hot_pixels = QCheckBox("remove hot pixels")
         self.hot_pixels.setToolTip("Replace isolated spikes (> 6σ above/below all 8 neighbours) by the 3×3 median")
         self.roi = QLineEdit()
-        self.roi.setPlaceholderText("whole image, or y0 y1 x0 x1 (px)")
-        self.roi.setToolTip("Region of interest in pixels of the unflipped frame")
+        self.roi.setPlaceholderText("whole image, or draw / type y0 y1 x0 x1 (px)")
+        self.roi.setToolTip("Region of interest in pixels of the unflipped frame; filled in by the rectangle drawn "
+                            f"in the '{ROI_LAYER}' layer, or typed")
+        self.roi_button = QPushButton("Draw ROI")
+        self.roi_button.setToolTip(f"Add (or select) the '{ROI_LAYER}' Shapes layer in rectangle mode: drag a rectangle "
+                                   "on the image; its pixel range appears in the box (the last rectangle counts)")
+        self.roi_button.clicked.connect(lambda *_: self.draw_roi())
+        self.roi_clear = QPushButton("Whole image")
+        self.roi_clear.setToolTip("Forget the region of interest (removes the drawn rectangles)")
+        self.roi_clear.clicked.connect(lambda *_: self.clear_roi())
+        roi_row = QWidget()
+        rl = QHBoxLayout(roi_row)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.roi, 1)
+        rl.addWidget(self.roi_button)
+        rl.addWidget(self.roi_clear)
         prep_box = QGroupBox("Flip, alignment, clean-up")
         pf = QFormLayout(prep_box)
         _tidy_form(pf)
@@ -140,7 +198,7 @@ class TieSeriesPanel(QWidget):
         pf.addRow(self.align)
         pf.addRow("max rotation (°)", self.max_rot)
         pf.addRow(self.hot_pixels)
-        pf.addRow("region of interest", self.roi)
+        pf.addRow("region of interest", roi_row)
 
         # ---------------------------------------------------------------- run
         self.runner = JobRunner(name="TIE", run_text="Run TIE", on_run=self.run, keep_checkbox=False)
@@ -209,6 +267,7 @@ class TieSeriesPanel(QWidget):
 
         self.use_flip.toggled.connect(self._update_enabled)
         self.align.toggled.connect(self._update_enabled)
+        self.regularisation.currentIndexChanged.connect(self._update_enabled)
         self.series_combo.layer_changed.connect(self._on_series_changed)
         self._update_enabled()
         self._on_series_changed(self.series_combo.current_layer())
@@ -245,8 +304,13 @@ class TieSeriesPanel(QWidget):
             params["defocus_nm"] = [d * 1e6 for d in defoci]
         else:
             params["defocus_step_nm"] = float(self.step_mm.value()) * 1e6
-        qc = float(self.qc.value())
-        params["qc_per_nm"] = qc if qc > 0 else 0.0
+        choice = REGULARISATION[self.regularisation.currentText()]
+        if choice == "value":
+            qc = float(self.qc.value())
+            params["qc_per_nm"] = qc if qc > 0 else 0.0
+        else:
+            params["qc_per_nm"] = choice
+        params["boundary"] = BOUNDARIES[self.boundary.currentText()]
         params["align"] = bool(self.align.isChecked())
         params["max_rotation_deg"] = float(self.max_rot.value())
         params["hot_pixel_sigma"] = 6.0 if self.hot_pixels.isChecked() else None
@@ -258,6 +322,36 @@ class TieSeriesPanel(QWidget):
         if self.use_flip.isChecked():
             params["flip_axis"] = FLIP_AXES[self.flip_axis.currentText()]
         return params
+
+    def draw_roi(self):
+        """Add (or reuse) the ROI Shapes layer, select it in rectangle mode; returns the layer."""
+        layer = self.viewer.layers[ROI_LAYER] if ROI_LAYER in self.viewer.layers else None
+        if layer is None:
+            series = self.series_combo.current_layer()
+            scale = list(series.scale[-2:]) if series is not None else [1.0, 1.0]
+            translate = list(series.translate[-2:]) if series is not None else [0.0, 0.0]
+            layer = self.viewer.add_shapes(name=ROI_LAYER, ndim=2, scale=scale, translate=translate, edge_color="yellow",
+                                           face_color="transparent", edge_width=2 * min(scale) / max(min(scale), 1e-12))
+            layer.events.data.connect(lambda *_: self._roi_from_layer())
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add_rectangle"
+        return layer
+
+    def clear_roi(self) -> None:
+        if ROI_LAYER in self.viewer.layers:
+            layer = self.viewer.layers[ROI_LAYER]
+            layer.data = []
+        self.roi.clear()
+
+    def _roi_from_layer(self) -> None:
+        if ROI_LAYER not in self.viewer.layers:
+            return
+        series = self.series_combo.current_layer()
+        if series is None:
+            return
+        box = roi_from_shapes(self.viewer.layers[ROI_LAYER], series)
+        if box is not None:
+            self.roi.setText(" ".join(str(v) for v in box))
 
     def run(self) -> bool:
         ctx: dict = {}
@@ -332,6 +426,16 @@ class TieSeriesPanel(QWidget):
         if "flipped_transform" in md:
             t = md["flipped_transform"]
             text += f" Flipped series: rotated {t['angle_deg']:.2f}°, shifted {t['shift_yx_px'][0]:.1f}, {t['shift_yx_px'][1]:.1f} px (match {t['quality']:.2f})."
+        pr = md.get("parameters", {})
+        auto = md.get("auto_regularisation")
+        if auto:
+            first = auto.get("series", auto) if isinstance(auto, dict) else auto
+            text += (f" Noise measured: {first['noise_sigma_over_mean']:.1%} of the mean; Wiener filter falls to ½ at "
+                     f"{first['wiener_half_per_nm']:.3g}/nm (period {1 / max(first['wiener_half_per_nm'], 1e-12):.0f} nm).")
+        elif "qc_per_nm" in pr:
+            text += f" Tikhonov qc {pr['qc_per_nm']:.3g}/nm ({pr.get('qc_source', '')})."
+        if "boundary" in pr:
+            text += f" Edges: {pr['boundary']}."
         if md.get("crop_yx") and "valid_fraction" in md:
             a, b, c, d = md["crop_yx"]
             text += f" Solved on rows {a}–{b}, columns {c}–{d} (covered by every aligned image)."
@@ -352,6 +456,7 @@ class TieSeriesPanel(QWidget):
         self.flip_combo.setEnabled(on)
         self.flip_axis.setEnabled(on)
         self.max_rot.setEnabled(on and self.align.isChecked())
+        self.qc.setEnabled(REGULARISATION[self.regularisation.currentText()] == "value")
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Micromagnetic file", "", "OVF (*.ovf *.omf);;All files (*)")
