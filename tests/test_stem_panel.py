@@ -204,3 +204,78 @@ def test_depth_series_layer_runs_icom_on_the_chosen_depth(make_napari_viewer, no
     # the 30 mrad disc does not fit this file's 8x8 detector: SSB is refused with the reason
     panel.method.setCurrentText("SSB")
     assert panel.run() is False and "larger than the detector" in notes["warning"][-1]
+
+
+def _slowed(gen, dt):
+    """Forward a job (throws included: Cancel) with a pause before every progress item."""
+    try:
+        item = next(gen)
+        while True:
+            time.sleep(dt)
+            try:
+                yield item
+            except BaseException as exc:  # JobCancelled thrown by the runner
+                item = gen.throw(exc)
+                continue
+            item = next(gen)
+    except StopIteration as stop:
+        return stop.value
+
+
+def test_disc_and_virtual_image_run_off_the_main_thread(make_napari_viewer, sim, notes, monkeypatch):
+    import threading
+
+    import napari_phase.stem as stem
+
+    real_disc, real_virtual = stem.disc_job, stem.virtual_image_job
+    threads, calls = [], []
+
+    def slow_disc(data, **kw):
+        calls.append("disc")
+        threads.append(threading.get_ident())
+        return (yield from _slowed(real_disc(data, block_rows=2, **kw), 0.05))
+
+    def slow_virtual(data, kind, **kw):
+        threads.append(threading.get_ident())
+        return (yield from _slowed(real_virtual(data, kind, block_rows=2, **kw), 0.05))
+
+    monkeypatch.setattr(stem, "disc_job", slow_disc)
+    monkeypatch.setattr(stem, "virtual_image_job", slow_virtual)
+    viewer = make_napari_viewer()
+    panel, layer = _panel(viewer, sim)
+    panel.detector_mrad.setValue(0.0)
+    panel.center_y.setValue(-1.0)
+    panel.disc_button.click()  # returns at once: the mean pattern is measured by the runner's worker
+    assert panel.runner.is_running and panel.center_y.value() == -1.0 and "BF disc" not in viewer.layers
+    assert panel.runner.wait(60000) and panel.runner.last_outcome == "done", panel.runner.status_text
+    assert threads and threads[0] != threading.get_ident()  # the generator ran in the worker thread
+    assert panel.center_y.value() == pytest.approx(32, abs=0.3) and panel.detector_mrad.value() == pytest.approx(sim["det"], rel=0.03)
+    assert "BF disc" in viewer.layers
+    # measured once per layer: a second detection reuses it (no second pass over the data)
+    assert panel.detect_disc() is not None and calls == ["disc"]
+    # the virtual image: Cancel mid-way leaves no layer and no error; a full run gives the BF image
+    panel.virtual_button.click()
+    assert panel.runner.is_running
+    panel.runner.cancel()
+    assert panel.runner.wait(30000) and panel.runner.last_outcome == "cancelled"
+    assert "virtual detector" not in viewer.layers and layer.visible and not notes["error"]
+    virt = panel.show_virtual_image()
+    assert virt is not None and threads[-1] != threading.get_ident()
+    bf = stem.bright_field(sim["data"], semiangle_mrad=20.0, detector_mrad_per_px=panel.detector_mrad.value(),
+                           center=(panel.center_y.value(), panel.center_x.value()))
+    np.testing.assert_allclose(virt.data, bf, rtol=1e-5)
+    total = sim["data"].reshape(32, 32, -1).sum(-1)
+    assert 0.9 < float((virt.data / total).mean()) < 0.995  # the disc holds most, not all, of the counts
+    assert virt.scale[-1] == pytest.approx(sim["step"])
+
+
+def test_disc_detection_errors_are_one_line_warnings(make_napari_viewer, sim, notes):
+    viewer = make_napari_viewer()
+    panel, _ = _panel(viewer, {**sim, "data": np.zeros_like(sim["data"])})
+    assert panel.detect_disc() is None
+    assert panel.runner.last_outcome == "failed" and "zero" in notes["warning"][-1]
+    bad = sim["data"].copy()
+    bad[3, 4, 10, 10] = np.nan
+    viewer.layers["scan"].data = bad
+    panel._cache.clear()
+    assert panel.detect_disc() is None and "NaN" in notes["warning"][-1] and not notes["error"]

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._data import mean_pattern
+from ._data import mean_pattern, mean_pattern_job
 from .calibration import Calibration, detector_center, inv_a_per_px_from_mrad, mrad_per_px_from_inv_a
 from .com import ComMaps, com_maps, guess_rotation, icom, icom_job, integrate_gradient
-from .detectors import annular_bright_field, annular_dark_field, annulus_mask, bright_field, virtual_image
-from .disc import DiscFit, detect_disc
+from .detectors import (annular_bright_field, annular_dark_field, annulus_mask, bright_field, virtual_image,
+                        virtual_image_job)
+from .disc import DiscFit, detect_disc, disc_job
 from .ssb import ssb, ssb_job
 
 
@@ -59,6 +60,7 @@ __all__ = [
     "cnn_job",
     "com_maps",
     "detect_disc",
+    "disc_job",
     "detector_center",
     "guess_rotation",
     "icom",
@@ -66,8 +68,10 @@ __all__ = [
     "integrate_gradient",
     "inv_a_per_px_from_mrad",
     "mean_pattern",
+    "mean_pattern_job",
     "mrad_per_px_from_inv_a",
     "ssb",
     "ssb_job",
     "virtual_image",
+    "virtual_image_job",
 ]

@@ -75,18 +75,31 @@ def iter_rows(data: Any, block_rows: int | None = None, name: str = "4D-STEM dat
         yield r0, r1, read_rows(data, r0, r1, name)
 
 
-def mean_pattern(data: Any, block_rows: int | None = None) -> np.ndarray:
-    """Mean diffraction pattern (float64 accumulation), streaming over rows; checks NaN and all-zero."""
+def mean_pattern_job(data: Any, block_rows: int | None = None):
+    """The mean pattern as a job: Progress after every block of scan rows (cancellable between
+    blocks, so a panel can run it off the main thread on a multi-GB lazy scan); returns the array."""
+    from ..jobs import Progress
+
     shape = check_4d(data)
     acc = np.zeros(shape[2:], np.float64)
-    for _, _, block in iter_rows(data, block_rows):
+    n = block_rows or rows_per_block(shape)
+    total = -(-shape[0] // n)
+    for i, (_, r1, block) in enumerate(iter_rows(data, n)):
         acc += block.sum(axis=(0, 1), dtype=np.float64)
+        yield Progress(i + 1, total, f"mean pattern: scan row {r1}/{shape[0]}")
     acc /= shape[0] * shape[1]
     if not acc.any():
         raise InputError("every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)")
     if float(acc.min()) < 0 and float(acc.max()) <= 0:
         raise InputError("the diffraction patterns have no positive counts")
     return acc.astype(np.float32)
+
+
+def mean_pattern(data: Any, block_rows: int | None = None) -> np.ndarray:
+    """Mean diffraction pattern (float64 accumulation), streaming over rows; checks NaN and all-zero."""
+    from ..jobs import run_job
+
+    return run_job(mean_pattern_job(data, block_rows))
 
 
 def check_total_counts(block_sum: float) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import validate
 from ..jobs import InputError
-from ._data import check_4d, iter_rows
+from ._data import check_4d, iter_rows, rows_per_block
 from .calibration import detector_center
 
 
@@ -34,16 +34,58 @@ def annulus_mask(detector_shape: tuple[int, int], inner_mrad: float, outer_mrad:
     return mask
 
 
-def virtual_image(data: Any, inner_mrad: float, outer_mrad: float, *, detector_mrad_per_px: float,
-                  center: tuple[float, float] | None = None, block_rows: int | None = None) -> np.ndarray:
-    """Virtual detector image (scan_y, scan_x), float32: counts summed over inner ≤ θ < outer mrad."""
+def _virtual_rows(data: Any, inner_mrad: float, outer_mrad: float, *, detector_mrad_per_px: float,
+                  center: tuple[float, float] | None = None, block_rows: int | None = None):
+    """Generator: the virtual image filled block by block (Progress after each); returns the image."""
+    from ..jobs import Progress
+
     shape = check_4d(data)
     mask = annulus_mask(shape[2:], inner_mrad, outer_mrad, detector_mrad_per_px=detector_mrad_per_px, center=center)
     w = mask.astype(np.float32).ravel()
     out = np.empty(shape[:2], np.float32)
-    for r0, r1, block in iter_rows(data, block_rows):
+    n = block_rows or rows_per_block(shape)
+    total = -(-shape[0] // n)
+    for i, (r0, r1, block) in enumerate(iter_rows(data, n)):
         out[r0:r1] = block.reshape(r1 - r0, shape[1], -1) @ w
+        yield Progress(i + 1, total, f"virtual image: scan row {r1}/{shape[0]}")
     return out
+
+
+def virtual_image(data: Any, inner_mrad: float, outer_mrad: float, *, detector_mrad_per_px: float,
+                  center: tuple[float, float] | None = None, block_rows: int | None = None) -> np.ndarray:
+    """Virtual detector image (scan_y, scan_x), float32: counts summed over inner ≤ θ < outer mrad."""
+    from ..jobs import run_job
+
+    return run_job(_virtual_rows(data, inner_mrad, outer_mrad, detector_mrad_per_px=detector_mrad_per_px,
+                                 center=center, block_rows=block_rows))
+
+
+#: the virtual detectors by name: (inner, outer) as multiples of the semi-angle α (ADF: to the edge)
+DETECTOR_ANGLES = {"bf": (0.0, 1.0), "abf": (0.5, 1.0), "adf": (1.1, None)}
+
+
+def virtual_image_job(data: Any, kind: str = "bf", *, semiangle_mrad: float, detector_mrad_per_px: float,
+                      center=None, scan_step_a: float | None = None, block_rows: int | None = None):
+    """BF/ABF/ADF image as a job (Progress per block of rows, cancellable between blocks).
+
+    Returns a PhaseResult with ``arrays["virtual"]`` (counts) on the scan grid: pixel =
+    ``scan_step_a`` (Å) when known, else 1 scan px; metadata: detector kind and its angles (mrad)."""
+    from ..result import PhaseResult
+
+    if kind not in DETECTOR_ANGLES:
+        raise InputError(f"detector must be one of {', '.join(DETECTOR_ANGLES)}, got {kind!r}")
+    shape = check_4d(data)
+    alpha = validate.positive(semiangle_mrad, "semi-angle", "mrad")
+    lo, hi = DETECTOR_ANGLES[kind]
+    inner = lo * alpha
+    outer = hi * alpha if hi is not None else 10.0 * max(shape[2:]) * detector_mrad_per_px
+    img = yield from _virtual_rows(data, inner, outer, detector_mrad_per_px=detector_mrad_per_px, center=center,
+                                   block_rows=block_rows)
+    step = float(scan_step_a) if scan_step_a else 1.0
+    return PhaseResult({"virtual": img}, pixel_size=step, pixel_unit="Å" if scan_step_a else "px",
+                       array_units={"virtual": "counts"},
+                       metadata={"method": "virtual detector", "detector": kind, "inner_mrad": inner, "outer_mrad": outer,
+                                 "scan_step_a": scan_step_a})
 
 
 def bright_field(data: Any, *, semiangle_mrad: float, detector_mrad_per_px: float, center=None) -> np.ndarray:

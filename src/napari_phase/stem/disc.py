@@ -87,3 +87,26 @@ def detect_disc(pattern: Any, *, iterations: int = 3) -> DiscFit:
         raise InputError(f"the bright-field disc (centre {cy:.1f}, {cx:.1f}, radius {r:.1f} px) is cut by the "
                          "detector edge: centre the beam or use a smaller camera length")
     return DiscFit(cy, cx, r, float((d - b) / d) if d else 0.0)
+
+
+def disc_job(data: Any, *, block_rows: int | None = None, iterations: int = 3):
+    """Mean pattern of a 4D scan (streamed, Progress per block of rows) and its BF disc, as a job.
+
+    Returns a PhaseResult: ``arrays["mean_pattern"]`` (detector px) and the fit in
+    ``metadata`` (``center_y_px``, ``center_x_px``, ``radius_px``, ``contrast``; :func:`fit_of`
+    rebuilds the DiscFit)."""
+    import dataclasses
+
+    from ..result import PhaseResult
+    from ._data import mean_pattern_job
+
+    mean = yield from mean_pattern_job(data, block_rows)
+    fit = detect_disc(mean, iterations=iterations)
+    return PhaseResult({"mean_pattern": mean}, pixel_size=1.0, pixel_unit="px", array_units={"mean_pattern": "counts"},
+                       metadata={"method": "bf_disc", **dataclasses.asdict(fit)})
+
+
+def fit_of(result) -> DiscFit:
+    """The DiscFit stored in a :func:`disc_job` result's metadata."""
+    md = result.metadata
+    return DiscFit(float(md["center_y_px"]), float(md["center_x_px"]), float(md["radius_px"]), float(md["contrast"]))

@@ -172,7 +172,7 @@ class StemPanel(QWidget):
         self.disc_button = QPushButton("Detect BF disc")
         self.disc_button.setToolTip("Find the bright-field disc in the mean pattern: sets the centre and, with the "
                                     "semi-angle, the detector sampling (or the semi-angle from the sampling)")
-        self.disc_button.clicked.connect(lambda *_: self.detect_disc())
+        self.disc_button.clicked.connect(lambda *_: self.detect_disc(wait=False))
         self.disc_info = QLabel("")
         self.disc_info.setWordWrap(True)
         cal_box = QGroupBox("Calibration")
@@ -194,7 +194,7 @@ class StemPanel(QWidget):
         self.detector_kind.addItems(list(DETECTORS))
         self.virtual_button = QPushButton("Show virtual image")
         self.virtual_button.setToolTip("Virtual-detector image of the scan (orient yourself; click it to see a pattern)")
-        self.virtual_button.clicked.connect(lambda *_: self.show_virtual_image())
+        self.virtual_button.clicked.connect(lambda *_: self.show_virtual_image(wait=False))
         self.nav_info = QLabel("")
         self.nav_info.setWordWrap(True)
         view_box = QGroupBox("View")
@@ -316,18 +316,51 @@ class StemPanel(QWidget):
             data = data[int(self.depth.value())]
         return data
 
-    def detect_disc(self):
+    def detect_disc(self, wait: bool = True):
         """Mean pattern -> BF disc (centre, radius) -> centre fields, detector sampling or semi-angle;
-        draws the mean pattern with the disc as a Shapes overlay. Returns the DiscFit or None."""
-        from ..stem import detect_disc
+        draws the mean pattern with the disc as a Shapes overlay. The mean pattern is computed off
+        the main thread (the panel's JobRunner: progress, Cancel), once per layer/depth. ``wait``:
+        block (processing events) until done and return the DiscFit (or None); the button does not wait."""
+        from ..stem import disc_job
 
         try:
-            mean = self._mean_pattern()
-            fit = detect_disc(mean)
+            data = self.data()
         except InputError as exc:
             self._set_disc_info(str(exc), bad=True)
             _runner.warn(f"Detect BF disc: {exc}")
             return None
+        key = (id(self.data_combo.current_layer()), int(self.depth.value()), np.shape(data))
+        if self._cache.get("disc_key") == key:  # already measured: no second pass over the data
+            return self._apply_disc(self._cache["disc"])
+
+        def make():
+            from ..stem._data import check_4d
+
+            check_4d(data, name=f"layer '{self.data_combo.current_layer().name}'")
+            return disc_job(data)
+
+        def done(result: PhaseResult):
+            self._cache["disc"], self._cache["disc_key"] = result, key
+            self._apply_disc(result)
+
+        self._cache.pop("fit", None)
+        if not self.runner.start(make, on_result=done, name="Detect BF disc"):
+            if self.runner.last_error is not None:
+                self._set_disc_info(str(self.runner.last_error), bad=True)
+            return None
+        self._set_disc_info("measuring the mean pattern… (Cancel stops it)")
+        if not wait:
+            return None
+        self.runner.wait(600_000)
+        return self._cache.get("fit") if self.runner.last_outcome == "done" else None
+
+    def _apply_disc(self, result: PhaseResult):
+        """Fill the calibration from a disc_job result and draw it (main thread)."""
+        from ..stem.disc import fit_of
+
+        fit = fit_of(result)
+        mean = result.arrays["mean_pattern"]
+        self._cache["fit"] = fit
         self.center_y.setValue(fit.center_y_px)
         self.center_x.setValue(fit.center_x_px)
         cal = self.calibration()
@@ -347,9 +380,11 @@ class StemPanel(QWidget):
         self._draw_patterns(mean, fit)
         return fit
 
-    def show_virtual_image(self):
-        """Virtual BF/ABF/ADF image of the scan at the origin (Å); hides the 4-D layer."""
-        from ..stem import detectors
+    def show_virtual_image(self, wait: bool = True):
+        """Virtual BF/ABF/ADF image of the scan at the origin (Å); hides the 4-D layer. Computed off
+        the main thread (JobRunner: progress, Cancel). ``wait``: block until done and return the
+        layer (or None); the button does not wait."""
+        from ..stem import virtual_image_job
 
         try:
             data = self.data()
@@ -359,16 +394,31 @@ class StemPanel(QWidget):
             if cal.semiangle_mrad is None or cal.detector_mrad_per_px is None:
                 raise InputError("the virtual detector needs the semi-angle and the detector sampling "
                                  "(enter them, or use 'Detect BF disc')")
-            fn = {"bf": detectors.bright_field, "abf": detectors.annular_bright_field, "adf": detectors.annular_dark_field}[kind]
-            img = fn(data, semiangle_mrad=cal.semiangle_mrad, detector_mrad_per_px=cal.detector_mrad_per_px,
-                     center=cal.center_for(shape[2:]))
         except InputError as exc:
             _runner.warn(f"Virtual image: {exc}")
             return None
         step = cal.step_yx_a[1] if cal.scan_step_a is not None else 1.0
-        unit = "angstrom" if cal.scan_step_a is not None else "pixel"
+        box: dict[str, Any] = {}
+
+        def make():
+            return virtual_image_job(data, kind, semiangle_mrad=cal.semiangle_mrad,
+                                     detector_mrad_per_px=cal.detector_mrad_per_px, center=cal.center_for(shape[2:]),
+                                     scan_step_a=cal.scan_step_a)
+
+        def done(result: PhaseResult):
+            box["layer"] = self._show_virtual(result.arrays["virtual"], kind, step, cal.scan_step_a, shape)
+
+        if not self.runner.start(make, on_result=done, name="Virtual image"):
+            return None
+        if not wait:
+            return None
+        self.runner.wait(600_000)
+        return box.get("layer")
+
+    def _show_virtual(self, img: np.ndarray, kind: str, step: float, scan_step_a, shape):
+        unit = "angstrom" if scan_step_a is not None else "pixel"
         kwargs = {"name": VIRTUAL_NAME, "colormap": "gray", "scale": [step, step], "units": [unit, unit],
-                  "metadata": {"kind": "virtual_detector", "detector": kind, "scan_step_a": cal.scan_step_a}}
+                  "metadata": {"kind": "virtual_detector", "detector": kind, "scan_step_a": scan_step_a}}
         layers = add_or_update(self.viewer, [(img, kwargs, "image")])
         self._geometry = {"scan_shape": shape[:2], "step": step, "det_shape": shape[2:]}
         src = self.data_combo.current_layer()
@@ -533,16 +583,6 @@ class StemPanel(QWidget):
             self.viewer.layers.remove(layer)
 
     # ------------------------------------------------------------------ helpers
-    def _mean_pattern(self) -> np.ndarray:
-        from ..stem import mean_pattern
-
-        data = self.data()
-        key = (id(self.data_combo.current_layer()), int(self.depth.value()), np.shape(data))
-        if self._cache.get("mean_key") != key:
-            self._cache["mean"] = mean_pattern(data)
-            self._cache["mean_key"] = key
-        return self._cache["mean"]
-
     def _pattern_geometry(self) -> dict:
         sy, sx = self._geometry.get("scan_shape", (1, 1))
         step = self._geometry.get("step", 1.0)
