@@ -3,7 +3,8 @@
     QT_API=pyqt6 xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/tie_series_screenshot.py
 
 Writes docs/images/tie_series_panel.png: a simulated flipped 5-image series (10 % noise, flipped
-images mirrored, rotated 3° and shifted), aligned and solved; the magnetic phase with B arrows.
+images mirrored, rotated 3° and shifted), aligned and solved with the regularisation chosen from
+the noise ("auto") inside a region of interest drawn as a rectangle; the magnetic phase.
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ def main(out: Path = ROOT / "docs" / "images" / "tie_series_panel.png") -> int:
     dock = viewer.window.add_dock_widget(panel, name="TIE series (LTEM)", area="right")
     from qtpy.QtCore import Qt
 
-    viewer.window._qt_window.resizeDocks([dock], [430], Qt.Horizontal)
+    viewer.window._qt_window.resizeDocks([dock], [520], Qt.Horizontal)
     panel.series_combo.set_layer(viewer.layers["series (5 defoci)"])
     panel.use_flip.setChecked(True)
     panel.flip_combo.set_layer(viewer.layers["flipped series (as recorded)"])
-    panel.qc.setValue(0.001)
+    # regularisation "auto" (the default): the noise is measured in the images; an ROI drawn as a rectangle
+    shapes = panel.draw_roi()
+    shapes.add_rectangles(np.array([[6.0, 6.0], [122.0, 122.0]]))
     panel.run()
     panel.runner.wait(120000)
     _process(1.0)

@@ -45,15 +45,15 @@ HELP = (
 FLIP_AXES = {"x: mirrored left-right": "x", "y: mirrored up-down": "y"}
 #: regularisation choices → qc_per_nm (the string "value" reads the qc box)
 REGULARISATION = {
-    "auto: from the noise in the images": "auto",
-    "fixed cut-off (default: 0.5/FOV series, 2/FOV one image)": None,
-    "cut-off qc below (1/nm; 0 = none)": "value",
+    "auto (from the noise)": "auto",
+    "default cut-off": None,
+    "typed cut-off qc": "value",
 }
 #: boundary choices → boundary=
 BOUNDARIES = {
-    "auto: free when aligned or cropped": "auto",
-    "free: a window of a larger specimen": "free",
-    "zero flux (mirror) at the edges": "mirror",
+    "auto": "auto",
+    "free (a window of the film)": "free",
+    "zero flux (mirror)": "mirror",
 }
 ROI_LAYER = "TIE region of interest"
 BASE = "TIE"
@@ -135,7 +135,8 @@ class TieSeriesPanel(QWidget):
         self.regularisation.addItems(list(REGULARISATION))
         self.regularisation.setToolTip(
             "auto: the noise is measured in the images and ∂I/∂z is Wiener-filtered with it (no cut-off of the slow phase, "
-            "so B·t keeps its size); fixed: the project's default Tikhonov cut-off; value: the cut-off typed below")
+            "so B·t keeps its size); default: the Tikhonov cut-off 0.5/FOV (series) or 2/FOV (one image), which damps the "
+            "slowest phase and with it B·t; typed: the cut-off qc below (off = none)")
         self.qc = _spin(0.0, 0.0, 100.0, 5, 0.0005, "Tikhonov cut-off qc in cycles/nm (off = the plain inverse Laplacian, "
                         "right for quantitative B·t on clean data; raise it against low-frequency noise)")
         self.qc.setSpecialValueText("off")
@@ -186,7 +187,6 @@ class TieSeriesPanel(QWidget):
         roi_row = QWidget()
         rl = QHBoxLayout(roi_row)
         rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.roi, 1)
         rl.addWidget(self.roi_button)
         rl.addWidget(self.roi_clear)
         prep_box = QGroupBox("Flip, alignment, clean-up")
@@ -198,7 +198,8 @@ class TieSeriesPanel(QWidget):
         pf.addRow(self.align)
         pf.addRow("max rotation (°)", self.max_rot)
         pf.addRow(self.hot_pixels)
-        pf.addRow("region of interest", roi_row)
+        pf.addRow("region of interest", self.roi)
+        pf.addRow("", roi_row)
 
         # ---------------------------------------------------------------- run
         self.runner = JobRunner(name="TIE", run_text="Run TIE", on_run=self.run, keep_checkbox=False)
@@ -330,8 +331,9 @@ class TieSeriesPanel(QWidget):
             series = self.series_combo.current_layer()
             scale = list(series.scale[-2:]) if series is not None else [1.0, 1.0]
             translate = list(series.translate[-2:]) if series is not None else [0.0, 0.0]
+            extra = {"units": list(series.units[-2:])} if series is not None and hasattr(series, "units") else {}
             layer = self.viewer.add_shapes(name=ROI_LAYER, ndim=2, scale=scale, translate=translate, edge_color="yellow",
-                                           face_color="transparent", edge_width=2 * min(scale) / max(min(scale), 1e-12))
+                                           face_color="transparent", edge_width=1.0, **extra)
             layer.events.data.connect(lambda *_: self._roi_from_layer())
         self.viewer.layers.selection.active = layer
         layer.mode = "add_rectangle"
@@ -430,15 +432,20 @@ class TieSeriesPanel(QWidget):
         auto = md.get("auto_regularisation")
         if auto:
             first = auto.get("series", auto) if isinstance(auto, dict) else auto
-            text += (f" Noise measured: {first['noise_sigma_over_mean']:.1%} of the mean; Wiener filter falls to ½ at "
-                     f"{first['wiener_half_per_nm']:.3g}/nm (period {1 / max(first['wiener_half_per_nm'], 1e-12):.0f} nm).")
+            q = first["wiener_half_per_nm"]
+            text += (f" Noise measured: {first['noise_sigma_over_mean']:.1%} of the mean; the Wiener filter keeps detail down to "
+                     f"periods of {1 / q:.0f} nm (passes ≥ ½ up to {q:.3g}/nm)." if q > 0 else
+                     f" Noise measured: {first['noise_sigma_over_mean']:.1%} of the mean; the Wiener filter passes almost nothing: "
+                     "the images are mostly noise.")
         elif "qc_per_nm" in pr:
             text += f" Tikhonov qc {pr['qc_per_nm']:.3g}/nm ({pr.get('qc_source', '')})."
         if "boundary" in pr:
             text += f" Edges: {pr['boundary']}."
-        if md.get("crop_yx") and "valid_fraction" in md:
+        shape_in = pr.get("input_shape")
+        if md.get("crop_yx") and shape_in and list(md["crop_yx"]) != [0, shape_in[-2], 0, shape_in[-1]]:
             a, b, c, d = md["crop_yx"]
-            text += f" Solved on rows {a}–{b}, columns {c}–{d} (covered by every aligned image)."
+            why = " and ".join(w for w, on in (("covered by every aligned image", pr.get("align")), ("inside the ROI", pr.get("roi"))) if on)
+            text += f" Solved on rows {a}–{b}, columns {c}–{d}" + (f" ({why})." if why else ".")
         self.result_info.setText(text)
 
     def _on_series_changed(self, layer) -> None:
