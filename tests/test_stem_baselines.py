@@ -323,3 +323,43 @@ def test_bench_helpers_frc_and_truth_sampling():
     assert 0.5 < frc_cutoff(low, phi, 0.2) < 0.95
     # sampling the truth at twice the pixel keeps the origin and picks every second value
     np.testing.assert_allclose(truth_on_grid(phi, 0.2, (32, 32), 0.4), phi[::2, ::2], atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- non-square scan steps
+
+
+@pytest.fixture(scope="module")
+def fine_weak():
+    """A weak phase object scanned at 0.2 Å in x and (every second row) 0.4 Å in y."""
+    phi = smooth_phase(M, DX, qmax=1.1, rms=0.05, seed=1)
+    data, p, det, step_a = simulate(phi, DX, 1)
+    return phi, data[::2], p, det, step_a
+
+
+def test_icom_and_ssb_handle_non_square_scan_steps(fine_weak):
+    from napari_phase.stem._grid import to_square
+
+    phi, data, p, det, step_a = fine_weak
+    assert data.shape[:2] == (32, 64) and step_a == pytest.approx(DX)
+    kw = dict(energy_kev=300, scan_step_a=(2 * step_a, step_a), detector_mrad_per_px=det)
+    truth = phi[:63, :64]  # square pixels of min(step) = 0.2 Å over the scanned extent (31·0.4 Å = 62 px)
+    s = stem.ssb(data, semiangle_mrad=20, **kw)
+    assert s.phase.shape == (63, 64) and s.pixel_size_a == pytest.approx(step_a)
+    assert s.metadata["scan_step_y_a"] == pytest.approx(2 * step_a) and s.metadata["scan_step_a"] == pytest.approx(step_a)
+    assert xc(s.phase, truth, 2) > 0.99
+    assert _std_ratio(s.phase[2:-2, 2:-2], truth[2:-2, 2:-2]) == pytest.approx(1.0, abs=0.05)
+    blurred = np.fft.ifft2(np.fft.fft2(phi) * np.conj(np.fft.fft2(np.abs(p) ** 2))).real[:63, :64]
+    i = stem.icom(data, **kw)
+    assert i.phase.shape == (63, 64) and i.arrays["com_x"].shape == (63, 64)
+    assert xc(i.phase, blurred, 2) > 0.99
+    assert _std_ratio(i.phase[2:-2, 2:-2], blurred[2:-2, 2:-2]) == pytest.approx(1.0, abs=0.05)
+    # the steps swapped (y and x mixed up) give a wrong map: the test pins which step is which
+    swapped = stem.ssb(data, semiangle_mrad=20, energy_kev=300, scan_step_a=(step_a, 2 * step_a), detector_mrad_per_px=det)
+    assert swapped.phase.shape != truth.shape or xc(swapped.phase, truth, 2) < 0.8
+    # square steps: nothing is resampled
+    flat = np.arange(12.0).reshape(3, 4)
+    out, px = to_square(flat, 0.3, 0.3)
+    assert out is flat and px == 0.3
+    out, px = to_square(flat, 0.6, 0.3)  # y twice coarser: every second row is interpolated
+    assert px == 0.3 and out.shape == (5, 4)
+    np.testing.assert_allclose(out[::2], flat, atol=1e-9)

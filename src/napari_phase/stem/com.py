@@ -28,6 +28,7 @@ import numpy as np
 from ..jobs import InputError, Job, JobCancelled, Progress, Stopwatch, run_job
 from ..result import PhaseResult
 from ._data import check_4d, iter_rows, rows_per_block
+from ._grid import square_result
 from .calibration import Calibration
 
 
@@ -168,9 +169,7 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
     cal = Calibration(energy_kev=energy_kev, scan_step_a=scan_step_a, detector_mrad_per_px=detector_mrad_per_px,
                       rotation_deg=float(rotation_deg or 0.0), transpose=bool(transpose), center_px=center)
     cal.validate(needs=("energy_kev", "scan_step_a", "detector_mrad_per_px"))
-    step_y, step_x = cal.step_yx_a
-    if abs(step_y - step_x) > 0.01 * step_x:
-        raise InputError(f"scan steps differ in y and x ({step_y:g} vs {step_x:g} Å); resample to square pixels first")
+    step_y, step_x = cal.step_yx_a  # non-square steps: native here, the result resampled to square pixels
     cy, cx = cal.center_for(shape[2:])
     auto = auto_rotation or rotation_deg is None
     watch = Stopwatch()
@@ -192,9 +191,10 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
                 "detector_mrad_per_px": det, "rotation_deg": rot, "transpose": tr, "center_px": [cy, cx],
                 "auto_rotation": auto, "mirror_padding": mirror, "remove_mean_gradient": remove_mean_gradient, "input_shape": list(shape),
                 "origin": "first scan position", "runtime_s": watch.elapsed_s, "device": "cpu", **extra}
-        return PhaseResult({"phase": phase, "com_x": (gx * det).astype(np.float32), "com_y": (gy * det).astype(np.float32)},
-                           pixel_size=step_x, pixel_unit="Å", array_units={"com_x": "mrad", "com_y": "mrad"},
-                           metadata=meta)
+        return square_result(
+            PhaseResult({"phase": phase, "com_x": (gx * det).astype(np.float32), "com_y": (gy * det).astype(np.float32)},
+                        pixel_size=step_x, pixel_unit="Å", array_units={"com_x": "mrad", "com_y": "mrad"},
+                        metadata=meta), step_y, step_x)
 
     try:
         for i, (r0, r1, block) in enumerate(iter_rows(data, n)):

@@ -28,6 +28,7 @@ from ..jobs import InputError, Job, JobCancelled, Progress, Stopwatch, run_job
 from ..physics.optics import chi
 from ..result import PhaseResult
 from ._data import check_4d, read_rows, rows_per_block
+from ._grid import square_result
 from .calibration import Calibration
 
 
@@ -113,9 +114,7 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
                       transpose=bool(transpose), defocus_a=float(defocus_a or 0.0), cs_mm=float(cs_mm or 0.0),
                       center_px=center)
     cal.validate(shape[2:], needs=("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px"))
-    step_y, step_x = cal.step_yx_a
-    if abs(step_y - step_x) > 0.01 * step_x:
-        raise InputError(f"scan steps differ in y and x ({step_y:g} vs {step_x:g} Å); resample to square pixels first")
+    step_y, step_x = cal.step_yx_a  # non-square steps: native here, the result resampled to square pixels
     watch = Stopwatch()
     sy, sx = shape[:2]
     qy = np.fft.fftfreq(sy, d=step_y)
@@ -171,7 +170,7 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
                 "spatial_frequencies_used": q_count, "input_shape": list(shape), "origin": "first scan position",
                 "mode": "fft" if use_fft else "accumulate",
                 "runtime_s": watch.elapsed_s, "device": "cpu", **extra}
-        return PhaseResult({"phase": phase}, pixel_size=step_x, pixel_unit="Å", metadata=meta)
+        return square_result(PhaseResult({"phase": phase}, pixel_size=step_x, pixel_unit="Å", metadata=meta), step_y, step_x)
 
     try:
         for b, r0 in enumerate(range(0, sy, n)):
