@@ -382,3 +382,20 @@ def test_inference_thread_count_is_measured_and_restored(scan, tiny_model):
 def test_bad_thread_count_is_an_input_error(scan, tiny_model, bad):
     with pytest.raises(InputError, match="threads must be a positive integer"):
         cnn(scan.data, **_calib(scan), model=tiny_model, device="cpu", threads=bad)
+
+
+def test_non_square_steps_geometry_and_kernel_weights(scan, tiny_model):
+    from napari_phase.stem.airpi.preprocess import neighbour_weights
+
+    # weights: a (s, s) pair equals the isotropic weights; (2s, s) weights the y neighbours less
+    np.testing.assert_allclose(neighbour_weights((1.5, 1.5)), neighbour_weights(1.5))
+    w = neighbour_weights((3.0, 1.5)).reshape(3, 3)
+    assert w[1, 1] == 1 and w[0, 1] < w[1, 0] and w[0, 1] == pytest.approx(neighbour_weights(3.0).reshape(3, 3)[0, 1])
+    kw = {**_calib(scan), "scan_step_a": (2 * scan.scan_step_a, scan.scan_step_a)}
+    res = cnn(scan.data, **kw, model=tiny_model, device="cpu", oversample=2, block_rows=4)
+    # 9 rows of 2·step and 8 columns of step at pixel step/2: 36 x 16 object px
+    assert res.phase.shape == (36, 16) and res.pixel_size == pytest.approx(scan.scan_step_a / 2)
+    assert res.metadata["scan_step_y_a"] == pytest.approx(2 * scan.scan_step_a)
+    # an absurd anisotropy (a y step outside the overlap limits) is still refused with a clear message
+    with pytest.raises(InputError, match="scan step"):
+        cnn(scan.data, **{**kw, "scan_step_a": (40 * scan.scan_step_a, scan.scan_step_a)}, model=tiny_model, device="cpu")

@@ -26,7 +26,7 @@ from .disc import DiscFit, detect_disc, disc_job
 from .ssb import ssb, ssb_job
 
 
-def cnn(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, scan_step_a: float | None,
+def cnn(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, scan_step_a: float | tuple | None,
         detector_mrad_per_px: float | None, oversample: int = 2, model: str = "default", device: str = "auto",
         client=None, **kwargs: Any):
     """The 4D-STEM CNN (airpi): exit waves from 3x3 kernels of patterns, stitched into the phase

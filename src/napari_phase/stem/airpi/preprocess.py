@@ -80,11 +80,13 @@ def probe_mask(probe: np.ndarray, level: float = 0.1) -> np.ndarray:
     return p2 >= level * p2.max()
 
 
-def neighbour_weights(step_px: float) -> np.ndarray:
-    """Weights of the 3x3 kernel, w = exp(-(d·s)² / (2σ²)), d the offset in scan steps, s the
-    step in window px, σ = NEIGHBOUR_SIGMA_PX (centre weight 1). Shape (9,), float32."""
-    d2 = np.array([dy * dy + dx * dx for dy, dx in KERNEL_OFFSETS], dtype=np.float64)
-    return np.exp(-d2 * float(step_px) ** 2 / (2 * NEIGHBOUR_SIGMA_PX**2)).astype(np.float32)
+def neighbour_weights(step_px) -> np.ndarray:
+    """Weights of the 3x3 kernel, w = exp(-r² / (2σ²)), r the neighbour's distance in window px
+    (offset (dy, dx) scan steps × the step s in window px; a (s_y, s_x) pair for non-square scan
+    steps: r² = (dy·s_y)² + (dx·s_x)²), σ = NEIGHBOUR_SIGMA_PX (centre weight 1). Shape (9,), float32."""
+    sy, sx = (float(step_px[0]), float(step_px[1])) if np.ndim(step_px) else (float(step_px),) * 2
+    r2 = np.array([(dy * sy) ** 2 + (dx * sx) ** 2 for dy, dx in KERNEL_OFFSETS], dtype=np.float64)
+    return np.exp(-r2 / (2 * NEIGHBOUR_SIGMA_PX**2)).astype(np.float32)
 
 
 def standardise(patterns, weights=None, eps: float = 1e-6):

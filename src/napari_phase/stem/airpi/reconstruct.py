@@ -9,6 +9,9 @@ Pipeline per block of scan rows (the block plus a one-row halo is read, nothing 
 3. the network predicts the exit wave of the centre position, in batches of ``batch_size``;
 4. patches ψout·conj(ψin) are summed into the object grid (stitch.py): pixel = scan step /
    ``oversample``, pixel (0, 0) at the first scan position, positions placed with sub-pixel accuracy.
+   Non-square steps (step_y, step_x): pixel = min(step) / ``oversample``, positions at
+   (row·step_y, col·step_x), kernel weights by each neighbour's real distance; the network saw only
+   square scans in training, so the metadata lists "non-square scan step" as outside its ranges.
 
 On the CPU, torch's thread count is measured while the scan runs (threads.ThreadTuner: the first
 batches try 1 … min(cores, 4) threads, the fastest is kept, re-probed every 200 batches or on a 2×
@@ -32,6 +35,7 @@ from ...jobs import InputError, JobCancelled, Progress, Stopwatch, resolve_devic
 from ...result import PhaseResult
 from ...threads import ThreadTuner
 from .._data import check_4d, read_rows, rows_per_block, shape_of
+from .._grid import is_square
 from ..calibration import Calibration
 from .model import build
 from .preprocess import (
@@ -82,18 +86,24 @@ class _Setup:
         self.edge = edge
         e, a = cal.energy_kev, cal.semiangle_mrad
         self.dx_a = window_pixel_a(e, a)
-        self.step_a = cal.step_yx_a[1]
+        self.step_yx_a = cal.step_yx_a  # non-square steps: kernels weighted per axis, patches placed per axis
+        self.step_a = self.step_yx_a[1]
         self.step_px = self.step_a / self.dx_a
-        self.pixel_a = self.step_a / self.oversample
+        self.step_yx_px = (self.step_yx_a[0] / self.dx_a, self.step_px)
+        self.square = is_square(*self.step_yx_a)
+        self.pixel_a = min(self.step_yx_a) / self.oversample
+        # object px per scan step along y and x (= oversample for a square scan)
+        self.pos_scale = (self.oversample, self.oversample) if self.square else \
+            (self.step_yx_a[0] / self.pixel_a, self.step_yx_a[1] / self.pixel_a)
         self.chi_edge = edge_defocus_phase(cal.defocus_a, e, a)
         cs_a = cal.cs_mm * 1e7
         lam = cal.wavelength_a
         self.cs_edge = 0.5 * math.pi * cs_a * (a * 1e-3) ** 4 / lam
         probe = torch.as_tensor(probe_window(self.chi_edge, self.cs_edge))
         self.probe = probe / probe.abs().max()
-        self.weights = neighbour_weights(self.step_px)
+        self.weights = neighbour_weights(self.step_px if self.square else self.step_yx_px)
         self.center = cal.center_for(self.shape[2:])
-        self.grid_shape = (self.shape[0] * self.oversample, self.shape[1] * self.oversample)
+        self.grid_shape = (int(round(self.shape[0] * self.pos_scale[0])), int(round(self.shape[1] * self.pos_scale[1])))
 
     def resample(self, block: np.ndarray, device) -> torch.Tensor:
         x = torch.as_tensor(np.require(block, np.float32, ["W"]), device=device)
@@ -114,14 +124,14 @@ def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, 
     if net is None:
         net, _ = load_network(setup.model, device)
     ny, nx = setup.shape[:2]
-    os_ = setup.oversample
+    psy, psx = setup.pos_scale
     windows = setup.resample(rows_data, device)  # (R, nx, N, N)
     r = setup.pixel_a / setup.dx_a  # window px per object px
     from .stitch import patch_half_width
 
     half = patch_half_width(setup.probe, r)
-    top = max(0, r0 * os_ - half - 1)
-    bottom = min(setup.grid_shape[0], (r1 - 1) * os_ + half + 2)
+    top = max(0, int(math.floor(r0 * psy)) - half - 1)
+    bottom = min(setup.grid_shape[0], int(math.ceil((r1 - 1) * psy)) + half + 2)
     acc = ObjectAccumulator((bottom - top, setup.grid_shape[1]), device=device)
     rows = np.repeat(np.arange(r0, r1), nx)
     cols = np.tile(np.arange(nx), r1 - r0)
@@ -139,7 +149,7 @@ def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, 
             with torch.no_grad():
                 amp, phase = net(x)
             psi = torch.polar(amp, phase)
-            pos = torch.as_tensor(np.stack([rows[sl] * os_, cols[sl] * os_], -1), dtype=torch.float64)
+            pos = torch.as_tensor(np.stack([rows[sl] * psy, cols[sl] * psx], -1), dtype=torch.float64)
             stitch(acc, psi, probe, pos, r, origin=(top, 0))
     return acc, top
 
@@ -153,8 +163,6 @@ def _validate(data, *, energy_kev, semiangle_mrad, scan_step_a, detector_mrad_pe
                       cs_mm=float(cs_mm or 0.0))
     cal.validate(shape[2:], needs=("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px"))
     sy, sx = cal.step_yx_a
-    if abs(sy - sx) > 0.01 * sx:
-        raise InputError(f"scan steps differ in y and x ({sy:g} vs {sx:g} Å); resample to square scan pixels first")
     try:
         oversample = int(oversample)
     except (TypeError, ValueError):
@@ -163,11 +171,12 @@ def _validate(data, *, energy_kev, semiangle_mrad, scan_step_a, detector_mrad_pe
         raise InputError(f"oversample must be an integer 1–8, got {oversample}")
     if int(batch_size) < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
-    step_px = sx / window_pixel_a(cal.energy_kev, cal.semiangle_mrad)
-    if not STEP_PX_LIMITS[0] <= step_px <= STEP_PX_LIMITS[1]:
-        raise InputError(
-            f"scan step {sx:g} Å is {step_px:.2f} probe-window pixels at {cal.energy_kev:g} kV, {cal.semiangle_mrad:g} mrad; "
-            f"the CNN needs {STEP_PX_LIMITS[0]}–{STEP_PX_LIMITS[1]} (overlapping probes): check the scan step")
+    for step in {sy, sx}:
+        step_px = step / window_pixel_a(cal.energy_kev, cal.semiangle_mrad)
+        if not STEP_PX_LIMITS[0] <= step_px <= STEP_PX_LIMITS[1]:
+            raise InputError(
+                f"scan step {step:g} Å is {step_px:.2f} probe-window pixels at {cal.energy_kev:g} kV, {cal.semiangle_mrad:g} mrad; "
+                f"the CNN needs {STEP_PX_LIMITS[0]}–{STEP_PX_LIMITS[1]} (overlapping probes): check the scan step")
     return shape, cal, oversample
 
 
@@ -176,7 +185,7 @@ def cnn_job(
     *,
     energy_kev: float | None,
     semiangle_mrad: float | None,
-    scan_step_a: float | None,
+    scan_step_a: float | tuple | None,
     detector_mrad_per_px: float | None,
     oversample: int = 2,
     model: str = "default",
@@ -238,10 +247,14 @@ def _result(setup: _Setup, acc: ObjectAccumulator, card: dict, dev, watch, extra
             out.append("energy")
         if not a_lo <= cal.semiangle_mrad <= a_hi:
             out.append("semi-angle")
-        if not s_lo <= setup.step_px <= s_hi:
+        if not all(s_lo <= s <= s_hi for s in setup.step_yx_px):
             out.append("scan step")
+        if not setup.square:  # the network was trained on square scans (isotropic 3x3 kernels)
+            out.append("non-square scan step")
         if out:
             meta["outside_training_ranges"] = out
+    if not setup.square:
+        meta["scan_step_y_a"] = setup.step_yx_a[0]
     meta.update(extra)
     return PhaseResult({"phase": phase, "amplitude": amp}, pixel_size=setup.pixel_a, pixel_unit="Å", metadata=meta)
 
@@ -349,7 +362,7 @@ def _run_distributed(client, data, setup: _Setup, blocks, acc: ObjectAccumulator
         raise InputError(ALL_ZERO)
 
 
-def cnn(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, scan_step_a: float | None,
+def cnn(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, scan_step_a: float | tuple | None,
         detector_mrad_per_px: float | None, oversample: int = 2, model: str = "default", device: str = "auto",
         client=None, center=None, batch_size: int = 256, rotation_deg: float = 0.0, transpose: bool = False,
         **kwargs: Any) -> PhaseResult:
