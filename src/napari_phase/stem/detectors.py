@@ -69,7 +69,8 @@ def virtual_image_job(data: Any, kind: str = "bf", *, semiangle_mrad: float, det
     """BF/ABF/ADF image as a job (Progress per block of rows, cancellable between blocks).
 
     Returns a PhaseResult with ``arrays["virtual"]`` (counts) on the scan grid: pixel =
-    ``scan_step_a`` (Å) when known, else 1 scan px; metadata: detector kind and its angles (mrad)."""
+    ``scan_step_a`` (Å; x step, with ``metadata["scan_step_y_a"]`` for a (y, x) pair that differs)
+    when known, else 1 scan px; metadata: detector kind and its angles (mrad)."""
     from ..result import PhaseResult
 
     if kind not in DETECTOR_ANGLES:
@@ -81,11 +82,16 @@ def virtual_image_job(data: Any, kind: str = "bf", *, semiangle_mrad: float, det
     outer = hi * alpha if hi is not None else 10.0 * max(shape[2:]) * detector_mrad_per_px
     img = yield from _virtual_rows(data, inner, outer, detector_mrad_per_px=detector_mrad_per_px, center=center,
                                    block_rows=block_rows)
-    step = float(scan_step_a) if scan_step_a else 1.0
-    return PhaseResult({"virtual": img}, pixel_size=step, pixel_unit="Å" if scan_step_a else "px",
-                       array_units={"virtual": "counts"},
-                       metadata={"method": "virtual detector", "detector": kind, "inner_mrad": inner, "outer_mrad": outer,
-                                 "scan_step_a": scan_step_a})
+    meta = {"method": "virtual detector", "detector": kind, "inner_mrad": inner, "outer_mrad": outer}
+    step = 1.0
+    if scan_step_a is not None:
+        steps = np.broadcast_to(np.asarray(scan_step_a, dtype=np.float64), (2,))
+        step = float(steps[1])
+        meta["scan_step_a"] = step
+        if steps[0] != steps[1]:
+            meta["scan_step_y_a"] = float(steps[0])  # one value per scan position: not resampled
+    return PhaseResult({"virtual": img}, pixel_size=step, pixel_unit="Å" if scan_step_a is not None else "px",
+                       array_units={"virtual": "counts"}, metadata=meta)
 
 
 def bright_field(data: Any, *, semiangle_mrad: float, detector_mrad_per_px: float, center=None) -> np.ndarray:

@@ -141,7 +141,11 @@ class StemPanel(QWidget):
         # ---------------------------------------------------------------- calibration
         self.energy_kev = _spin(0.0, 0.0, 3000.0, 1, 10.0, "Beam energy (kV)", missing=True)
         self.semiangle_mrad = _spin(0.0, 0.0, 200.0, 2, 0.5, "Probe convergence semi-angle α (mrad)", missing=True)
-        self.scan_step_a = _spin(0.0, 0.0, 1e5, 4, 0.01, "Scan step (Å per scan position)", missing=True)
+        self.scan_step_a = _spin(0.0, 0.0, 1e5, 4, 0.01, "Scan step (Å per scan position; along x if the y step differs)",
+                                 missing=True)
+        self.scan_step_y_a = _spin(0.0, 0.0, 1e5, 4, 0.01, "Scan step along y (Å) when it differs from x "
+                                   "(non-square scan pixels); '= x' for a square scan")
+        self.scan_step_y_a.setSpecialValueText("= x")
         self.detector_mrad = _spin(0.0, 0.0, 100.0, 4, 0.05, "Detector sampling (mrad per pixel); "
                                    "'Detect BF disc' measures it from the disc and the semi-angle", missing=True)
         self.rotation_deg = _spin(0.0, -360.0, 360.0, 1, 1.0, "Scan rotation between detector and scan axes (deg); "
@@ -179,7 +183,13 @@ class StemPanel(QWidget):
         cf = QFormLayout(cal_box)
         cf.addRow("energy (kV)", self.energy_kev)
         cf.addRow("semi-angle α (mrad)", self.semiangle_mrad)
-        cf.addRow("scan step (Å)", self.scan_step_a)
+        step_row = QWidget()
+        sl = QHBoxLayout(step_row)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addWidget(self.scan_step_a, 1)
+        sl.addWidget(QLabel("y"))
+        sl.addWidget(self.scan_step_y_a, 1)
+        cf.addRow("scan step (Å)", step_row)
         cf.addRow("detector (mrad/px)", self.detector_mrad)
         cf.addRow("centre y, x (px)", ctr)
         cf.addRow("scan rotation (°)", rot_row)
@@ -299,8 +309,10 @@ class StemPanel(QWidget):
             return v if v > box.minimum() else None
 
         cy, cx = float(self.center_y.value()), float(self.center_x.value())
+        step_x, step_y = val(self.scan_step_a), val(self.scan_step_y_a)
+        step = (step_y, step_x) if (step_x is not None and step_y is not None and step_y != step_x) else step_x
         return Calibration(
-            energy_kev=val(self.energy_kev), semiangle_mrad=val(self.semiangle_mrad), scan_step_a=val(self.scan_step_a),
+            energy_kev=val(self.energy_kev), semiangle_mrad=val(self.semiangle_mrad), scan_step_a=step,
             detector_mrad_per_px=val(self.detector_mrad), rotation_deg=float(self.rotation_deg.value()),
             transpose=self.transpose.isChecked(), defocus_a=float(self.defocus_a.value()), cs_mm=float(self.cs_mm.value()),
             center_px=(cy, cx) if cy >= 0 and cx >= 0 else None)
@@ -397,7 +409,7 @@ class StemPanel(QWidget):
         except InputError as exc:
             _runner.warn(f"Virtual image: {exc}")
             return None
-        step = cal.step_yx_a[1] if cal.scan_step_a is not None else 1.0
+        step_y, step = cal.step_yx_a if cal.scan_step_a is not None else (1.0, 1.0)
         box: dict[str, Any] = {}
 
         def make():
@@ -406,7 +418,7 @@ class StemPanel(QWidget):
                                      scan_step_a=cal.scan_step_a)
 
         def done(result: PhaseResult):
-            box["layer"] = self._show_virtual(result.arrays["virtual"], kind, step, cal.scan_step_a, shape)
+            box["layer"] = self._show_virtual(result.arrays["virtual"], kind, (step_y, step), cal.scan_step_a, shape)
 
         if not self.runner.start(make, on_result=done, name="Virtual image"):
             return None
@@ -415,12 +427,13 @@ class StemPanel(QWidget):
         self.runner.wait(600_000)
         return box.get("layer")
 
-    def _show_virtual(self, img: np.ndarray, kind: str, step: float, scan_step_a, shape):
+    def _show_virtual(self, img: np.ndarray, kind: str, steps: tuple[float, float], scan_step_a, shape):
+        step_y, step = steps
         unit = "angstrom" if scan_step_a is not None else "pixel"
-        kwargs = {"name": VIRTUAL_NAME, "colormap": "gray", "scale": [step, step], "units": [unit, unit],
+        kwargs = {"name": VIRTUAL_NAME, "colormap": "gray", "scale": [step_y, step], "units": [unit, unit],
                   "metadata": {"kind": "virtual_detector", "detector": kind, "scan_step_a": scan_step_a}}
         layers = add_or_update(self.viewer, [(img, kwargs, "image")])
-        self._geometry = {"scan_shape": shape[:2], "step": step, "det_shape": shape[2:]}
+        self._geometry = {"scan_shape": shape[:2], "step": step, "step_y": step_y, "det_shape": shape[2:]}
         src = self.data_combo.current_layer()
         if src is not None and src.visible:
             src.visible = False
@@ -436,10 +449,11 @@ class StemPanel(QWidget):
             return
         sy, sx = self._geometry["scan_shape"]
         step = self._geometry["step"]
-        h, w = sy * step, 2.1 * sx * step
+        step_y = self._geometry.get("step_y", step)
+        h, w = sy * step_y, 2.1 * sx * step
         cam = self.viewer.camera
         center = list(cam.center)
-        center[-2:] = [h / 2 - step / 2, w / 2 - step / 2]
+        center[-2:] = [h / 2 - step_y / 2, w / 2 - step / 2]
         cam.center = tuple(center)
         import warnings
 
@@ -463,9 +477,10 @@ class StemPanel(QWidget):
         layer = add_or_update(self.viewer, [(np.log1p(np.maximum(pat, 0)), kwargs, "image")])[0]
         layer.visible = True
         step = self._geometry["step"]
-        marker = {"name": MARKER_NAME, "size": max(step * 1.5, 1e-3), "face_color": "transparent", "border_color": "cyan",
-                  "metadata": {"kind": "navigator"}}
-        add_or_update(self.viewer, [(np.array([[iy * step, ix * step]], float), marker, "points")])
+        step_y = self._geometry.get("step_y", step)
+        marker = {"name": MARKER_NAME, "size": max(max(step, step_y) * 1.5, 1e-3), "face_color": "transparent",
+                  "border_color": "cyan", "metadata": {"kind": "navigator"}}
+        add_or_update(self.viewer, [(np.array([[iy * step_y, ix * step]], float), marker, "points")])
         self._raise_disc()
         self.nav_info.setText(f"pattern of scan position ({iy}, {ix}) shown right of the virtual image (log scale)")
         return layer
@@ -586,16 +601,17 @@ class StemPanel(QWidget):
     def _pattern_geometry(self) -> dict:
         sy, sx = self._geometry.get("scan_shape", (1, 1))
         step = self._geometry.get("step", 1.0)
+        step_y = self._geometry.get("step_y", step)
         ky, kx = self._geometry.get("det_shape", (1, 1))
-        s = sy * step / ky  # the pattern as tall as the scan, to its right
+        s = sy * step_y / ky  # the pattern as tall as the scan, to its right
         return {"scale": [s, s], "translate": [0.0, sx * step + 0.1 * sx * step]}
 
     def _draw_patterns(self, mean: np.ndarray, fit) -> None:
         data = self.data()
         if not self._geometry:
             cal = self.calibration()
-            step = cal.step_yx_a[1] if cal.scan_step_a is not None else 1.0
-            self._geometry = {"scan_shape": np.shape(data)[:2], "step": step, "det_shape": mean.shape}
+            step_y, step = cal.step_yx_a if cal.scan_step_a is not None else (1.0, 1.0)
+            self._geometry = {"scan_shape": np.shape(data)[:2], "step": step, "step_y": step_y, "det_shape": mean.shape}
         geom = self._pattern_geometry()
         add_or_update(self.viewer, [(np.log1p(np.maximum(mean, 0)), {"name": MEAN_NAME, "colormap": "magma", **geom,
                                                                     "metadata": {"kind": "mean_pattern"}}, "image")])
@@ -676,6 +692,10 @@ class StemPanel(QWidget):
                                   (self.detector_mrad, cal.detector_mrad_per_px, "detector sampling")):
             box.setValue(float(value) if value is not None else 0.0)
             (notes if value is not None else missing).append(label)
+        step_y = cal.step_yx_a[0] if isinstance(cal.scan_step_a, (tuple, list)) else None
+        self.scan_step_y_a.setValue(float(step_y) if step_y is not None else 0.0)
+        if step_y is not None:
+            notes.append("y step")
         self.defocus_a.setValue(cal.defocus_a)
         self.cs_mm.setValue(cal.cs_mm)
         if cal.center_px is not None:
