@@ -310,6 +310,12 @@ def test_cli_series_with_flip_reads_back(tmp_path, clean, capsys):
     assert pearson_accuracy(res["phase"], clean.phase_m, crop=6) >= 0.98
     assert abs(slope(np.stack([res["bx"], res["by"]]), np.stack([clean.bx, clean.by])) - 1) < 0.05
     assert "phase_e" in res.arrays
+    # --qc-per-nm auto and --boundary reach the solver (and are written to the metadata)
+    out2 = tmp_path / "tie_auto.h5"
+    assert main([*argv[:-5], "--qc-per-nm", "auto", "--boundary", "free", "--out", str(out2), "--quiet"]) == 0
+    res2 = load_result(out2)
+    assert res2.metadata["parameters"]["qc_source"].startswith("auto") and res2.metadata["parameters"]["boundary"] == "free"
+    assert pearson_accuracy(res2["phase"], clean.phase_m, crop=8) >= 0.95
     # unsymmetric defoci: one line, exit 2
     capsys.readouterr()
     bad = ["tie", *paths, "--defocus-mm", "-0.4", "-0.2", "0", "0.2", "0.5", "--pixel-size-nm", "5", "--out", str(out)]

@@ -126,8 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--align", action="store_true", help="register the series and the flipped series before solving")
     s.add_argument("--hot-pixel-sigma", type=float, default=None, help="replace pixels this many σ from their 3x3 median")
     s.add_argument("--roi", type=int, nargs=4, default=None, metavar=("Y0", "Y1", "X0", "X1"), help="region of interest in px")
-    s.add_argument("--qc-per-nm", type=float, default=None,
-                   help="Tikhonov cut-off in cycles/nm (default 0.5/FOV for a series, 2/FOV for one image; 0 = none)")
+    s.add_argument("--qc-per-nm", type=lambda v: "auto" if v.strip().lower() == "auto" else float(v), default=None,
+                   help="Tikhonov cut-off in cycles/nm (default 0.5/FOV for a series, 2/FOV for one image; 0 = none; "
+                        "auto = no cut-off, dI/dz Wiener-filtered with the noise measured in the images)")
+    s.add_argument("--boundary", default="auto", choices=["auto", "free", "mirror"],
+                   help="image edges: free = a window of a larger specimen, mirror = zero flux; auto = free when aligned or cropped")
     _ltem_args(s, defocus=False)
     s.set_defaults(func=cmd_tie)
 
@@ -289,7 +292,7 @@ def cmd_tie(args) -> int:
     flipped = _load_series(args.flip, "flipped")[0] if args.flip else None
     params = _ltem_params(args, calib)
     kwargs = dict(flipped=flipped, flip_axis=args.flip_axis, align=args.align, hot_pixel_sigma=args.hot_pixel_sigma,
-                  roi=args.roi, qc_per_nm=args.qc_per_nm)
+                  roi=args.roi, qc_per_nm=args.qc_per_nm, boundary=args.boundary)
     if args.defocus_step_mm is not None:
         kwargs["defocus_step_nm"] = args.defocus_step_mm * 1e6
     else:
