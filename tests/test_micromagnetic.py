@@ -219,3 +219,22 @@ def test_siprad_on_micromagnetic_image_beats_sitie():
     acc = induction_accuracy(r.bx, r.by, s.bx, s.by, crop=2)
     acc_sitie = induction_accuracy(base.bx, base.by, s.bx, s.by, crop=2)
     assert acc >= 0.85 and acc > acc_sitie + 0.05, (acc, acc_sitie)
+
+
+@needs_real
+def test_auto_regularisation_on_a_real_file():
+    """qc "auto" on the OOMMF skyrmion disk (tilted 30°, SITIE −0.1 mm, 2 nm pixels). Measured
+    (seed 0): noise 3 % → 0.938 (qc 0: 0.920, default 2/FOV: 0.813); 10 % → 0.659 (0.613, 0.427):
+    the issue's 0.9 at 10 % is out of reach at this dose (docs/benchmarks.md)."""
+    mag = read_magnetization(REAL / "skyrmion-disk.omf")
+    got = {}
+    for noise in (0.03, 0.1):
+        s = simulate_from_magnetization(mag, defocus_nm=-1e5, noise=noise, pixel_size_nm=2.0, seed=0, tilt_x_deg=30.0)
+        r = sitie(s.image, pixel_size_nm=2.0, defocus_nm=-1e5, qc_per_nm="auto")
+        assert r.metadata["auto_regularisation"]["noise_sigma_over_mean"] == pytest.approx(noise, rel=0.05)
+        d = sitie(s.image, pixel_size_nm=2.0, defocus_nm=-1e5)
+        got[noise] = (induction_accuracy(r.bx, r.by, s.bx, s.by, 2), induction_accuracy(d.bx, d.by, s.bx, s.by, 2),
+                      r.metadata["auto_regularisation"]["wiener_half_per_nm"])
+    assert got[0.03][0] >= 0.92 and got[0.03][0] >= got[0.03][1] + 0.08
+    assert got[0.1][0] >= got[0.1][1] + 0.15
+    assert got[0.1][2] < got[0.03][2]  # more noise: the filter keeps less detail
