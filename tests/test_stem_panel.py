@@ -261,6 +261,19 @@ def test_disc_and_virtual_image_run_off_the_main_thread(make_napari_viewer, sim,
     assert "virtual detector" not in viewer.layers and layer.visible and not notes["error"]
     virt = panel.show_virtual_image()
     assert virt is not None and threads[-1] != threading.get_ident()
+    # the rotation guess too: the Guess button returns at once, the fields fill when the CoM is done
+    real_guess = stem.rotation_guess_job
+
+    def slow_guess(data, **kw):
+        threads.append(threading.get_ident())
+        return (yield from _slowed(real_guess(data, block_rows=2, **kw), 0.05))
+
+    monkeypatch.setattr(stem, "rotation_guess_job", slow_guess)
+    panel.rotation_deg.setValue(33.0)
+    panel.guess_button.click()
+    assert panel.runner.is_running and panel.rotation_deg.value() == 33.0
+    assert panel.runner.wait(60000) and panel.runner.last_outcome == "done"
+    assert abs((panel.rotation_deg.value() + 180) % 360 - 180) < 1.0 and threads[-1] != threading.get_ident()
     bf = stem.bright_field(sim["data"], semiangle_mrad=20.0, detector_mrad_per_px=panel.detector_mrad.value(),
                            center=(panel.center_y.value(), panel.center_x.value()))
     np.testing.assert_allclose(virt.data, bf, rtol=1e-5)

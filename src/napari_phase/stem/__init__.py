@@ -19,7 +19,7 @@ from typing import Any
 
 from ._data import mean_pattern, mean_pattern_job
 from .calibration import Calibration, detector_center, inv_a_per_px_from_mrad, mrad_per_px_from_inv_a
-from .com import ComMaps, com_maps, guess_rotation, icom, icom_job, integrate_gradient
+from .com import ComMaps, com_maps, guess_rotation, icom, icom_job, integrate_gradient, rotation_guess_job
 from .detectors import (annular_bright_field, annular_dark_field, annulus_mask, bright_field, virtual_image,
                         virtual_image_job)
 from .disc import DiscFit, detect_disc, disc_job
@@ -70,6 +70,7 @@ __all__ = [
     "mean_pattern",
     "mean_pattern_job",
     "mrad_per_px_from_inv_a",
+    "rotation_guess_job",
     "ssb",
     "ssb_job",
     "virtual_image",

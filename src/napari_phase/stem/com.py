@@ -56,19 +56,40 @@ def _com_block(block: np.ndarray, cy: float, cx: float) -> tuple[np.ndarray, np.
     return (np.where(n > 0, wy / safe, 0.0), np.where(n > 0, wx / safe, 0.0), n)
 
 
-def com_maps(data: Any, *, center: tuple[float, float] | None = None, block_rows: int | None = None) -> ComMaps:
-    """CoM maps of a 4D-STEM dataset (streams over scan rows); detector frame, relative to ``center``
-    (default the detector centre)."""
+def _com_rows(data: Any, center, block_rows):
+    """Generator: CoM maps filled block by block (Progress after each); returns ComMaps."""
     shape = check_4d(data)
     cy, cx = center if center is not None else (shape[2] // 2, shape[3] // 2)
     com_y = np.zeros(shape[:2], np.float64)
     com_x = np.zeros(shape[:2], np.float64)
     counts = np.zeros(shape[:2], np.float64)
-    for r0, r1, block in iter_rows(data, block_rows):
+    n = block_rows or rows_per_block(shape)
+    total = -(-shape[0] // n)
+    for i, (r0, r1, block) in enumerate(iter_rows(data, n)):
         com_y[r0:r1], com_x[r0:r1], counts[r0:r1] = _com_block(block, cy, cx)
+        yield Progress(i + 1, total, f"centre of mass: scan row {r1}/{shape[0]}")
     if not counts.any():
         raise InputError("every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)")
     return ComMaps(com_y, com_x, counts)
+
+
+def com_maps(data: Any, *, center: tuple[float, float] | None = None, block_rows: int | None = None) -> ComMaps:
+    """CoM maps of a 4D-STEM dataset (streams over scan rows); detector frame, relative to ``center``
+    (default the detector centre)."""
+    return run_job(_com_rows(data, center, block_rows))
+
+
+def rotation_guess_job(data: Any, *, center: tuple[float, float] | None = None, scan_step_a=1.0,
+                       block_rows: int | None = None) -> Job:
+    """CoM maps (Progress per block of rows, cancellable) then :func:`guess_rotation`, as a job.
+    Returns a PhaseResult with the CoM maps (detector px, detector frame) and the guess in
+    ``metadata["rotation_guess"]``."""
+    g = yield from _com_rows(data, center, block_rows)
+    guess = guess_rotation(g.com_y_px, g.com_x_px, scan_step_a=scan_step_a)
+    steps = np.broadcast_to(np.asarray(scan_step_a, dtype=np.float64), (2,))
+    return PhaseResult({"com_y": g.com_y_px.astype(np.float32), "com_x": g.com_x_px.astype(np.float32)},
+                       pixel_size=float(steps[1]), pixel_unit="Å", array_units={"com_y": "px", "com_x": "px"},
+                       metadata={"method": "rotation guess", "rotation_guess": guess})
 
 
 # ----------------------------------------------------------------------------- geometry

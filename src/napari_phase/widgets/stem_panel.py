@@ -154,7 +154,7 @@ class StemPanel(QWidget):
         self.transpose.setToolTip("The detector's x/y are swapped against the scan's (a flip)")
         self.guess_button = QPushButton("Guess")
         self.guess_button.setToolTip("Guess rotation and transpose from the data (curl of the CoM field)")
-        self.guess_button.clicked.connect(lambda *_: self.guess_rotation())
+        self.guess_button.clicked.connect(lambda *_: self.guess_rotation(wait=False))
         rot_row = QWidget()
         rl = QHBoxLayout(rot_row)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -480,24 +480,38 @@ class StemPanel(QWidget):
         self.nav_info.setText(f"pattern of scan position ({iy}, {ix}) shown right of the virtual image (log scale)")
         return layer
 
-    def guess_rotation(self):
-        """Curl-minimising guess of scan rotation and transpose (fills the fields)."""
-        from ..stem import com_maps, guess_rotation
+    def guess_rotation(self, wait: bool = True):
+        """Curl-minimising guess of scan rotation and transpose (fills the fields). The CoM maps are
+        computed off the main thread (JobRunner: progress, Cancel); ``wait``: block until done and
+        return the guess (or None); the Guess button does not wait."""
+        from ..stem import rotation_guess_job
 
         try:
             data = self.data()
             cal = self.calibration()
-            g = com_maps(data, center=cal.center_for(np.shape(data)[2:]))
-            guess = guess_rotation(g.com_y_px, g.com_x_px, scan_step_a=cal.step_yx_a if cal.scan_step_a else 1.0)
+            center = cal.center_for(np.shape(data)[2:])
+            steps = cal.step_yx_a if cal.scan_step_a else 1.0
         except InputError as exc:
             _runner.warn(f"Rotation guess: {exc}")
             return None
-        self.rotation_deg.setValue(guess["rotation_deg"])
-        self.transpose.setChecked(guess["transpose"])
-        self._set_disc_info(f"rotation guess {guess['rotation_deg']:.1f}°, transpose {guess['transpose']} "
-                            f"(remaining curl {100 * guess['curl_fraction']:.0f} % vs {100 * guess['curl_fraction_other']:.0f} % "
-                            "for the other flip)")
-        return guess
+        box: dict[str, Any] = {}
+
+        def done(result: PhaseResult):
+            guess = result.metadata["rotation_guess"]
+            box["guess"] = guess
+            self.rotation_deg.setValue(guess["rotation_deg"])
+            self.transpose.setChecked(guess["transpose"])
+            self._set_disc_info(f"rotation guess {guess['rotation_deg']:.1f}°, transpose {guess['transpose']} "
+                                f"(remaining curl {100 * guess['curl_fraction']:.0f} % vs "
+                                f"{100 * guess['curl_fraction_other']:.0f} % for the other flip)")
+
+        if not self.runner.start(lambda: rotation_guess_job(data, center=center, scan_step_a=steps), on_result=done,
+                                 name="Rotation guess"):
+            return None
+        if not wait:
+            return None
+        self.runner.wait(600_000)
+        return box.get("guess")
 
     def run(self) -> bool:
         """Run the chosen method (the Run button)."""
