@@ -4,6 +4,7 @@ bundled sample, against the automatic threshold, bad input, and the panel button
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,17 @@ import pytest
 
 import napari_phase
 from napari_phase.jobs import InputError
-from napari_phase.ltem.detect import contaminant_probability, iou, suggest_contaminant_mask
+from napari_phase.ltem.detect import (
+    WEIGHTS,
+    _load,
+    card,
+    contaminant_probability,
+    features,
+    iou,
+    probability,
+    suggest_contaminant_mask,
+    tiled_probability,
+)
 from napari_phase.ltem.mask import suggest_threshold, threshold_mask
 from napari_phase.ltem.simulate import simulate
 
@@ -40,19 +51,74 @@ def scores():
 
 @pytest.mark.parametrize("noise", [0.3, 0.5])
 def test_iou_on_fresh_simulations(scores, noise):
-    # measured (seeds 20, 21, shipped weights): mean 0.656 at 30 %, 0.600 at 50 %; every image >= 0.49
+    # measured (seeds 20, 21, shipped weights): mean 0.819 at 30 %, 0.762 at 50 %; every image >= 0.63
     det = [v[0] for k, v in scores.items() if k[0] == noise]
     base = [v[1] for k, v in scores.items() if k[0] == noise]
-    assert np.mean(det) >= {0.3: 0.62, 0.5: 0.56}[noise], det
-    assert min(det) >= 0.42, det
-    assert np.mean(det) >= np.mean(base) + 0.2, (det, base)
+    assert np.mean(det) >= {0.3: 0.78, 0.5: 0.72}[noise], det
+    assert min(det) >= 0.58, det
+    assert np.mean(det) >= np.mean(base) + 0.35, (det, base)
 
 
 def test_iou_on_bundled_sample():
     d = np.load(SAMPLE)
     got = iou(_detect(d["image"]), d["mask_true"])
-    assert got >= 0.65, got  # measured 0.689; the automatic threshold: 0.27
-    assert iou(_baseline(d["image"]), d["mask_true"]) < got - 0.3
+    assert got >= 0.78, got  # measured 0.826; the automatic threshold: 0.27
+    assert iou(_baseline(d["image"]), d["mask_true"]) < got - 0.4
+
+
+def test_card_matches_the_shipped_weights():
+    c = card()
+    params = _load(str(WEIGHTS))
+    assert 0.0 < params["grow_threshold"] <= params["threshold"] < 1.0
+    assert [st["stage"] for st in c["stages"]] == [1, 2] and len(params["stages"]) == 2
+    assert min(c["heldout_iou"].values()) >= 0.7, c["heldout_iou"]  # the target, as trained
+    # the card's bundled-sample figure is what these weights give
+    d = np.load(SAMPLE)
+    assert abs(iou(_detect(d["image"]), d["mask_true"]) - c["heldout_iou"]["bundled sample"]) < 0.005
+
+
+def test_other_sizes_and_defoci():
+    # 128² (3 particles) and -0.5 mm (outside the benchmark's -1 mm): measured 0.83-0.87 and 0.76-0.84
+    got = {}
+    for texture in ("skyrmions", "stripes", "bubbles"):
+        s = simulate(texture, shape=(128, 128), noise=0.3, n_contaminants=3, seed=26)
+        got[(texture, "128")] = iou(_detect(s.image), s.mask)
+        s = simulate(texture, noise=0.3, n_contaminants=6, seed=27, defocus_nm=-0.5e6)
+        got[(texture, "-0.5mm")] = iou(suggest_contaminant_mask(s.image, pixel_size_nm=5.0, defocus_nm=-0.5e6), s.mask)
+    assert min(got.values()) >= 0.68, got
+    assert np.mean(list(got.values())) >= 0.76, got
+
+
+def test_contrast_inverted_image_is_not_particles():
+    # a bright blob is not an absorbing particle: the flux-deficit features carry the sign
+    s = simulate("skyrmions", noise=0.3, n_contaminants=6, seed=23)
+    assert iou(_detect(2 * s.image.mean() - s.image), s.mask) < 0.2
+
+
+def test_thresholds_move_the_mask_the_right_way():
+    s = simulate("bubbles", noise=0.3, n_contaminants=6, seed=24)
+    lo = suggest_contaminant_mask(s.image, pixel_size_nm=5.0, defocus_nm=-1.0e6, threshold=0.2, grow_threshold=0.1)
+    hi = suggest_contaminant_mask(s.image, pixel_size_nm=5.0, defocus_nm=-1.0e6, threshold=0.9, grow_threshold=0.9)
+    mid = _detect(s.image)
+    assert lo.sum() > mid.sum() > hi.sum()
+    assert (hi <= lo).all()
+
+
+def test_tiles_join_without_seams():
+    # large images run tile by tile (bounded memory); the margin covers every filter's reach
+    s = simulate("skyrmions", shape=(470, 120), noise=0.3, n_contaminants=5, seed=3)
+    params = _load(str(WEIGHTS))
+    whole = probability(features(s.image), params)
+    assert np.array_equal(tiled_probability(s.image, params, tile_px=64), whole)
+    # too narrow a margin shows seams: the comparison above can fail
+    assert np.abs(tiled_probability(s.image, params, tile_px=64, margin_px=48) - whole).max() > 0.05
+
+
+def test_old_or_wrong_weights_file(tmp_path):
+    bad = tmp_path / "old.json"
+    bad.write_text(json.dumps({"mean": [0.0], "std": [1.0]}))
+    with pytest.raises(InputError, match="format"):
+        suggest_contaminant_mask(np.random.default_rng(0).random((64, 64)) + 1, pixel_size_nm=5.0, defocus_nm=-1e6, weights=bad)
 
 
 def test_no_particles_no_mask():
@@ -94,6 +160,12 @@ def test_probability_is_high_inside_particles_low_on_film():
         (np.random.default_rng(0).random((64, 64)) + 1, {"defocus_nm": 0.0}, "defocus"),
         (np.random.default_rng(0).random((64, 64)) + 1, {"pixel_size_nm": -1.0}, "pixel_size"),
         (np.random.default_rng(0).random((64, 64)) + 1, {"threshold": 1.5}, "threshold"),
+        (np.random.default_rng(0).random((64, 64)) + 1, {"threshold": 0.4, "grow_threshold": 0.6}, "grow_threshold"),
+        (np.where(np.eye(64, dtype=bool), np.inf, 1.0), {}, "NaN or inf"),
+        (np.random.default_rng(0).random((64, 64)) + 1, {"pixel_size_nm": 1.0}, "too small an area"),
+        (np.random.default_rng(0).random((64, 64)) + 1, {"voltage_kv": np.nan}, "voltage"),
+        (np.zeros((0, 64)), {}, "too small"),
+        (np.random.default_rng(0).random((64, 64)).astype(np.complex64), {}, "real"),
     ],
 )
 def test_bad_input(image, kw, match):
@@ -126,15 +198,15 @@ def test_suggest_mask_button_fills_labels(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: MASK_LAYER_NAME in viewer.layers and tool._worker is None, timeout=20000)
     layer = viewer.layers[MASK_LAYER_NAME]
     assert type(layer).__name__ == "Labels" and list(layer.scale) == [5.0, 5.0]
-    assert iou(layer.data == 1, d["mask_true"]) >= 0.65
+    assert iou(layer.data == 1, d["mask_true"]) >= 0.78
     assert tool.suggest_button.isEnabled() and "particle" in tool.info.text()
     assert panel.amplitude.currentText() == "mask" and panel.mask_combo.current_layer() == layer
     tool.edit_mask()  # the brush edits the suggested layer
     assert layer.mode == "paint" and viewer.layers.selection.active is layer
     # a wrong pixel size in the panel reaches the detector (4x too large: a different, worse mask)
-    panel.pixel_size.setValue(20.0)
+    panel.pixel_size.setValue(20.0)  # the detector upsamples 4x to 5 nm/px: 1024², slower
     qtbot.mouseClick(tool.suggest_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: tool._worker is None, timeout=20000)
+    qtbot.waitUntil(lambda: tool._worker is None, timeout=120000)
     assert iou(viewer.layers[MASK_LAYER_NAME].data == 1, d["mask_true"]) < 0.55
 
 

@@ -53,6 +53,8 @@ SCALES_PX = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 LOG_SCALES_PX = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 HESSIAN_SCALES_PX = (2.0, 4.0, 8.0)
 TEXTURE_SCALES_PX = (2.0, 4.0, 8.0)
+TILE_PX = 768  # large images are processed in tiles of this core size ...
+TILE_MARGIN_PX = 192  # ... with this much context (> 4·32 px Gaussian reach + the context stage's 4·8 px)
 
 
 def noise_sigma(img: np.ndarray) -> float:
@@ -61,10 +63,11 @@ def noise_sigma(img: np.ndarray) -> float:
     return float(np.median(np.abs(lap - np.median(lap))) * 1.4826 / np.sqrt(20.0))
 
 
-def features(image: np.ndarray) -> np.ndarray:
-    """(35, Y, X) float32 stage-1 features of a 2-D image (module docstring); In = I / mean(I)."""
+def features(image: np.ndarray, *, mean: float | None = None, noise: float | None = None) -> np.ndarray:
+    """(35, Y, X) float32 stage-1 features of a 2-D image (module docstring); In = I / mean(I).
+    ``mean`` and ``noise`` (σ of In): the whole image's, when ``image`` is one tile of it."""
     img = np.asarray(image, dtype=np.float64)
-    img = img / img.mean()
+    img = img / (img.mean() if mean is None else float(mean))
     feats = []
     g = {s: ndimage.gaussian_filter(img, s, mode="reflect") for s in SCALES_PX}
     for s in SCALES_PX:
@@ -89,7 +92,7 @@ def features(image: np.ndarray) -> np.ndarray:
         feats.append(ndimage.minimum_filter(g[2.0], size=size) - 1.0)
     for size in (9, 15):  # bright Fresnel fringe around it
         feats.append(ndimage.maximum_filter(g[2.0], size=size) - 1.0)
-    feats.append(np.full(img.shape, noise_sigma(img)))
+    feats.append(np.full(img.shape, noise_sigma(img) if noise is None else float(noise)))
     return np.stack(feats).astype(np.float32)
 
 
@@ -146,6 +149,27 @@ def probability(feats: np.ndarray, params: dict) -> np.ndarray:
     return prob
 
 
+def tiled_probability(image: np.ndarray, params: dict, tile_px: int = TILE_PX, margin_px: int = TILE_MARGIN_PX) -> np.ndarray:
+    """:func:`probability` of :func:`features` computed tile by tile (``tile_px`` cores with
+    ``margin_px`` of context around each) so memory stays bounded on large images. The margin is
+    wider than every filter's reach (4σ of the 32-px Gaussian plus the context stage's), so
+    the tiles join without seams; the mean and noise σ are the whole image's."""
+    img = np.asarray(image, dtype=np.float64)
+    mean = float(img.mean())
+    noise = noise_sigma(img / mean)
+    ny, nx = img.shape
+    if ny <= tile_px + 2 * margin_px and nx <= tile_px + 2 * margin_px:
+        return probability(features(img, mean=mean, noise=noise), params)
+    out = np.empty((ny, nx), np.float32)
+    for y0 in range(0, ny, tile_px):
+        for x0 in range(0, nx, tile_px):
+            ya, xa = max(0, y0 - margin_px), max(0, x0 - margin_px)
+            yb, xb = min(ny, y0 + tile_px + margin_px), min(nx, x0 + tile_px + margin_px)
+            p = probability(features(img[ya:yb, xa:xb], mean=mean, noise=noise), params)
+            out[y0 : y0 + tile_px, x0 : x0 + tile_px] = p[y0 - ya : y0 - ya + tile_px, x0 - xa : x0 - xa + tile_px]
+    return out
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1/(1+exp(-x)), without overflow
 
@@ -180,7 +204,7 @@ def contaminant_probability(image, *, pixel_size_nm: float, weights: str | Path 
         raise InputError("the image covers too small an area for contaminant detection")
     if work.max() == work.min() or work.mean() <= 0:
         raise InputError("the image resampled to 5 nm pixels is constant or has no positive mean")
-    prob = probability(features(work), params)
+    prob = tiled_probability(work, params)
     if work.shape != img.shape:
         prob = ndimage.zoom(prob, (img.shape[0] / work.shape[0], img.shape[1] / work.shape[1]), order=1)
         prob = prob[: img.shape[0], : img.shape[1]]
