@@ -50,7 +50,10 @@ def test_weight_is_chosen_by_the_discrepancy_principle(pw_auto):
     # residuals fall as the prior weakens, and the noise estimate is the simulated σ = 0.5 × mean
     res = [s["residual"] for s in ladder]
     assert all(b < a for a, b in zip(res, res[1:])), res
-    assert m["noise_sigma"] == pytest.approx(0.5, rel=0.1)
+    assert m["noise_sigma"] == pytest.approx(0.5, rel=0.1) and m["noise_sigma_used"] == m["noise_sigma"]
+    # sizes, measured: residual 1.127 at the start (w = 16), 1.044 at 8, 0.996 at 4 -> w = 4 kept; a
+    # doubled prior inside the objective would shift every residual up one rung and keep w = 2
+    assert 1.08 <= ladder[0]["residual"] <= 1.18 and m["smoothness_used"] == 4.0, ladder
     assert m["parameters"]["smoothness"] is None and m["parameters"]["prior"] == "auto" and m["prior_used"] == "tv"
 
 
@@ -59,6 +62,8 @@ def test_low_contrast_falls_back_to_the_laplacian_prior():
     r = pixelwise(s.image, pixel_size_nm=PX, defocus_nm=-2.5e5, device="cpu", num_threads=1)
     m = r.metadata
     assert m["contrast_to_noise"] < 0.3 and m["prior_used"] == "laplacian" and m["smoothness_used"] == 10.0
+    heavy = simulate("bubbles", (64, 64), pixel_size_nm=PX, defocus_nm=DF, noise=0.5, seed=2, boundary="window")
+    assert pixelwise(heavy.image, boundary="reflect", iterations=20, **ONE).metadata["prior_used"] == "laplacian"
     r = pixelwise(s.image, pixel_size_nm=PX, defocus_nm=-2.5e5, device="cpu", num_threads=1, prior="tv")
     assert r.metadata["prior_used"] == "tv" and r.metadata["smoothness_used"] in WEIGHT_LADDER
 
@@ -106,6 +111,7 @@ def test_clean_images_keep_the_former_prior_and_tv_uses_the_noise_floor():
     ladder = r.metadata["weight_ladder"]
     assert ladder[0]["weight"] == 64.0  # the clean start, then up while the residual stays below the floor's
     assert all(st["residual"] <= 1.0 for st in ladder if st["kept"]) and r.metadata["data_residual"] <= 1.0
+    assert r.metadata["noise_sigma_used"] == pytest.approx(0.03)  # σ̂ of the weight choice: the floor
     with pytest.raises(InputError, match="noise_floor"):
         pixelwise(s.image, noise_floor=-0.1, **ONE)
 
@@ -145,5 +151,7 @@ def test_siprad_seed_choice(bubbles):
     assert r.metadata["init_used"] == "sitie" and r.metadata["seed_smoothness"] is None
     r = siprad(light.image, init="pixelwise", **kw)
     assert r.metadata["init_used"] == "pixelwise"
+    r = siprad(bubbles.image, boundary="reflect", **kw)  # the earlier edge model keeps the earlier seed
+    assert r.metadata["init_used"] == "sitie"
     with pytest.raises(InputError, match="init"):
         siprad(light.image, init="tie", **kw)

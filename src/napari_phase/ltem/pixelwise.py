@@ -15,8 +15,10 @@ estimated from its finest (diagonal Haar) scale (:func:`noise_variance`). Priors
   ``noise_floor`` — then the former default, the Laplacian prior with w = 10: with so little
   signal the discrepancy principle over-smooths and TV collapses to flat plateaus (measured,
   bubbles −0.25 mm 50 %: phase / B 0.81 / 0.69 with TV vs 0.75 / 0.86 with the Laplacian); on
-  clean small images TV loses to it too (skyrmions 96², noise-free: 0.92 vs 0.95). The prior used
-  lands in ``metadata["prior_used"]``.
+  clean small images TV loses to it too (skyrmions 96², noise-free: 0.92 vs 0.95). With
+  ``boundary="reflect"`` (the earlier edge model, kept for comparison) it is the earlier prior
+  too (TV with mirrored edges: skyrmion window 0.90 vs 0.96). The prior used lands in
+  ``metadata["prior_used"]``.
 - ``"tv"`` (default): total variation, mean √(|∇φ|² + ε²) (ε = ``tv_epsilon`` rad/px). The
   induction of a magnetic film is concentrated in domain walls (B·t ∝ ∇φ is sparse), so a prior on
   |∇φ| that tolerates sharp walls keeps the plateaus of bubbles and stripe domains flat — the long
@@ -164,7 +166,7 @@ class FrameSolver:
         self.cnr = contrast_to_noise(y.detach().cpu().numpy())
         self.prior, self.fixed = opts["prior"], opts["smoothness"]
         if self.prior == "auto":
-            low = self.cnr < LOW_CNR or self.sigma2_estimated < opts["noise_floor"] ** 2
+            low = self.cnr < LOW_CNR or self.sigma2_estimated < opts["noise_floor"] ** 2 or fm.boundary == "reflect"
             self.prior = "laplacian" if low else "tv"
             if low and self.fixed is None:
                 self.fixed = LOW_CNR_SMOOTHNESS
@@ -345,7 +347,7 @@ def _pixelwise_body(device, problem, opts: dict, preview_every: int, tuner):
     done_phases: list[np.ndarray] = []
     done_amps: list = []
     info = {"iterations_run": [], "best_loss": [], "stopped_early": [], "noise_sigma": [], "smoothness_used": [],
-            "data_residual": [], "weight_ladder": [], "prior_used": [], "contrast_to_noise": [], "debias_scale": []}
+            "data_residual": [], "weight_ladder": [], "prior_used": [], "contrast_to_noise": [], "debias_scale": [], "noise_sigma_used": []}
     levels: list[float] = []
     cancelled = False
     solver = None
@@ -393,6 +395,7 @@ def _pixelwise_body(device, problem, opts: dict, preview_every: int, tuner):
             info["prior_used"].append(solver.prior)
             info["contrast_to_noise"].append(solver.cnr)
             info["debias_scale"].append(solver.debias_scale)
+            info["noise_sigma_used"].append(math.sqrt(solver.sigma2))  # after the floor
             solver = None
             yield Progress((t + 1) * per_frame, total, f"pixel-wise: frame {t + 1}/{n_frames} done")
     except JobCancelled:

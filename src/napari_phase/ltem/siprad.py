@@ -20,7 +20,8 @@ the pixel-wise solution with the TV prior whose weight is chosen from the data
 (:class:`~napari_phase.ltem.pixelwise.FrameSolver`; the last rung of its weight ladder still above
 this run's stop level, so the fit has room), on the whole canvas; ``"auto"`` (default) — the
 pixel-wise seed when the image is noisy (σ̂ ≥ ``AUTO_SEED_NOISE`` = 0.2 of the mean) and its
-contrast-to-noise ratio (var I − σ̂²)/σ̂² lies in ``AUTO_SEED_CNR`` = 0.4–2, else SITIE. That is
+contrast-to-noise ratio (var I − σ̂²)/σ̂² lies in ``AUTO_SEED_CNR`` = 0.4–2 (and the boundary
+is not the earlier ``"reflect"``, kept as it was for comparison), else SITIE. That is
 where the long wavelengths are left to the prior and the TV seed fixes them (windows at −1 mm,
 50 %: bubbles 0.960 vs 0.914, stripes 0.973 vs 0.956); below 0.4 the TV seed collapses, above 2
 the network from SITIE already recovers them (bounds measured, not derived; docs/methods.md). It is pre-trained to reproduce its input
@@ -561,7 +562,8 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
 
                 y_np = y.detach().cpu().numpy()
                 cnr = contrast_to_noise(y_np)
-                heavy = math.sqrt(noise_variance(y_np)) >= AUTO_SEED_NOISE and AUTO_SEED_CNR[0] <= cnr <= AUTO_SEED_CNR[1]
+                heavy = (math.sqrt(noise_variance(y_np)) >= AUTO_SEED_NOISE and AUTO_SEED_CNR[0] <= cnr <= AUTO_SEED_CNR[1]
+                         and problem.boundary != "reflect")  # reflect: the earlier model, kept as it was
                 init_kind = "pixelwise" if heavy else "sitie"
             if init_kind == "pixelwise":  # seed: the pixel-wise solution (TV prior, weight from the data)
                 canvas = yield from _pixelwise_seed(fm, y, frame, problem, opts, tuner, seed_state, step0, total, t, n_frames)

@@ -1,0 +1,77 @@
+"""Mutation check for the LTEM prior (issue 8 §1): the TV prior, its data-chosen weight and SIPRAD's
+pixel-wise seed. Each one-line mutation in a COPY of src/ (PYTHONPATH), only the relevant tests;
+prints CAUGHT/survived per mutation and the count.
+
+    python scripts/mutation_check_ltem_prior.py [index ...]
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PW = "src/napari_phase/ltem/pixelwise.py"
+SP = "src/napari_phase/ltem/siprad.py"
+PRIOR = ["tests/test_ltem_prior.py"]
+MUT = [
+    ("prior weight doubled inside the objective", PW,
+     "        w = weight * self.sigma2\n", "        w = 2 * weight * self.sigma2\n", PRIOR),
+    ("discrepancy test inverted (walks the wrong way)", PW,
+     "        if self.residual > target:  # too strong", "        if self.residual < target:  # too strong", PRIOR),
+    ("noise floor ignored (bare estimate)", PW,
+     '        self.sigma2 = max(self.sigma2_estimated, opts["noise_floor"] ** 2, 1e-12)',
+     "        self.sigma2 = max(self.sigma2_estimated, 1e-12)", PRIOR + ["-k", "clean"]),
+    ("TV replaced by the squared gradient", PW,
+     "        return (gx * gx + gy * gy + tv_epsilon**2).sqrt().mean()",
+     "        return (gx * gx + gy * gy).mean()", PRIOR),
+    ("debiasing scale dropped", PW,
+     "        self.debias_scale = alpha\n", "        self.debias_scale = alpha = 1.0\n", PRIOR + ["-k", "size"]),
+    ("debiasing scale doubled", PW,
+     "        return (mean + alpha * (phi - mean)).cpu().numpy()", "        return (mean + 2 * alpha * (phi - mean)).cpu().numpy()", PRIOR),
+    ("preconditioner off for TV", PW,
+     '        if self.prior == "tv":\n            pre =', '        if False:\n            pre =', PRIOR),
+    ("low-contrast fallback never taken", PW,
+     "            low = self.cnr < LOW_CNR or", "            low = False and", PRIOR + ["-k", "low_contrast or clean"]),
+    ("SIPRAD seeds from the kept rung (no room to fit)", SP,
+     '    k = max([i for i, st in enumerate(solver.stages) if st["residual"] > opts["discrepancy"]], default=0)',
+     "    k = solver.kept", PRIOR + ["-k", "siprad"]),
+    ("SIPRAD auto never seeds with the pixel-wise solution", SP,
+     '                init_kind = "pixelwise" if heavy else "sitie"', '                init_kind = "sitie"', PRIOR + ["-k", "siprad"]),
+    ("defocus sign flipped in the preconditioned image model", PW,
+     "    transfer = fm.problem_microscope.transfer(fm.canvas_shape, fm.pixel_size_nm)",
+     "    transfer = fm.problem_microscope.transfer(fm.canvas_shape, fm.pixel_size_nm).conj()", PRIOR),
+]
+
+
+def main() -> int:
+    only = set(sys.argv[1:])
+    caught = total = 0
+    for k, (name, path, old, new, tests) in enumerate(MUT):
+        if only and str(k) not in only:
+            continue
+        d = f"/tmp/napari_phase_mut_prior_{k}"
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(f"{ROOT}/src", f"{d}/src")
+        f = f"{d}/src/{path[4:]}"
+        text = open(f).read()
+        if text.count(old) != 1:
+            print(f"{k} {name}: MUTATION NOT APPLIED (pattern count {text.count(old)})", flush=True)
+            continue
+        open(f, "w").write(text.replace(old, new))
+        cmd = [f"{ROOT}/.venv/bin/python", "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore"] + tests
+        env = {**os.environ, "PYTHONPATH": f"{d}/src", "QT_API": "pyqt6"}
+        t0 = time.time()
+        p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        total += 1
+        ok = p.returncode != 0
+        caught += ok
+        tail = [line for line in p.stdout.splitlines() if line.strip()][-1:]
+        print(f"{k} {name}: {'CAUGHT' if ok else 'survived'} ({time.time() - t0:.0f} s; {' '.join(tests)}; {tail[0] if tail else ''})", flush=True)
+        shutil.rmtree(d, ignore_errors=True)
+    print(f"caught {caught} / {total}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
