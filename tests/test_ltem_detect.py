@@ -19,6 +19,7 @@ from napari_phase.ltem.detect import (
     contaminant_probability,
     features,
     iou,
+    mask_from_probability,
     probability,
     suggest_contaminant_mask,
     tiled_probability,
@@ -102,6 +103,38 @@ def test_thresholds_move_the_mask_the_right_way():
     mid = _detect(s.image)
     assert lo.sum() > mid.sum() > hi.sum()
     assert (hi <= lo).all()
+
+
+def test_mask_uses_the_calibrated_thresholds(tmp_path):
+    s = simulate("stripes", noise=0.5, n_contaminants=6, seed=21)
+    params = _load(str(WEIGHTS))
+    prob = contaminant_probability(s.image, pixel_size_nm=5.0)
+    min_px = int(np.pi * 3.0**2)  # a 15-nm-radius disk at 5 nm/px
+    assert np.array_equal(_detect(s.image), mask_from_probability(prob, params["threshold"], params["grow_threshold"], min_px))
+    # the thresholds are read from the weights file: stricter ones there give the stricter mask
+    raw = json.loads(WEIGHTS.read_text())
+    raw.update(threshold=0.97, grow_threshold=0.96)
+    strict = tmp_path / "strict.json"
+    strict.write_text(json.dumps(raw))
+    got = suggest_contaminant_mask(s.image, pixel_size_nm=5.0, defocus_nm=-1.0e6, weights=strict)
+    assert np.array_equal(got, mask_from_probability(prob, 0.97, 0.96, min_px))
+    assert got.sum() < 0.9 * _detect(s.image).sum()
+
+
+def test_mask_from_probability_hysteresis_size_holes():
+    yy, xx = np.mgrid[:80, :80]
+    r1 = np.hypot(yy - 20, xx - 20)
+    r2 = np.hypot(yy - 60, xx - 60)
+    prob = np.zeros((80, 80), np.float32)
+    prob[(r1 > 3) & (r1 < 8)] = 0.9  # a confident ring: its hole is filled
+    prob[r2 < 6] = 0.4  # a weak blob with no confident pixel: dropped at threshold 0.5
+    prob[2:4, 70:73] = 0.95  # a confident speck of 6 px: under the size limit
+    m = mask_from_probability(prob, 0.5, 0.3, 28)
+    assert m[r1 < 8].all() and m[r1 <= 3].all()  # filled
+    assert not m[r2 < 6].any() and not m[2:4, 70:73].any()
+    prob[60, 60] = 0.6  # one confident pixel: the weak blob grows to its region above 0.3
+    m = mask_from_probability(prob, 0.5, 0.3, 28)
+    assert m[r2 < 6].all() and m.sum() == (r1 < 8).sum() + (r2 < 6).sum()
 
 
 def test_tiles_join_without_seams():
