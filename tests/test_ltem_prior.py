@@ -61,7 +61,7 @@ def test_low_contrast_falls_back_to_the_laplacian_prior():
     s = simulate("bubbles", (96, 96), pixel_size_nm=PX, defocus_nm=-2.5e5, noise=0.5, seed=1, boundary="window")
     r = pixelwise(s.image, pixel_size_nm=PX, defocus_nm=-2.5e5, device="cpu", num_threads=1)
     m = r.metadata
-    assert m["contrast_to_noise"] < 0.3 and m["prior_used"] == "laplacian" and m["smoothness_used"] == 10.0
+    assert m["contrast_to_noise"] < 0.4 and m["prior_used"] == "laplacian" and m["smoothness_used"] == 10.0
     heavy = simulate("bubbles", (64, 64), pixel_size_nm=PX, defocus_nm=DF, noise=0.5, seed=2, boundary="window")
     assert pixelwise(heavy.image, boundary="reflect", iterations=20, **ONE).metadata["prior_used"] == "laplacian"
     r = pixelwise(s.image, pixel_size_nm=PX, defocus_nm=-2.5e5, device="cpu", num_threads=1, prior="tv")

@@ -11,7 +11,7 @@ form intensity scale s as :mod:`.siprad`. σ̂² is the noise variance of the no
 estimated from its finest (diagonal Haar) scale (:func:`noise_variance`). Priors R (rad, px):
 
 - ``"auto"`` (default): ``"tv"`` with the weight chosen from the data (below), unless the image's
-  contrast-to-noise ratio (var(I) − σ̂²)/σ̂² is below LOW_CNR = 0.3 or its noise below
+  contrast-to-noise ratio (var(I) − σ̂²)/σ̂² is below LOW_CNR = 0.4 or its noise below
   ``noise_floor`` — then the former default, the Laplacian prior with w = 10: with so little
   signal the discrepancy principle over-smooths and TV collapses to flat plateaus (measured,
   bubbles −0.25 mm 50 %: phase / B 0.81 / 0.69 with TV vs 0.75 / 0.86 with the Laplacian); on
@@ -80,9 +80,10 @@ PRIORS = ("auto", "gradient", "laplacian", "tv")
 
 #: prior="auto": below this contrast-to-noise ratio (:func:`contrast_to_noise`) the image says too
 #: little for the TV prior with a data-chosen weight (it collapses towards flat plateaus; measured:
-#: bubbles −0.25 mm 50 %, CNR 0.06, B accuracy 0.69 vs 0.86), and the former default
+#: bubbles −0.25 mm 50 %, CNR 0.06, B accuracy 0.69 vs 0.86; stripes −1 mm 100 %, CNR 0.35, phase
+#: 0.88 vs 0.96 in the former grid), and the former default
 #: (Laplacian prior, w = LOW_CNR_SMOOTHNESS) is used instead.
-LOW_CNR = 0.3
+LOW_CNR = 0.4
 LOW_CNR_SMOOTHNESS = 10.0
 
 #: Prior weights (units of σ̂²) the discrepancy principle may pick, strongest first; the search
