@@ -257,3 +257,14 @@ def test_suggest_mask_bad_image_warns(make_napari_viewer, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: tool._worker is None, timeout=10000)
     assert any("too small" in m for m in got), got
     assert tool.suggest_button.isEnabled()
+    # a NaN frame: the detector's one-line message, no crash
+    nan = np.full((64, 64), np.nan, np.float32)
+    tool.set_image_layer(viewer.add_image(nan, name="nan"))
+    tool.suggest_mask()
+    qtbot.waitUntil(lambda: tool._worker is None, timeout=10000)
+    assert any("NaN" in m for m in got), got
+    # the wrong layer type (RGB) is refused before any work starts
+    rgb = viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="rgb", rgb=True)
+    tool.set_image_layer(rgb)
+    assert tool.suggest_mask() is None and tool._worker is None
+    assert any("grayscale" in m for m in got), got
