@@ -536,7 +536,7 @@ def markdown(quick: bool = False, device: str = "auto", only=PARTS, raw: dict | 
              f"(`simulate(boundary='window')`: the image is formed on the whole field, then cropped). Metrics against the true magnetic phase φm: **φ** = phase accuracy (Pearson correlation of "
              f"mean-removed maps), **B** = the same over stacked (Bx·t, By·t) (physics.metrics.induction_accuracy), SSIM of the phase "
              f"(data range = truth's peak-to-peak); all after cropping {CROP_PX} px at each edge. Default parameters of every method "
-             f"(SIPRAD: early-stopped, seed 0; pixel-wise: L-BFGS, Laplacian prior; SITIE: Tikhonov qc = 2/FOV, mirror padding). "
+             f"(SIPRAD: early-stopped, seed 0, network input from `init='auto'` (the pixel-wise TV solution on noisy images with contrast-to-noise 0.4–2, else SITIE); pixel-wise: L-BFGS, `prior='auto'` (TV with its weight chosen by the discrepancy principle; the Laplacian prior, w = 10, below contrast-to-noise 0.4 or on clean images); SITIE: Tikhonov qc = 2/FOV, mirror padding). "
              f"Runtimes are wall-clock on a machine shared with other jobs: treat them as upper bounds.",
              ""]
     if "grid" in only:
