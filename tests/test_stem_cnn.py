@@ -399,3 +399,20 @@ def test_non_square_steps_geometry_and_kernel_weights(scan, tiny_model):
     # an absurd anisotropy (a y step outside the overlap limits) is still refused with a clear message
     with pytest.raises(InputError, match="scan step"):
         cnn(scan.data, **{**kw, "scan_step_a": (40 * scan.scan_step_a, scan.scan_step_a)}, model=tiny_model, device="cpu")
+
+
+def test_unwrap_object_phase_restores_columns_above_pi():
+    """A column of 3.6 rad wraps to −2.7 in arg(Σ o_n); the stitched result unwraps it (a
+    missing unwrap, or a wrong multiple of 2π, fails the size check)."""
+    from napari_phase.stem.airpi.reconstruct import unwrap_object_phase
+
+    yy, xx = np.mgrid[0:40, 0:48]
+    truth = 3.6 * np.exp(-((yy - 20.0) ** 2 + (xx - 17.0) ** 2) / 18.0) + 0.3 * np.sin(xx / 5.0)
+    wrapped = np.angle(np.exp(1j * truth))
+    known = np.ones(truth.shape, bool)
+    known[30:] = False  # rows not reconstructed yet (a partial result)
+    out = unwrap_object_phase(wrapped, known)
+    assert np.allclose(out[known], truth[known], atol=1e-5)
+    assert np.all(out[~known] == 0)
+    small = 0.5 * np.sin(xx / 4.0) * np.cos(yy / 6.0)
+    assert np.allclose(unwrap_object_phase(small, np.ones_like(known)), small, atol=1e-6)
