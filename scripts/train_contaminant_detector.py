@@ -3,7 +3,8 @@ on the project's own LTEM simulations; pick the decision thresholds on validatio
 measure the held-out IoU; write weights + card.
 
 Reproduce: ``.venv/bin/python scripts/train_contaminant_detector.py [OUT.json]`` (1 torch thread;
-the card records the wall time). Writes ``src/napari_phase/models/contaminant_detector.json``.
+17.5 min wall, 7.3 min CPU, on the shared 2-core CPU at load average ≈ 8, 2026-11-25; the card
+records the wall time). Writes ``src/napari_phase/models/contaminant_detector.json``.
 
 Seeds (``simulate(seed=…)``), kept apart:
 - training 1000–1299 (0–9 particles) and 2000–2299 (3–12 particles);
