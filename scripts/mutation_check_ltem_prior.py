@@ -38,9 +38,12 @@ MUT = [
      "    k = solver.kept", PRIOR + ["-k", "siprad"]),
     ("SIPRAD auto never seeds with the pixel-wise solution", SP,
      '                init_kind = "pixelwise" if heavy else "sitie"', '                init_kind = "sitie"', PRIOR + ["-k", "siprad"]),
-    ("defocus sign flipped in the preconditioned image model", PW,
-     "    transfer = fm.problem_microscope.transfer(fm.canvas_shape, fm.pixel_size_nm)",
-     "    transfer = fm.problem_microscope.transfer(fm.canvas_shape, fm.pixel_size_nm).conj()", PRIOR),
+    # (a flipped defocus sign inside the preconditioner is an equivalent mutant: P uses Im T² only;
+    # the sign of the solve itself is pinned by test_pixelwise_phase_size_and_sign_on_a_bubble_window)
+    ("discrepancy target doubled", PW,
+     '        target = self.opts["discrepancy"]\n', '        target = 2 * self.opts["discrepancy"]\n', PRIOR),
+    ("defocus sign flipped in the solvers' microscope", SP,
+     "    mic = Microscope(voltage_kv=kv, defocus_nm=df,", "    mic = Microscope(voltage_kv=kv, defocus_nm=-df,", PRIOR),
 ]
 
 
