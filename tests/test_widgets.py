@@ -273,6 +273,10 @@ def test_panel_prefills_from_layer(make_napari_viewer, notes):
     assert panel.defocus_mm.value() == pytest.approx(-0.5)
     assert panel.voltage_kv.value() == pytest.approx(300.0)
     assert panel.parameters()["defocus_nm"] == pytest.approx(-0.5e6)
+    # the pixel-wise prior's weight: "auto" (0) lets the data choose it, a typed value fixes it
+    assert panel.smoothness.text() == "auto" and panel.parameters()["smoothness"] is None
+    panel.smoothness.setValue(10.0)
+    assert panel.parameters()["smoothness"] == pytest.approx(10.0)
     # metadata pixel size wins; a calibrated layer in µm is converted to nm
     viewer.add_image(img, name="um", scale=(0.004, 0.004), units=("µm", "µm"))
     panel.image_combo.set_layer(viewer.layers["um"])

@@ -62,7 +62,7 @@ HELP = (
 )
 
 #: fallbacks when a solver's signature cannot be read
-DEFAULTS = {"iterations": 1000, "preview_every": 50, "smoothness": 10.0}
+DEFAULTS = {"iterations": 1000, "preview_every": 50, "smoothness": 0.0}  # smoothness 0 = "auto"
 
 
 def get_job_function(key: str) -> Callable:
@@ -241,7 +241,10 @@ class SipradPanel(QWidget):
         self.preview_every.setValue(int(_signature_default("siprad", "preview_every")))
         self.preview_every.setSuffix(" iterations")
         self.preview_every.setToolTip("Update the live phase layer every N iterations (0 = no live preview)")
-        self.smoothness = _spin(float(_signature_default("pixelwise", "smoothness")), 0.0, 1e6, 4, 0.1, "Weight of the smoothness prior of the pixel-wise solver")
+        self.smoothness = _spin(float(_signature_default("pixelwise", "smoothness")), 0.0, 1e6, 4, 0.1,
+                                "Weight of the pixel-wise solver's prior. 'auto' (0): chosen from the data by the "
+                                "discrepancy principle on the measured noise (see the result's metadata)")
+        self.smoothness.setSpecialValueText("auto")
         self.qc = _spin(0.0, 0.0, 100.0, 4, 0.001, "Tikhonov filter cut-off qc of SITIE in 1/nm (0 = no filter); suppresses low-frequency noise")
         self.qc.setSpecialValueText("off")
         self.edges = QComboBox()
@@ -361,7 +364,7 @@ class SipradPanel(QWidget):
             "seed": int(self.seed.value()),
             "device": self.device.currentText(),
             "preview_every": int(self.preview_every.value()),
-            "smoothness": float(self.smoothness.value()),
+            "smoothness": float(self.smoothness.value()) or None,  # 0 shows "auto": the data choose
             "qc_per_nm": qc if qc > 0 else None,
             "boundary": EDGES[self.edges.currentText()],
         }
