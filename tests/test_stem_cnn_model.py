@@ -61,7 +61,7 @@ def test_shipped_model_reconstructs_a_held_out_structure():
 
 def test_shipped_model_handles_non_square_scan_steps():
     """Every second scan row of a held-out oxide: steps (0.4, 0.2) Å. Measured (20-row scan, noise-free):
-    xc 0.959 against 0.966 for the full square scan; the steps given swapped, -0.24."""
+    xc 0.958 against 0.967 for the full square scan; the steps given swapped, -0.24 (11056-step model)."""
     from napari_phase.stem.airpi import cnn
     from napari_phase.stem.airpi.evaluate import DET_MRAD, ENERGY_KEV, SEMIANGLE_MRAD, STEP_A, simulate, truth_on_grid
 
