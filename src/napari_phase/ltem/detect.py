@@ -220,14 +220,9 @@ def mask_from_probability(prob: np.ndarray, threshold: float, grow_threshold: fl
     seeded = np.zeros(n + 1, dtype=bool)
     seeded[np.unique(labels[prob > float(threshold)])] = True
     seeded[0] = False
-    mask = seeded[labels]
-    if min_size_px > 1 and mask.any():
-        labels, n = ndimage.label(mask)
-        sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
-        keep = np.zeros(n + 1, dtype=bool)
-        keep[1:] = sizes >= min_size_px
-        mask = keep[labels]
-    return ndimage.binary_fill_holes(mask)
+    from .mask import clean_blobs
+
+    return clean_blobs(seeded[labels], min_size_px)
 
 
 def suggest_contaminant_mask(

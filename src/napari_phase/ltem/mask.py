@@ -25,6 +25,12 @@ def threshold_mask(
     if smooth_px > 0:
         img = ndimage.gaussian_filter(img, smooth_px)
     mask = img < threshold if below else img > threshold
+    return clean_blobs(mask, min_size_px)
+
+
+def clean_blobs(mask: np.ndarray, min_size_px: int) -> np.ndarray:
+    """A particle mask tidied: connected blobs smaller than ``min_size_px`` pixels dropped, holes filled."""
+    mask = np.asarray(mask, bool)
     if min_size_px > 1 and mask.any():
         labels, n = ndimage.label(mask)
         sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
