@@ -23,7 +23,6 @@ from qtpy.QtWidgets import (
     QFrame,
     QGroupBox,
     QLabel,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -36,6 +35,7 @@ from . import _runner
 from ._layers import add_or_update, result_to_layers
 from ._form import device_choices as _device_choices
 from ._form import set_row_visible as _set_row_visible
+from ._form import scrolling_panel as _scrolling_panel
 from ._form import spin as _spin, tidy_form as _tidy_form
 from ._runner import JobRunner, LayerCombo
 from .mask_tool import MASK_LAYER_NAME, MaskTool
@@ -311,15 +311,7 @@ class SipradPanel(QWidget):
         self.result_info.setStyleSheet("color: #a0a0a0;")
         lay.addWidget(self.result_info)
         lay.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
-        self.setMinimumWidth(330)
+        _scrolling_panel(self, content, min_width=330)
         self._tidy_combos()
 
         # ---------------------------------------------------------------- wiring

@@ -104,13 +104,10 @@ def _finetune_available() -> tuple[bool, str]:
 
 
 def _spin(value: float, lo: float, hi: float, decimals: int, step: float, tooltip: str, missing: bool = False) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setDecimals(decimals)
-    box.setRange(lo, hi)
-    box.setSingleStep(step)
-    box.setValue(value)
-    box.setToolTip(tooltip)
-    box.setKeyboardTracking(False)
+    """The shared spin box (``_form.spin``); ``missing``: the minimum reads "? (enter)" (not known)."""
+    from ._form import spin
+
+    box = spin(value, lo, hi, decimals, step, tooltip)
     if missing:
         box.setSpecialValueText("? (enter)")  # shown at the minimum (0): not known
     return box
