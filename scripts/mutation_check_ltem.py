@@ -1,8 +1,8 @@
 """Mutation check for issue 8 (LTEM): each one-line mutation in a COPY of src/ (PYTHONPATH), only the
 relevant tests; prints CAUGHT/survived per mutation and the count. Usage: python scripts/mutation_check_ltem.py [index ...]
 (GUI mutations need xvfb-run on PATH.)"""
-import os, shutil, subprocess, sys, time
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from mutation_runner import main
+
 MUT = [
  ("SIPRAD B·t halved", "src/napari_phase/ltem/siprad.py",
   "    bx, by = induction_from_phase(phase, problem.pixel_size_nm)\n",
@@ -62,33 +62,6 @@ MUT = [
   "    return float(np.median(np.abs(d)) / 0.6745) ** 2\n", "    return float(np.median(np.abs(d)) / 0.6745) ** 2 / 2\n",
   ["tests/test_siprad.py", "-k", "noise_estimate"]),
 ]
-only = set(sys.argv[1:])
-caught = 0; total = 0; lines = []
-for k, (name, path, old, new, tests) in enumerate(MUT):
-    if only and str(k) not in only:
-        continue
-    d = f"/tmp/napari_phase_mut_{k}"
-    shutil.rmtree(d, ignore_errors=True)
-    shutil.copytree(f"{ROOT}/src", f"{d}/src")
-    f = f"{d}/src/{path[4:]}"
-    text = open(f).read()
-    if text.count(old) != 1:
-        lines.append(f"{k} {name}: MUTATION NOT APPLIED (pattern count {text.count(old)})"); print(lines[-1], flush=True); continue
-    open(f, "w").write(text.replace(old, new))
-    if tests is None:
-        tests = ["tests/test_ltem_magnitudes.py", "tests/test_ltem_baselines.py", "-k", "sitie"]
-    gui = tests[0] == "GUI"
-    cmd = [f"{ROOT}/.venv/bin/python", "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore"] + [t for t in tests if t != "GUI"]
-    if gui:
-        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"] + cmd
-    env = {**os.environ, "PYTHONPATH": f"{d}/src", "QT_API": "pyqt6"}
-    t0 = time.time()
-    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    total += 1
-    ok = p.returncode != 0
-    caught += ok
-    tail = [l for l in p.stdout.splitlines() if l.strip()][-1:] 
-    lines.append(f"{k} {name}: {'CAUGHT' if ok else 'survived'} ({time.time()-t0:.0f} s; {' '.join(tests)}; {tail[0] if tail else ''})")
-    print(lines[-1], flush=True)
-    shutil.rmtree(d, ignore_errors=True)
-print(f"caught {caught} / {total}")
+if __name__ == "__main__":
+    raise SystemExit(main(MUT, default_tests=["tests/test_ltem_magnitudes.py", "tests/test_ltem_baselines.py", "-k", "sitie"],
+                          tag="mut_ltem"))

@@ -4,13 +4,8 @@ prints CAUGHT/survived per mutation and the count.
 
     python scripts/mutation_check_ltem_prior.py [index ...]
 """
-import os
-import shutil
-import subprocess
-import sys
-import time
+from mutation_runner import main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PW = "src/napari_phase/ltem/pixelwise.py"
 SP = "src/napari_phase/ltem/siprad.py"
 PRIOR = ["tests/test_ltem_prior.py"]
@@ -47,34 +42,5 @@ MUT = [
 ]
 
 
-def main() -> int:
-    only = set(sys.argv[1:])
-    caught = total = 0
-    for k, (name, path, old, new, tests) in enumerate(MUT):
-        if only and str(k) not in only:
-            continue
-        d = f"/tmp/napari_phase_mut_prior_{k}"
-        shutil.rmtree(d, ignore_errors=True)
-        shutil.copytree(f"{ROOT}/src", f"{d}/src")
-        f = f"{d}/src/{path[4:]}"
-        text = open(f).read()
-        if text.count(old) != 1:
-            print(f"{k} {name}: MUTATION NOT APPLIED (pattern count {text.count(old)})", flush=True)
-            continue
-        open(f, "w").write(text.replace(old, new))
-        cmd = [f"{ROOT}/.venv/bin/python", "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore"] + tests
-        env = {**os.environ, "PYTHONPATH": f"{d}/src", "QT_API": "pyqt6"}
-        t0 = time.time()
-        p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-        total += 1
-        ok = p.returncode != 0
-        caught += ok
-        tail = [line for line in p.stdout.splitlines() if line.strip()][-1:]
-        print(f"{k} {name}: {'CAUGHT' if ok else 'survived'} ({time.time() - t0:.0f} s; {' '.join(tests)}; {tail[0] if tail else ''})", flush=True)
-        shutil.rmtree(d, ignore_errors=True)
-    print(f"caught {caught} / {total}")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(MUT, tag="mut_prior"))
