@@ -37,6 +37,7 @@ from ...threads import ThreadTuner
 from .._data import check_4d, read_rows, rows_per_block, shape_of
 from .._grid import is_square
 from ..calibration import Calibration
+from . import lowfreq
 from .model import build
 from .preprocess import (
     BF_RADIUS_PX,
@@ -55,6 +56,8 @@ from .stitch import ObjectAccumulator, stitch
 DEFAULT_MODEL = "airpi_default"
 #: scan steps (window px) the reconstruction accepts; outside, patches would not overlap
 STEP_PX_LIMITS = (0.05, 12.0)
+#: the low-frequency source the CNN uses unless told otherwise (see lowfreq.py and cnn_job)
+LOW_FREQUENCY_DEFAULT: str | None = None
 ALL_ZERO = "every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)"
 
 
@@ -200,11 +203,25 @@ def cnn_job(
     block_rows: int | None = None,
     edge: str = "reflect",
     threads: int | None = None,
+    low_frequency: str | None = LOW_FREQUENCY_DEFAULT,
+    low_frequency_cutoff: float = lowfreq.DEFAULT_CUTOFF,
 ):
     """The CNN reconstruction as a job (progress with the growing phase after every block of rows;
     cancel returns the rows done so far). Returns a PhaseResult: ``phase`` (rad) and ``amplitude``
     on the object grid (pixel = scan step / oversample, Å; origin at the first scan position).
-    ``threads``: torch CPU threads; None = measured per batch (threads.ThreadTuner)."""
+    ``threads``: torch CPU threads; None = measured per batch (threads.ThreadTuner).
+    ``low_frequency``: "icom", "ssb" or None — after the CNN pass, a second (cheap) pass over the
+    data computes iCoM or SSB and takes the phase's low spatial frequencies from it, below a smooth
+    crossover at ``low_frequency_cutoff`` · α/λ (lowfreq.py; the CNN's patches leave them
+    under-determined). The partial results while the CNN runs are the plain CNN."""
+    if low_frequency is not None and low_frequency not in lowfreq.SOURCES:
+        raise InputError(f"low_frequency must be 'icom', 'ssb' or None, got {low_frequency!r}")
+    try:
+        low_frequency_cutoff = float(low_frequency_cutoff)
+    except (TypeError, ValueError):
+        raise InputError(f"low_frequency_cutoff must be a number (fraction of α/λ), got {low_frequency_cutoff!r}") from None
+    if not 0.0 < low_frequency_cutoff <= 1.3:
+        raise InputError(f"low_frequency_cutoff is a fraction of α/λ in (0, 1.3], got {low_frequency_cutoff:g}")
     shape, cal, oversample = _validate(
         data, energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,
         detector_mrad_per_px=detector_mrad_per_px, oversample=oversample, rotation_deg=rotation_deg,
@@ -219,7 +236,59 @@ def cnn_job(
     def make(dev):
         return _run(data, shape, cal, oversample, name, card, dev, client, int(batch_size), block_rows, edge, threads)
 
-    return (yield from with_cpu_fallback(make, device))
+    result = yield from with_cpu_fallback(make, device)
+    if low_frequency is None or result.metadata.get("cancelled"):
+        result.metadata["low_frequency"] = None
+        return result
+    return (yield from _low_frequency_pass(result, data, cal, low_frequency, low_frequency_cutoff))
+
+
+def _low_frequency_pass(result: PhaseResult, data, cal: Calibration, source: str, cutoff: float):
+    """Second pass: iCoM or SSB of the whole scan, its low frequencies put into the CNN phase
+    (lowfreq.combine). Cancel during this pass returns the plain CNN result; a source that cannot
+    run on this scan (e.g. SSB on a scan too small for its band) leaves the CNN phase as it was and
+    says so in ``metadata["low_frequency_skipped"]``."""
+    from ..com import icom_job
+    from ..ssb import ssb_job
+
+    step = cal.step_yx_a if not is_square(*cal.step_yx_a) else cal.step_yx_a[1]
+    kw = dict(energy_kev=cal.energy_kev, scan_step_a=step, detector_mrad_per_px=cal.detector_mrad_per_px,
+              rotation_deg=cal.rotation_deg, transpose=cal.transpose, center=cal.center_px)
+    if source == "icom":
+        sub = icom_job(data, **kw)
+        transfer = lambda q: lowfreq.icom_transfer(q, energy_kev=cal.energy_kev,  # noqa: E731
+                                                   semiangle_mrad=cal.semiangle_mrad, defocus_a=cal.defocus_a,
+                                                   cs_mm=cal.cs_mm)
+    else:
+        sub = ssb_job(data, semiangle_mrad=cal.semiangle_mrad, defocus_a=cal.defocus_a, cs_mm=cal.cs_mm, **kw)
+        transfer = None
+    meta = result.metadata
+    try:
+        while True:
+            try:
+                p = next(sub)
+            except StopIteration as stop:
+                src = stop.value
+                break
+            yield Progress(p.step, p.total, f"CNN low frequencies from {source}: {p.message}", None)
+    except JobCancelled:
+        sub.close()
+        meta.update(low_frequency=None, low_frequency_skipped=f"{source} pass cancelled: plain CNN phase")
+        return result
+    except InputError as exc:
+        meta.update(low_frequency=None, low_frequency_skipped=f"{source} could not run: {exc}")
+        return result
+    alpha_over_lambda = cal.semiangle_mrad * 1e-3 / cal.wavelength_a
+    q_c = cutoff * alpha_over_lambda
+    known = result.arrays["amplitude"] > 0  # 0 where no patch reached (ObjectAccumulator.amplitude)
+    result.arrays["phase"] = lowfreq.combine(result.phase, result.pixel_size, src.phase, src.pixel_size,
+                                             cutoff_inv_a=q_c, width=lowfreq.DEFAULT_WIDTH, transfer=transfer,
+                                             known=known)
+    meta.update(low_frequency=source, low_frequency_cutoff=cutoff, low_frequency_cutoff_inv_a=q_c,
+                low_frequency_width=lowfreq.DEFAULT_WIDTH,
+                low_frequency_transfer="iCoM's probe-intensity transfer divided out (T >= 0.2)" if transfer else "1 (SSB)",
+                runtime_s=meta.get("runtime_s", 0.0) + float(src.metadata.get("runtime_s", 0.0)))
+    return result
 
 
 def unwrap_object_phase(phase: np.ndarray, known: np.ndarray) -> np.ndarray:
