@@ -26,7 +26,8 @@ CASES = {
     "val": [("WS2", (0, 0, 1), 6.16), ("InP", (1, 1, 0), 20.0)],
 }
 DOSES = (5e3, 1e5, None)
-CUTOFFS = (0.25, 0.35, 0.5, 0.6, 0.75, 0.9, 1.0)
+CUTOFFS = (0.5, 0.75, 1.0, 1.2)
+EPSILONS = (None, 0.1, 0.3, 1.0, 3.0)  # None: the crossover alone (no noise-adaptive weight)
 
 
 def simulate(name, zone, thickness_a, scan, seed=0):
@@ -54,17 +55,24 @@ def run_case(name, zone, thickness_a, scan, cache: Path):
     sim = None
     for dose in DOSES:
         f = cache / f"{name}_{''.join(map(str, zone))}_{thickness_a:g}_{scan}_{dose}.npz"
+        kw = dict(energy_kev=ENERGY_KEV, scan_step_a=STEP_A, detector_mrad_per_px=DET_MRAD)
         if f.exists():
             out[dose] = dict(np.load(f))
+            if "com_y" not in out[dose]:  # caches of the first version: add the CoM maps
+                if sim is None:
+                    sim = simulate(name, zone, thickness_a, scan)
+                i = stem.icom(with_dose(sim.data, dose, seed=1), **kw)
+                out[dose].update(com_y=i.arrays["com_y"], com_x=i.arrays["com_x"])
+                np.savez(f, **out[dose])
             continue
         if sim is None:
             sim = simulate(name, zone, thickness_a, scan)
         data = with_dose(sim.data, dose, seed=1)
-        kw = dict(energy_kev=ENERGY_KEV, scan_step_a=STEP_A, detector_mrad_per_px=DET_MRAD)
         c = stem.cnn(data, semiangle_mrad=SEMIANGLE_MRAD, oversample=2, device="cpu", threads=1, low_frequency=None, **kw)
         i = stem.icom(data, **kw)
         s = stem.ssb(data, semiangle_mrad=SEMIANGLE_MRAD, **kw)
-        rec = dict(cnn=c.phase, amp=c.arrays["amplitude"], icom=i.phase, ssb=s.phase,
+        rec = dict(cnn=c.phase, amp=c.arrays["amplitude"], icom=i.phase, ssb=s.phase, com_y=i.arrays["com_y"],
+                   com_x=i.arrays["com_x"],
                    truth_cnn=truth_on_grid(sim.phase, sim.phase_pixel_size_a, c.phase.shape, c.pixel_size),
                    pixel_cnn=c.pixel_size, pixel_scan=i.pixel_size)
         np.savez(f, **rec)
@@ -73,10 +81,12 @@ def run_case(name, zone, thickness_a, scan, cache: Path):
     return out
 
 
-def score(rec, source, cutoff):
+def score(rec, source, cutoff, epsilon=None):
+    """xc of the CNN with ``source``'s low frequencies (None: the plain CNN); ``epsilon`` None: no
+    noise-adaptive weight (the crossover alone), else lowfreq.com_confidence with that ε."""
     from napari_phase.physics.metrics import xc
-    from napari_phase.stem.airpi import lowfreq
     from napari_phase.physics.optics import electron_wavelength_a
+    from napari_phase.stem.airpi import lowfreq
 
     px = float(rec["pixel_cnn"])
     crop = int(round(CROP * STEP_A / px))
@@ -85,8 +95,10 @@ def score(rec, source, cutoff):
     aol = SEMIANGLE_MRAD * 1e-3 / electron_wavelength_a(ENERGY_KEV)
     transfer = (lambda q: lowfreq.icom_transfer(q, energy_kev=ENERGY_KEV, semiangle_mrad=SEMIANGLE_MRAD)) \
         if source == "icom" else None
+    conf = None if epsilon is None else lowfreq.com_confidence(rec["com_y"], rec["com_x"], float(rec["pixel_scan"]),
+                                                               epsilon=epsilon)
     ph = lowfreq.combine(rec["cnn"], px, rec[source], float(rec["pixel_scan"]), cutoff_inv_a=cutoff * aol,
-                         transfer=transfer, known=rec["amp"] > 0)
+                         transfer=transfer, confidence=conf, known=rec["amp"] > 0)
     return xc(ph, rec["truth_cnn"], crop)
 
 
@@ -103,14 +115,15 @@ def main(argv=None) -> int:
         recs = run_case(name, zone, t, args.scan, cache)
         for dose, rec in recs.items():
             rows[(name, dose)] = rec
-    configs = [(None, 0.0)] + [(s, c) for s in ("icom", "ssb") for c in CUTOFFS]
-    head = " | ".join("CNN" if s is None else f"{s} {c:g}" for s, c in configs)
-    print(f"xc on {args.split}-split structures; columns: low-frequency source and cutoff (fraction of α/λ)")
+    configs = [(None, 0.0, None)] + [(s, c, e) for s in ("icom", "ssb") for c in CUTOFFS for e in EPSILONS]
+    head = " | ".join("CNN" if s is None else f"{s} {c:g} ε{'–' if e is None else f'{e:g}'}" for s, c, e in configs)
+    print(f"xc on {args.split}-split structures; columns: low-frequency source, cutoff (fraction of α/λ) and "
+          "ε of the noise-adaptive weight (– = none)")
     print(f"| case | {head} |")
     print("|---|" + "---|" * len(configs))
     table = {}
     for (name, dose), rec in rows.items():
-        vals = [score(rec, s, c) for s, c in configs]
+        vals = [score(rec, s, c, e) for s, c, e in configs]
         table[(name, dose)] = vals
         d = "∞" if dose is None else f"{dose:g}"
         print(f"| {name} {d} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")

@@ -67,6 +67,31 @@ def test_transfer_matches_the_com_theorem_of_the_simulator():
     np.testing.assert_allclose(ratio, t, atol=0.03)
 
 
+def test_com_confidence_follows_the_signal_to_noise_ratio():
+    """A curl-free CoM field (the gradient of a smooth phase) is trusted where its power stands above
+    the noise that the transverse (curl) part measures: ≈ 1 noise-free, lower with noise, ≈ 0 for a
+    field that is all noise; the noise estimate scales with the noise power."""
+    m, px = 48, 0.2
+    phi = smooth_phase(m, px, qmax=1.0, rms=0.1, seed=5)
+    gy, gx = np.gradient(phi, px)
+    rng = np.random.default_rng(1)
+    q = np.array([0.3, 0.6, 0.9])
+    clean = lowfreq.com_confidence(gy, gx, px, epsilon=0.3)
+    assert (clean(q) > 0.95).all()
+    sigma = gy.std()
+    noisy = lowfreq.com_confidence(gy + sigma * rng.normal(size=gy.shape), gx + sigma * rng.normal(size=gy.shape), px,
+                                   epsilon=0.3)
+    assert (noisy(q) < clean(q) - 0.05).all() and (noisy(q) > 0.4).all()
+    assert noisy.noise == pytest.approx(sigma**2 * (2 * m) ** 2, rel=0.3)  # |FFT|² of white noise: σ²·N
+    louder = lowfreq.com_confidence(gy + 3 * sigma * rng.normal(size=gy.shape),
+                                    gx + 3 * sigma * rng.normal(size=gy.shape), px, epsilon=0.3)
+    assert louder.noise == pytest.approx(9 * noisy.noise, rel=0.3) and (louder(q) < noisy(q)).all()
+    pure = lowfreq.com_confidence(rng.normal(size=gy.shape), rng.normal(size=gy.shape), px, epsilon=0.3)
+    assert (pure(q) < 0.25).all()
+    # ε is the CNN's error power relative to the signal: a better CNN (smaller ε) keeps more of its own
+    assert (lowfreq.com_confidence(gy + sigma * rng.normal(size=gy.shape), gx, px, epsilon=0.03)(q) < noisy(q)).all()
+
+
 @pytest.fixture(scope="module")
 def weak_truth():
     """A weak smooth phase on a 0.1 Å grid (the CNN grid, oversample 2 of a 0.2 Å scan) and what

@@ -130,7 +130,10 @@ def _methods(device: str) -> dict:
         "SSB": lambda d: stem.ssb(d, semiangle_mrad=SEMIANGLE_MRAD, **kw),
     }
     if _cnn_available():
-        out["CNN"] = lambda d: stem.cnn(d, semiangle_mrad=SEMIANGLE_MRAD, oversample=2, device=device, **kw)
+        out["CNN"] = lambda d: stem.cnn(d, semiangle_mrad=SEMIANGLE_MRAD, oversample=2, device=device,
+                                        low_frequency=None, **kw)
+        out["CNN + iCoM low-q"] = lambda d: stem.cnn(d, semiangle_mrad=SEMIANGLE_MRAD, oversample=2, device=device,
+                                                     low_frequency="icom", **kw)
     try:  # the optional [compare] extra; never imported by the package itself
         import py4DSTEM  # noqa: F401
 

@@ -59,6 +59,10 @@ HELP = ("<b>1</b> pick the 4D-STEM layer &nbsp; <b>2</b> check the calibration (
         "Click the virtual image to see a position's pattern.")
 
 
+#: the CNN's low-frequency source (stem.cnn low_frequency=): label, value
+LOW_FREQUENCY_CHOICES = (("iCoM (measured CoM)", "icom"), ("SSB", "ssb"), ("none (CNN only)", None))
+
+
 def _data_problem(layer) -> str | None:
     """Why this layer cannot be a 4D-STEM input (None if it can)."""
     from napari.layers import Image
@@ -230,6 +234,14 @@ class StemPanel(QWidget):
         self.model.setEditable(True)
         self.model.addItem("default")
         self.model.setToolTip("'default' (the shipped model) or the path of a fine-tuned .pt")
+        self.low_frequency = QComboBox()
+        for text, value in LOW_FREQUENCY_CHOICES:
+            self.low_frequency.addItem(text, value)
+        self._set_low_frequency_default()
+        self.low_frequency.setToolTip(
+            "Where the CNN phase's low spatial frequencies come from: the measured centre of mass (iCoM, the "
+            "probe blur divided out) or SSB, weighted by the CoM field's signal-to-noise ratio, or the network "
+            "alone. A second, quick pass over the data after the network.")
         self.auto_rotation = QCheckBox("guess rotation when running")
         self.auto_rotation.setToolTip("iCoM: guess scan rotation and transpose from the data (curl minimisation)")
         self.finetune_button = QPushButton("Fine-tune to this instrument")
@@ -245,6 +257,7 @@ class StemPanel(QWidget):
         mf.addRow("batch size", self.batch_size)
         mf.addRow("device", self.device)
         mf.addRow("model", self.model)
+        mf.addRow("low frequencies", self.low_frequency)
         mf.addRow("", self.auto_rotation)
         mf.addRow(self.finetune_button)
 
@@ -569,7 +582,15 @@ class StemPanel(QWidget):
             raise InputError(f"{why}; choose iCoM or SSB, or give a model file")
         return stem.cnn_job(data, semiangle_mrad=cal.semiangle_mrad, rotation_deg=cal.rotation_deg, defocus_a=cal.defocus_a,
                             cs_mm=cal.cs_mm, oversample=int(self.oversample.value()), batch_size=int(self.batch_size.value()),
-                            device=self.device.currentText(), model=model, **common)
+                            device=self.device.currentText(), model=model,
+                            low_frequency=self.low_frequency.currentData(), **common)
+
+    def _set_low_frequency_default(self) -> None:
+        from ..stem.airpi.reconstruct import LOW_FREQUENCY_DEFAULT
+
+        for i, (_, value) in enumerate(LOW_FREQUENCY_CHOICES):
+            if value == LOW_FREQUENCY_DEFAULT:
+                self.low_frequency.setCurrentIndex(i)
 
     # ------------------------------------------------------------------ results (main thread)
     def _show_result(self, ctx: dict, result: PhaseResult) -> None:
@@ -583,6 +604,10 @@ class StemPanel(QWidget):
         md = result.metadata
         text = (f"{ctx['base']}{suffix}: phase (rad) on {result.phase.shape[0]}×{result.phase.shape[1]} px of "
                 f"{result.pixel_size_a:.4g} Å, origin at the first scan position")
+        if md.get("low_frequency"):
+            text += (f"; low frequencies from {md['low_frequency']} below ~{md['low_frequency_cutoff_inv_a']:.2f} 1/Å")
+        elif md.get("low_frequency_skipped"):
+            text += f"; {md['low_frequency_skipped']}"
         if "rotation_guess" in md:
             text += f"; rotation guess {md['rotation_guess']['rotation_deg']:.1f}°, transpose {md['rotation_guess']['transpose']}"
         hidden = [k for k in result.arrays if k != "phase"]
@@ -722,7 +747,7 @@ class StemPanel(QWidget):
 
     def _update_visibility(self, *_) -> None:
         m = self.method.currentText()
-        for w in (self.oversample, self.batch_size, self.device, self.model):
+        for w in (self.oversample, self.batch_size, self.device, self.model, self.low_frequency):
             _set_row_visible(self._mf, w, m == CNN)
         _set_row_visible(self._mf, self.auto_rotation, m == ICOM)
         self.runner.run_button.setText(f"Run {BASE_NAMES[m]}")

@@ -205,6 +205,7 @@ def cnn_job(
     threads: int | None = None,
     low_frequency: str | None = LOW_FREQUENCY_DEFAULT,
     low_frequency_cutoff: float = lowfreq.DEFAULT_CUTOFF,
+    low_frequency_epsilon: float | None = lowfreq.DEFAULT_EPSILON,
 ):
     """The CNN reconstruction as a job (progress with the growing phase after every block of rows;
     cancel returns the rows done so far). Returns a PhaseResult: ``phase`` (rad) and ``amplitude``
@@ -212,8 +213,10 @@ def cnn_job(
     ``threads``: torch CPU threads; None = measured per batch (threads.ThreadTuner).
     ``low_frequency``: "icom", "ssb" or None — after the CNN pass, a second (cheap) pass over the
     data computes iCoM or SSB and takes the phase's low spatial frequencies from it, below a smooth
-    crossover at ``low_frequency_cutoff`` · α/λ (lowfreq.py; the CNN's patches leave them
-    under-determined). The partial results while the CNN runs are the plain CNN."""
+    crossover at ``low_frequency_cutoff`` · α/λ, weighted down where the CoM field's signal-to-noise
+    ratio is low (``low_frequency_epsilon``: the CNN's error power relative to the signal's; None =
+    the crossover alone; lowfreq.com_confidence). The partial results while the CNN runs are the
+    plain CNN."""
     if low_frequency is not None and low_frequency not in lowfreq.SOURCES:
         raise InputError(f"low_frequency must be 'icom', 'ssb' or None, got {low_frequency!r}")
     try:
@@ -222,6 +225,13 @@ def cnn_job(
         raise InputError(f"low_frequency_cutoff must be a number (fraction of α/λ), got {low_frequency_cutoff!r}") from None
     if not 0.0 < low_frequency_cutoff <= 1.3:
         raise InputError(f"low_frequency_cutoff is a fraction of α/λ in (0, 1.3], got {low_frequency_cutoff:g}")
+    if low_frequency_epsilon is not None:
+        try:
+            low_frequency_epsilon = float(low_frequency_epsilon)
+        except (TypeError, ValueError):
+            raise InputError(f"low_frequency_epsilon must be a positive number or None, got {low_frequency_epsilon!r}") from None
+        if not 0.0 < low_frequency_epsilon < math.inf:
+            raise InputError(f"low_frequency_epsilon must be a positive number or None, got {low_frequency_epsilon:g}")
     shape, cal, oversample = _validate(
         data, energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,
         detector_mrad_per_px=detector_mrad_per_px, oversample=oversample, rotation_deg=rotation_deg,
@@ -240,11 +250,28 @@ def cnn_job(
     if low_frequency is None or result.metadata.get("cancelled"):
         result.metadata["low_frequency"] = None
         return result
-    return (yield from _low_frequency_pass(result, data, cal, low_frequency, low_frequency_cutoff))
+    return (yield from _low_frequency_pass(result, data, cal, low_frequency, low_frequency_cutoff, low_frequency_epsilon))
 
 
-def _low_frequency_pass(result: PhaseResult, data, cal: Calibration, source: str, cutoff: float):
-    """Second pass: iCoM or SSB of the whole scan, its low frequencies put into the CNN phase
+def _forward(sub, label: str):
+    """Drive a sub-job, re-yielding its progress (without its partial results: the layer shown
+    stays the CNN's) under ``label``; returns its result."""
+    while True:
+        try:
+            p = next(sub)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            yield Progress(p.step, p.total, f"{label}: {p.message}", None)
+        except BaseException:
+            sub.close()
+            raise
+
+
+def _low_frequency_pass(result: PhaseResult, data, cal: Calibration, source: str, cutoff: float,
+                        epsilon: float | None):
+    """Second pass: iCoM (always: its CoM maps give the noise-adaptive weight) and, for
+    ``source="ssb"``, SSB of the whole scan; their low frequencies go into the CNN phase
     (lowfreq.combine). Cancel during this pass returns the plain CNN result; a source that cannot
     run on this scan (e.g. SSB on a scan too small for its band) leaves the CNN phase as it was and
     says so in ``metadata["low_frequency_skipped"]``."""
@@ -254,40 +281,41 @@ def _low_frequency_pass(result: PhaseResult, data, cal: Calibration, source: str
     step = cal.step_yx_a if not is_square(*cal.step_yx_a) else cal.step_yx_a[1]
     kw = dict(energy_kev=cal.energy_kev, scan_step_a=step, detector_mrad_per_px=cal.detector_mrad_per_px,
               rotation_deg=cal.rotation_deg, transpose=cal.transpose, center=cal.center_px)
-    if source == "icom":
-        sub = icom_job(data, **kw)
-        transfer = lambda q: lowfreq.icom_transfer(q, energy_kev=cal.energy_kev,  # noqa: E731
-                                                   semiangle_mrad=cal.semiangle_mrad, defocus_a=cal.defocus_a,
-                                                   cs_mm=cal.cs_mm)
-    else:
-        sub = ssb_job(data, semiangle_mrad=cal.semiangle_mrad, defocus_a=cal.defocus_a, cs_mm=cal.cs_mm, **kw)
-        transfer = None
+    label = f"CNN low frequencies from {source}"
     meta = result.metadata
     try:
-        while True:
-            try:
-                p = next(sub)
-            except StopIteration as stop:
-                src = stop.value
-                break
-            yield Progress(p.step, p.total, f"CNN low frequencies from {source}: {p.message}", None)
+        ic = yield from _forward(icom_job(data, **kw), label)
+        src = ic
+        if source == "ssb":
+            src = yield from _forward(ssb_job(data, semiangle_mrad=cal.semiangle_mrad, defocus_a=cal.defocus_a,
+                                              cs_mm=cal.cs_mm, **kw), label)
     except JobCancelled:
-        sub.close()
         meta.update(low_frequency=None, low_frequency_skipped=f"{source} pass cancelled: plain CNN phase")
         return result
     except InputError as exc:
         meta.update(low_frequency=None, low_frequency_skipped=f"{source} could not run: {exc}")
         return result
-    alpha_over_lambda = cal.semiangle_mrad * 1e-3 / cal.wavelength_a
-    q_c = cutoff * alpha_over_lambda
+    transfer = None
+    if source == "icom":
+        def transfer(q):
+            return lowfreq.icom_transfer(q, energy_kev=cal.energy_kev, semiangle_mrad=cal.semiangle_mrad,
+                                         defocus_a=cal.defocus_a, cs_mm=cal.cs_mm)
+    confidence = None
+    if epsilon is not None:
+        confidence = lowfreq.com_confidence(ic.arrays["com_y"], ic.arrays["com_x"], ic.pixel_size, epsilon=epsilon)
+    q_c = cutoff * cal.semiangle_mrad * 1e-3 / cal.wavelength_a
     known = result.arrays["amplitude"] > 0  # 0 where no patch reached (ObjectAccumulator.amplitude)
     result.arrays["phase"] = lowfreq.combine(result.phase, result.pixel_size, src.phase, src.pixel_size,
                                              cutoff_inv_a=q_c, width=lowfreq.DEFAULT_WIDTH, transfer=transfer,
-                                             known=known)
+                                             confidence=confidence, known=known)
     meta.update(low_frequency=source, low_frequency_cutoff=cutoff, low_frequency_cutoff_inv_a=q_c,
-                low_frequency_width=lowfreq.DEFAULT_WIDTH,
-                low_frequency_transfer="iCoM's probe-intensity transfer divided out (T >= 0.2)" if transfer else "1 (SSB)",
-                runtime_s=meta.get("runtime_s", 0.0) + float(src.metadata.get("runtime_s", 0.0)))
+                low_frequency_width=lowfreq.DEFAULT_WIDTH, low_frequency_epsilon=epsilon,
+                low_frequency_transfer=(f"iCoM's probe-intensity transfer divided out (T >= {lowfreq.T_MIN})"
+                                        if transfer else "1 (SSB)"),
+                runtime_s=meta.get("runtime_s", 0.0) + float(ic.metadata.get("runtime_s", 0.0))
+                + (float(src.metadata.get("runtime_s", 0.0)) if src is not ic else 0.0))
+    if confidence is not None:
+        meta["low_frequency_com_noise"] = confidence.noise
     return result
 
 
