@@ -45,6 +45,7 @@ from ..physics.optics import electron_wavelength_nm
 from ..validate import as_image, positive
 from . import align as _align
 from ._poisson import inverse_laplacian_kernel, mirror_pad, solve_tie
+from .phase_e_prior import PHASE_E_PRIORS, amplitude_prior
 from .sitie import AUTO_SOURCE, _result, auto_filter, check_qc, is_auto
 
 #: relative ridge ε of :func:`didz_spectral` (the option ``derivative="spectral"``). Measured on
@@ -294,6 +295,32 @@ def series_phase(stack: np.ndarray, z: np.ndarray, px: float, kv: float, qc: flo
     return solve_tie(didz, lam, px, intensity=i0 / scale, qc=qc, pad=pad).astype(np.float32)
 
 
+#: how the images of one series are registered with ``align`` (the flipped series onto the
+#: unflipped one is always one rigid transform, :func:`.align.align_flipped`):
+#: "model": shifts of 2 px or more by cross-correlation with the neighbour
+#: (:func:`.align.align_series`), then every image onto its simulation at its own defocus
+#: (:func:`.series_register.register_series_to_model`); "cross-correlation": the first step only
+#: (the earlier behaviour: shifts under :data:`.align.SERIES_MIN_SHIFT_PX` are not applied).
+SERIES_REGISTRATIONS = ("model", "cross-correlation")
+
+
+def _register_series(series: np.ndarray, z: np.ndarray, px: float, kv: float, how: str, extra: dict):
+    """(aligned series, one Rigid per image) for ``align=True`` (see :data:`SERIES_REGISTRATIONS`)."""
+    n = series.shape[0]
+    if n == 1:
+        return series, [_align.IDENTITY]
+    coarse, tr = _align.align_series(series, rotation=False)
+    if how == "cross-correlation":
+        return coarse, tr
+    from .series_register import register_series_to_model, shift_series
+
+    start = np.array([t.shift_yx for t in tr], dtype=np.float64)
+    shifts, info = register_series_to_model(series, z, px, voltage_kv=kv, start=start)
+    extra["series_registration"] = {**info, "coarse_shifts_yx_px": start.tolist()}
+    out = shift_series(series, shifts)
+    return out, [_align.Rigid(0.0, (float(s[0]), float(s[1])), t.quality) for s, t in zip(shifts, tr)]
+
+
 def _zero_mean(a: np.ndarray) -> np.ndarray:
     return (a - a.mean()).astype(np.float32)
 
@@ -321,6 +348,9 @@ def tie_series_job(
     boundary: str = "auto",
     qc_e_per_nm: float | None = None,
     derivative: str = "least_squares",
+    derivative_e: str = "spectral",
+    phase_e_prior: str = "auto",
+    series_registration: str = "model",
 ):
     """TIE from a series (and its flipped twin) as a job; see :func:`napari_phase.ltem.tie`.
     Raises JobCancelled if cancelled (there is no partial phase to return)."""
@@ -334,6 +364,12 @@ def tie_series_job(
         raise InputError(f"boundary must be one of {SERIES_BOUNDARIES} (free: the field is a window of a larger specimen; mirror: zero flux at the edges; auto: free when alignment moved or cropped the images), got {boundary!r}")
     if derivative not in ("least_squares", "spectral"):
         raise InputError(f"derivative must be 'least_squares' or 'spectral', got {derivative!r}")
+    if derivative_e not in ("least_squares", "spectral"):
+        raise InputError(f"derivative_e must be 'least_squares' or 'spectral', got {derivative_e!r}")
+    if phase_e_prior not in PHASE_E_PRIORS:
+        raise InputError(f"phase_e_prior must be one of {PHASE_E_PRIORS} (auto: the electrostatic phase's lowest frequencies from the amplitude, as for one material; none: shrunk to zero), got {phase_e_prior!r}")
+    if series_registration not in SERIES_REGISTRATIONS:
+        raise InputError(f"series_registration must be one of {SERIES_REGISTRATIONS}, got {series_registration!r}")
     if not pad:
         boundary = "mirror"  # pad=False: the periodic solve of _poisson
     if flip_axis not in _align.FLIP_AXES:
@@ -367,7 +403,11 @@ def tie_series_job(
         
         "derivative": ("least-squares slope over all images" if derivative == "least_squares" else "per-frequency least squares (weak-object defocus response)") if n > 1 else "SITIE (I - mean)/defocus",
         "input_shape": tuple(int(s) for s in arr.shape),
+        "series_registration": series_registration if align and n > 1 else None,
     }
+    if flipped is not None:
+        params["derivative_e"] = derivative_e
+        params["phase_e_prior"] = phase_e_prior
     if defocus_step_nm is not None:
         params["defocus_step_nm"] = float(defocus_step_nm)
     extra: dict = {}
@@ -385,7 +425,7 @@ def tie_series_job(
     rigid = None
     un_fl = None
     if align:
-        series, tr = _align.align_series(series, rotation=False) if n > 1 else (series, [_align.IDENTITY])
+        series, tr = _register_series(series, z, px, kv, series_registration, extra)
         extra["series_transforms"] = [t.as_dict() for t in tr]
         valid = np.ones(series.shape[-2:], bool)
         for t in tr:
@@ -394,7 +434,7 @@ def tie_series_job(
         if fl is not None:
             un_fl = _align.unmirror(fl, flip_axis).astype(np.float32)
             fl, rigid = _align.align_flipped(series, fl, flip_axis, rotation=align_rotation, max_rotation_deg=max_rotation_deg,
-                                             candidates=candidates if all(t.shift_yx == (0.0, 0.0) for t in tr) else None)
+                                             candidates=candidates if all(np.hypot(*t.shift_yx) < _align.SERIES_MIN_SHIFT_PX for t in tr) else None)
             extra["flipped_transform"] = rigid.as_dict()
             valid &= _align.valid_mask(series.shape[-2:], rigid)
         box = _align.valid_box(valid)
@@ -448,18 +488,18 @@ def tie_series_job(
         params["qc_e_per_nm"] = qc_e
         params["qc_e_source"] = "given" if qc_e_per_nm is not None else ("qc_per_nm" if qc_e_arg is not None else "default 2/FOV")
 
-    def solve_unflipped(q):
+    def solve_unflipped(q, der=derivative):
         if warp_phase:
             by0, by1, bx0, bx1 = box_series
             full = np.zeros((ny, nx), np.float32)
-            full[by0:by1, bx0:bx1] = series_phase(series[..., by0:by1, bx0:bx1], z, px, kv, q, pad, boundary, derivative, auto, chosen)
+            full[by0:by1, bx0:bx1] = series_phase(series[..., by0:by1, bx0:bx1], z, px, kv, q, pad, boundary, der, auto, chosen)
             return full[crop]
-        return series_phase(series[crop], z, px, kv, q, pad, boundary, derivative, auto, chosen)
+        return series_phase(series[crop], z, px, kv, q, pad, boundary, der, auto, chosen)
 
-    def solve_flipped(q):
+    def solve_flipped(q, der=derivative):
         if warp_phase:
-            return _align.warp_rigid(series_phase(un_fl, z, px, kv, q, pad, boundary, derivative, auto, chosen), rigid, order=3)[crop]
-        return series_phase(fl[crop], z, px, kv, q, pad, boundary, derivative, auto, chosen)
+            return _align.warp_rigid(series_phase(un_fl, z, px, kv, q, pad, boundary, der, auto, chosen), rigid, order=3)[crop]
+        return series_phase(fl[crop], z, px, kv, q, pad, boundary, der, auto, chosen)
 
     phi = solve_unflipped(qc)
     done += 1
@@ -469,9 +509,12 @@ def tie_series_job(
     if fl is not None:
         phi_f = solve_flipped(qc)
         phase = _zero_mean((phi - phi_f) / 2)
-        if qc_e != qc:
-            phi, phi_f = solve_unflipped(qc_e), solve_flipped(qc_e)
-        arrays["phase_e"] = _zero_mean((phi + phi_f) / 2)
+        if qc_e != qc or derivative_e != derivative:
+            phi, phi_f = solve_unflipped(qc_e, derivative_e), solve_flipped(qc_e, derivative_e)
+        phase_e = (phi + phi_f) / 2
+        if phase_e_prior == "auto" and qc_e > 0:
+            phase_e, extra["phase_e_prior"] = amplitude_prior(phase_e, np.concatenate([series[crop], fl[crop]]).mean(axis=0), px, qc_e)
+        arrays["phase_e"] = _zero_mean(phase_e)
         done += 1
         yield Progress(done, steps, "TIE: flipped series solved")
         method += " (flipped)"

@@ -61,6 +61,7 @@ def simulate_flipped_series(
     thickness_variation_nm: float = 0.0,
     thickness_variation_scale_nm: float = 150.0,
     film_mean_inner_potential_v: float = 20.0,
+    series_drift_px=None,
     seed: int = 0,
     microscope: Microscope | None = None,
     **simulate_kwargs,
@@ -70,7 +71,10 @@ def simulate_flipped_series(
     ``thickness_variation_nm``: peak-to-peak of a smooth random film-thickness variation Δt(r)
     (Gaussian-filtered white noise, correlation length ``thickness_variation_scale_nm``) that adds
     φe = σ V0 Δt (V0 = ``film_mean_inner_potential_v``) to the contaminants' φe; the film's
-    amplitude and its magnetic phase are not changed by it (B0·t stays nominal)."""
+    amplitude and its magnetic phase are not changed by it (B0·t stays nominal).
+    ``series_drift_px``: one (dy, dx) per image (px): the unflipped image k is moved by it (specimen
+    drift during the series, cubic interpolation on the margin field before cropping); the truth
+    stays in the undrifted frame, so the drift a registration should report for image k is −drift_k."""
     ny, nx = (int(s) for s in shape)
     m = int(margin_px)
     if field == "window":
@@ -96,10 +100,16 @@ def simulate_flipped_series(
     crop = (slice(m, m + ny), slice(m, m + nx))
     pad = max(ny, nx) // 4
     rigid = Rigid(float(flip_rotation_deg), (float(flip_shift_px[0]), float(flip_shift_px[1])))
+    zs = np.asarray(defocus_nm, dtype=np.float64)
+    drift = np.zeros((zs.size, 2)) if series_drift_px is None else np.asarray(series_drift_px, dtype=np.float64).reshape(-1, 2)
+    if drift.shape[0] != zs.size:
+        raise ValueError(f"series_drift_px needs one (dy, dx) per image ({zs.size}), got {drift.shape[0]}")
     series, flipped = [], []
     for k, z in enumerate(np.asarray(defocus_nm, dtype=np.float64)):
         mic = Microscope(**{**mic0.as_dict(), "defocus_nm": float(z)})
         img = simulate_image(phase_m + phase_e, amp, pixel_size_nm=pixel_size_nm, microscope=mic, pad_px=pad)
+        if drift[k].any():
+            img = warp_rigid(img, Rigid(0.0, (float(drift[k, 0]), float(drift[k, 1]))), order=3)
         imf = simulate_image(-phase_m + phase_e, amp, pixel_size_nm=pixel_size_nm, microscope=mic, pad_px=pad)
         imf = np.flip(imf, axis=-1 if flip_axis == "x" else -2)
         imf = warp_rigid(imf, rigid, order=3)
@@ -128,5 +138,6 @@ def simulate_flipped_series(
                 "flip_shift_px": [float(s) for s in flip_shift_px], "margin_px": m, "field": field, "seed": int(seed),
                 "thickness_variation_nm": float(thickness_variation_nm),
                 "thickness_variation_scale_nm": float(thickness_variation_scale_nm),
-                "film_mean_inner_potential_v": float(film_mean_inner_potential_v), "microscope": mic0.as_dict()},
+                "film_mean_inner_potential_v": float(film_mean_inner_potential_v), "microscope": mic0.as_dict(),
+                "series_drift_px": drift.tolist()},
     )
