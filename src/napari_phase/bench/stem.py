@@ -18,7 +18,8 @@ was trained on: a twisted graphene bilayer and a thin LaAlO3 [001] oxide):
   traced memory (tracemalloc: numpy allocations) and a streaming row on a memory-mapped scan
   several times larger than one block.
 
-CNN rows appear when a trained model is shipped (``models.list_models()``); py4DSTEM DPC and
+CNN rows (the default, with its low spatial frequencies from iCoM: stem/airpi/lowfreq.py; and the
+network alone) appear when a trained model is shipped (``models.list_models()``); py4DSTEM DPC and
 ptychography rows when the optional ``[compare]`` extra is installed (imported here only).
 """
 
@@ -130,10 +131,11 @@ def _methods(device: str) -> dict:
         "SSB": lambda d: stem.ssb(d, semiangle_mrad=SEMIANGLE_MRAD, **kw),
     }
     if _cnn_available():
-        out["CNN"] = lambda d: stem.cnn(d, semiangle_mrad=SEMIANGLE_MRAD, oversample=2, device=device,
-                                        low_frequency=None, **kw)
-        out["CNN + iCoM low-q"] = lambda d: stem.cnn(d, semiangle_mrad=SEMIANGLE_MRAD, oversample=2, device=device,
-                                                     low_frequency="icom", **kw)
+        # the default (low frequencies from iCoM, stem/airpi/lowfreq.py) and the network alone
+        out["CNN + iCoM low-q (default)"] = lambda d: stem.cnn(d, semiangle_mrad=SEMIANGLE_MRAD, oversample=2,
+                                                               device=device, low_frequency="icom", **kw)
+        out["CNN (network only)"] = lambda d: stem.cnn(d, semiangle_mrad=SEMIANGLE_MRAD, oversample=2, device=device,
+                                                       low_frequency=None, **kw)
     try:  # the optional [compare] extra; never imported by the package itself
         import py4DSTEM  # noqa: F401
 

@@ -32,8 +32,9 @@ def cnn(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, sc
     """The 4D-STEM CNN (airpi): exit waves from 3x3 kernels of patterns, stitched into the phase
     object (rad) on a grid of scan_step/oversample Å whose origin is the first scan position.
     ``model``: "default" (shipped) or a fine-tuned ``.pt`` path; ``client``: a dask.distributed
-    client to reconstruct row blocks on a cluster. Other options: :func:`napari_phase.stem.airpi.cnn`
-    (imported on first use: torch loads only when the CNN runs)."""
+    client to reconstruct row blocks on a cluster; ``low_frequency``: "icom", "ssb" or None, where the
+    phase's low spatial frequencies come from (stem/airpi/lowfreq.py). Other options:
+    :func:`napari_phase.stem.airpi.cnn` (imported on first use: torch loads only when the CNN runs)."""
     from .airpi import cnn as _cnn
 
     return _cnn(data, energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,

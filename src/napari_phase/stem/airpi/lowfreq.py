@@ -56,7 +56,7 @@ def crossover(q_inv_a: np.ndarray, cutoff_inv_a: float, width: float = DEFAULT_W
 
 
 def icom_transfer(q_inv_a: np.ndarray, *, energy_kev: float, semiangle_mrad: float, defocus_a: float = 0.0,
-                  cs_mm: float = 0.0, samples: int = 48) -> np.ndarray:
+                  cs_mm: float = 0.0, samples: int = 24) -> np.ndarray:
     """T(q) = FT[|ψ_in|²](q) / FT[|ψ_in|²](0) for ψ_in(k) = A(k)·exp(−iχ(k)) (hard aperture at α,
     χ of physics.optics): the autocorrelation Σ_k ψ_in(k + q) ψ_in*(k) of the pupil, computed on a
     k-grid of ``samples`` px per α/λ and read radially (the probe is round). Real, 0 beyond 2α/λ."""
@@ -68,7 +68,7 @@ def icom_transfer(q_inv_a: np.ndarray, *, energy_kev: float, semiangle_mrad: flo
     n = 8 * samples  # pupil 2·samples wide, autocorrelation 4·samples: no wrap-around
     k = np.fft.fftfreq(n, 1.0 / (n * dk))
     k2 = k[:, None] ** 2 + k[None, :] ** 2
-    pupil = (k2 < k_ap**2) * np.exp(-1j * chi(k2, lam, defocus_a, cs_mm * 1e7))
+    pupil = ((k2 < k_ap**2) * np.exp(-1j * chi(k2, lam, defocus_a, cs_mm * 1e7))).astype(np.complex64)  # ~0.3 MB
     auto = np.fft.fft2(np.abs(np.fft.ifft2(pupil)) ** 2)  # FT of the probe intensity
     prof = np.real(auto[0, : n // 2]) / np.real(auto[0, 0])
     return np.interp(np.abs(np.asarray(q_inv_a, dtype=np.float64)), np.arange(n // 2) * dk, prof, right=0.0)

@@ -57,7 +57,7 @@ DEFAULT_MODEL = "airpi_default"
 #: scan steps (window px) the reconstruction accepts; outside, patches would not overlap
 STEP_PX_LIMITS = (0.05, 12.0)
 #: the low-frequency source the CNN uses unless told otherwise (see lowfreq.py and cnn_job)
-LOW_FREQUENCY_DEFAULT: str | None = None
+LOW_FREQUENCY_DEFAULT: str | None = "icom"
 ALL_ZERO = "every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)"
 
 
@@ -250,7 +250,8 @@ def cnn_job(
     if low_frequency is None or result.metadata.get("cancelled"):
         result.metadata["low_frequency"] = None
         return result
-    return (yield from _low_frequency_pass(result, data, cal, low_frequency, low_frequency_cutoff, low_frequency_epsilon))
+    return (yield from _low_frequency_pass(result, data, cal, low_frequency, low_frequency_cutoff, low_frequency_epsilon,
+                                           block_rows))
 
 
 def _forward(sub, label: str):
@@ -269,7 +270,7 @@ def _forward(sub, label: str):
 
 
 def _low_frequency_pass(result: PhaseResult, data, cal: Calibration, source: str, cutoff: float,
-                        epsilon: float | None):
+                        epsilon: float | None, block_rows: int | None = None):
     """Second pass: iCoM (always: its CoM maps give the noise-adaptive weight) and, for
     ``source="ssb"``, SSB of the whole scan; their low frequencies go into the CNN phase
     (lowfreq.combine). Cancel during this pass returns the plain CNN result; a source that cannot
@@ -280,7 +281,8 @@ def _low_frequency_pass(result: PhaseResult, data, cal: Calibration, source: str
 
     step = cal.step_yx_a if not is_square(*cal.step_yx_a) else cal.step_yx_a[1]
     kw = dict(energy_kev=cal.energy_kev, scan_step_a=step, detector_mrad_per_px=cal.detector_mrad_per_px,
-              rotation_deg=cal.rotation_deg, transpose=cal.transpose, center=cal.center_px)
+              rotation_deg=cal.rotation_deg, transpose=cal.transpose, center=cal.center_px,
+              block_rows=block_rows)  # the CNN pass's blocks: the same bounded memory
     label = f"CNN low frequencies from {source}"
     meta = result.metadata
     try:
