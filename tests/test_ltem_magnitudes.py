@@ -107,13 +107,38 @@ def test_sitie_phase_has_the_true_size_and_sign():
     assert slope(r.phase, phase) == pytest.approx(1.0, abs=0.1)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 §3/§5 open: joint mode marks ~5x the particle area (IoU ~0.09 here); "
-                                       "remove this marker when it finds the particles")
-def test_joint_mode_finds_the_particles(particles):
-    s = particles
-    r = siprad(s.image, pixel_size_nm=PX, defocus_nm=DF, amplitude="joint", project_every=30, iterations=80,
-               pretrain_iterations=60, device="cpu", num_threads=1)
+@pytest.fixture(scope="module")
+def particles_128():
+    """Skyrmions, 128², −1 mm, 10 % noise, 4 particles of radius 20–50 nm (the detector's training range)."""
+    return simulate("skyrmions", (128, 128), pixel_size_nm=PX, defocus_nm=DF, noise=0.1, n_contaminants=4, seed=5,
+                    contaminant_radius_nm=(20.0, 50.0))
+
+
+def _joint(s):
+    return siprad(s.image, pixel_size_nm=PX, defocus_nm=DF, amplitude="joint", project_every=30, iterations=80,
+                  pretrain_iterations=60, smoothing_px=0, device="cpu", num_threads=1)
+
+
+def _assert_finds_the_particles(r, s):
     marked = r.amplitude < 1
     iou = (marked & s.mask).sum() / max(1, (marked | s.mask).sum())
     assert iou >= 0.5 and marked.sum() <= 2 * s.mask.sum(), (iou, int(marked.sum()), int(s.mask.sum()))
     assert float(r.amplitude[s.mask].mean()) < 0.8  # an all-ones amplitude must fail
+
+
+def test_joint_mode_finds_the_particles(particles_128):
+    s = particles_128
+    r = _joint(s)
+    _assert_finds_the_particles(r, s)
+    # the particles' level is the simulated one (A = exp(−0.7) = 0.497) within 0.1, and B·t has its size and sign
+    assert r.metadata["contaminant_amplitude"] == pytest.approx(float(np.median(s.amplitude[s.mask])), abs=0.1)
+    assert 0.9 <= slope(r.bx, s.bx) <= 1.1 and 0.9 <= slope(r.by, s.by) <= 1.1, (slope(r.bx, s.bx), slope(r.by, s.by))
+
+
+@pytest.mark.xfail(strict=True, reason="64² with particles of radius 15–25 nm (3–5 px, below the detector's 20–50 nm "
+                                       "training range): the detector finds 2 of 3 (the third sits on the top edge) and "
+                                       "adds a blob on the right edge, IoU 0.44; joint mode keeps its particles (0.44). "
+                                       "The image fit cannot tell: pixel-wise residuals with and without that blob "
+                                       "differ by < 0.3 %")
+def test_joint_mode_finds_small_particles_at_64px(particles):
+    _assert_finds_the_particles(_joint(particles), particles)
