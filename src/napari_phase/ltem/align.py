@@ -43,7 +43,9 @@ SERIES_MIN_QUALITY = 0.6
 #: simulated 5-image series, ±0.2/±0.4 mm, skyrmions + contaminants, 10 % noise: spurious shifts up
 #: to 1.6 px, e.g. (−1.45, −0.45) and (−1.6, −0.6) px for the over-focus images of seed 1), and
 #: applying such a shift corrupts ∂I/∂z (φe accuracy 0.85–0.86 instead of 0.92 on seeds 1 and 2).
-#: The price: a real drift below 2 px stays uncorrected.
+#: This cross-correlation is now only the coarse step of ``tie(..., align=True)``: the sub-2-px
+#: drift is found by registering each image onto its simulation at its own defocus
+#: (:mod:`.series_register`, which starts from these shifts).
 SERIES_MIN_SHIFT_PX = 2.0
 
 

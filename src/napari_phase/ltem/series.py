@@ -26,7 +26,13 @@ changes sign while the electrostatic one does not. After un-mirroring (and regis
 
     φm = (φ − φ_flip)/2,   φe = (φ + φ_flip)/2.
 
-With ``align``, each series is solved on its own field (the flipped one on its whole recorded,
+With ``align``, the images of each series are registered by :func:`_register_series` (the
+sub-2-px drift onto each image's own simulation, :mod:`.series_register`). φe uses the
+per-frequency ∂I/∂z (``derivative_e="spectral"``) and gets its Tikhonov-shrunk lowest
+frequencies from the amplitude (``phase_e_prior="auto"``, :mod:`.phase_e_prior`): on the
+benchmark's flipped series at 10 % noise, φe accuracy 0.920 → 0.966 (seeds 0–2), φe magnitude
+0.57 → 0.84 of the truth.
+Each series is solved on its own field (the flipped one on its whole recorded,
 un-mirrored frame) and φ_flip is warped into the unflipped frame; φe uses its own cut-off
 ``qc_e_per_nm`` (default 2/FOV, or ``qc_per_nm`` when given).
 

@@ -49,7 +49,13 @@ def tie(
     ``boundary`` ("auto", default: "free" when alignment or a ``roi`` makes the field a window of a
     larger specimen — phase continued with least gradient energy, i.e. constant just outside —
     else "mirror": zero flux at the edges).
-    ``qc_e_per_nm``: cut-off of the electrostatic phase (None → 2/FOV).
+    ``qc_e_per_nm``: cut-off of the electrostatic phase (None → 2/FOV); ``derivative_e``
+    ("spectral", default: per-frequency fit of the weak-object defocus response; "least_squares")
+    its ∂I/∂z; ``phase_e_prior`` ("auto", default: φe's Tikhonov-shrunk lowest frequencies from
+    k·(−ln A) of the in-focus intensity, k fitted, one material — :mod:`.phase_e_prior`; "none").
+    ``series_registration`` ("model", default: coarse cross-correlation for shifts ≥ 2 px, then
+    every image onto its simulation at its own defocus, :mod:`.series_register`;
+    "cross-correlation": the coarse step only).
     Options: ``align_rotation`` (True), ``max_rotation_deg`` (10), ``hot_pixel_sigma`` (None:
     off; e.g. 6: replace pixels > 6σ from their 3×3 median), ``roi`` ((y0, y1, x0, x1) px),
     ``keep_aligned`` (default: when aligning, return the aligned stacks as ``aligned`` /
