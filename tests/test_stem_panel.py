@@ -325,3 +325,36 @@ def test_non_square_scan_steps_through_the_panel(make_napari_viewer, sim, notes)
     # '= x' (0) is a square scan again
     panel.scan_step_y_a.setValue(0.0)
     assert panel.calibration().scan_step_a == pytest.approx(step) and not notes["error"]
+
+
+def test_cnn_low_frequency_choice_reaches_the_job(make_napari_viewer, sim, notes, monkeypatch):
+    """The "low frequencies" row (CNN only) defaults to the library's default source and passes the
+    choice to stem.cnn_job; the result line says where the low frequencies came from."""
+    from napari_phase import stem
+    from napari_phase.result import PhaseResult
+    from napari_phase.stem.airpi.reconstruct import LOW_FREQUENCY_DEFAULT
+    from napari_phase.widgets import stem_panel as sp
+
+    if not sp._model_available()[0]:
+        pytest.skip("no shipped CNN model")
+    seen = []
+
+    def fake_job(data, **kw):
+        seen.append(kw.get("low_frequency", "missing"))
+        meta = {"low_frequency": kw["low_frequency"], "low_frequency_cutoff_inv_a": 1.22}
+        return PhaseResult({"phase": np.zeros((4, 4), np.float32)}, 0.1, "Å", metadata=meta)
+        yield  # a generator, like the real job
+
+    monkeypatch.setattr(stem, "cnn_job", fake_job)
+    viewer = make_napari_viewer()
+    panel, _ = _panel(viewer, sim)
+    panel.method.setCurrentText(sp.CNN)
+    assert panel.low_frequency.currentData() == LOW_FREQUENCY_DEFAULT == "icom"
+    assert panel.run() and panel.runner.wait(60000) and panel.runner.last_outcome == "done"
+    assert "low frequencies from icom below ~1.22 1/Å" in panel.result_info.text()
+    panel.low_frequency.setCurrentIndex(panel.low_frequency.findData(None))
+    assert panel.run() and panel.runner.wait(60000)
+    assert seen == ["icom", None]
+    panel.method.setCurrentText(sp.ICOM)
+    assert panel.low_frequency.isHidden()
+    assert not notes["error"]
