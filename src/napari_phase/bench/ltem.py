@@ -457,6 +457,44 @@ def bench_detector(quick: bool, device: str) -> list[dict]:
     return rows
 
 
+def bench_joint(quick: bool, device: str) -> list[dict]:
+    """SIPRAD's joint mode (detector-seeded amplitude, ltem/joint.py) against the detector alone and
+    SIPRAD with the true mask: IoU, marked area, fitted level, phase/B accuracy; 256², −1 mm, 6 particles."""
+    from napari_phase.ltem.detect import iou, suggest_contaminant_mask
+    from napari_phase.ltem.simulate import simulate
+    from napari_phase.ltem.siprad import siprad
+
+    cases = [("skyrmions", 0.3), ("bubbles", 0.5)] if quick else [(t, n) for t in TEXTURES for n in (0.3, 0.5)]
+    seed = DETECTOR_SEEDS[0]
+    rows = []
+    for texture, noise in cases:
+        s = simulate(texture, noise=noise, n_contaminants=6, seed=seed, defocus_nm=-1.0e6, pixel_size_nm=PIXEL_NM)
+        det = suggest_contaminant_mask(s.image, pixel_size_nm=PIXEL_NM, defocus_nm=-1.0e6)
+        row = {"texture": texture, "noise": noise, "seed": seed, "iou_detector": iou(det, s.mask), "detector_pixels": int(det.sum()),
+               "true_pixels": int(s.mask.sum()), "true_amplitude": float(np.median(s.amplitude[s.mask]))}
+        for name, amp in (("joint", "joint"), ("true mask", s.mask)):
+            res, dt = _timed(lambda: siprad(s.image, pixel_size_nm=PIXEL_NM, defocus_nm=-1.0e6, amplitude=amp, device=device))
+            row[name] = {**_scores(res, s), "runtime_s": dt, "level": res.metadata.get("contaminant_amplitude"),
+                         "iou": iou(res.amplitude < 1, s.mask), "marked_pixels": int((res.amplitude < 1).sum()),
+                         "dropped": (res.metadata.get("joint") or {}).get("joint_particles_dropped")}
+        rows.append(row)
+        _log(f"joint {texture} {noise:.0%}: " + ", ".join(f"{k} {row[k]['phase_acc']:.3f}/{row[k]['b_acc']:.3f}" for k in ("joint", "true mask")))
+    return rows
+
+
+def _joint_md(rows: list[dict]) -> list[str]:
+    out = ["| texture | noise | IoU detector | IoU joint (marked / true px, dropped) | level joint / true mask / truth | "
+           "φ / B joint | φ / B true mask | s joint / true mask |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        j, t = r["joint"], r["true mask"]
+        out.append(f"| {r['texture']} | {r['noise']:.0%} | {r['iou_detector']:.3f} | {j['iou']:.3f} ({j['marked_pixels']} / "
+                   f"{r['true_pixels']}, {j['dropped']}) | {_f(j['level'])} / {_f(t['level'])} / {r['true_amplitude']:.3f} | "
+                   f"{j['phase_acc']:.3f} / {j['b_acc']:.3f} | {t['phase_acc']:.3f} / {t['b_acc']:.3f} | "
+                   f"{j['runtime_s']:.1f} / {t['runtime_s']:.1f} |")
+    out += ["", "Target (issue 8): joint IoU ≥ the detector's; φ / B within ~0.01 of SIPRAD with the true mask.", ""]
+    return out
+
+
 def _detector_md(rows: list[dict]) -> list[str]:
     out = ["| texture | noise | seeds | IoU detector (mean, min–max) | IoU threshold (mean) | s/image |", "|---|---|---|---|---|---|"]
     keys = []
@@ -575,6 +613,10 @@ def markdown(quick: bool = False, device: str = "auto", only=PARTS, raw: dict | 
                   "seeing the first's probability map; trained on simulations with seeds 1000+ and 2000+, thresholds "
                   "picked on seeds 500–699) and of the automatic threshold mask with the true particle mask. "
                   "256² and −1 mm unless the row says otherwise.", ""] + _detector_md(rows)
+        jrows = bench_joint(quick, device)
+        raw["detector_joint"] = jrows
+        lines += ["#### Joint mode (SIPRAD `amplitude=\"joint\"`: the detector's particles, levels fitted with the phase)", "",
+                  f"Seed {DETECTOR_SEEDS[0]}, 256², −1 mm, 6 particles.", ""] + _joint_md(jrows)
     lines.append(f"_Benchmark wall time: {(time.perf_counter() - t0) / 60:.1f} min._")
     lines.append("")
     return "\n".join(lines)

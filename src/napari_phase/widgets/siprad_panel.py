@@ -221,7 +221,8 @@ class SipradPanel(QWidget):
         self.amplitude.setToolTip(
             "uniform: one amplitude everywhere (fitted).\n"
             "mask: contaminants from a Labels layer (make one below); their amplitude is fitted.\n"
-            "joint: a second network solves the amplitude too."
+            "joint: the contaminant detector marks the particles (as 'Suggest mask');\n"
+            "their amplitude is fitted with the phase, particles that do not absorb are dropped."
         )
         self.mask_combo = LayerCombo(napari_viewer, (Labels,), default_name=MASK_LAYER_NAME, prefer=_prefer_not_truth, placeholder="(no Labels layer – use the mask tool)")
         self.mask_combo.setToolTip("Labels layer with the contaminants (any non-zero label); same shape as the image")
