@@ -41,6 +41,8 @@ from .forward import Microscope, simulate_image
 
 #: rounds of model → registration (stops earlier when the shifts change by less than ``tol_px``)
 MAX_ROUNDS = 20
+#: the refinement may move an image at most this far from its start (px); beyond, the start is kept
+MAX_REFINEMENT_PX = 3.0
 #: inner margin (px) left out of the fits (edge fill of shifted images, the model's boundary)
 MARGIN_PX = 8
 
@@ -152,4 +154,11 @@ def register_series_to_model(stack: np.ndarray, defocus_nm, pixel_size_nm: float
     s_mid = np.asarray(fit_shift(arr[mid], reference, smooth_px=1.0))
     shifts = shifts - s_mid
     shifts[mid] = 0.0
-    return shifts, {"rounds": rounds, "last_change_px": change, "method": "registered to the model at each image's own defocus"}
+    info = {"rounds": rounds, "last_change_px": change, "method": "registered to the model at each image's own defocus"}
+    begin = np.zeros((n, 2)) if start is None else np.asarray(start, dtype=np.float64)
+    moved = np.abs(shifts - (begin - begin[mid]))
+    if not np.isfinite(shifts).all() or float(moved.max()) > MAX_REFINEMENT_PX:
+        # the model did not describe the images (wrong defoci, no contrast): keep the coarse shifts
+        info.update(fallback=f"refinement moved an image by {float(np.nanmax(moved)):.2g} px (> {MAX_REFINEMENT_PX:g}): kept the start")
+        return begin - begin[mid], info
+    return shifts, info
