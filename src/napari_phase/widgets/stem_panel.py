@@ -60,7 +60,7 @@ HELP = ("<b>1</b> pick the 4D-STEM layer &nbsp; <b>2</b> check the calibration (
 
 
 #: the CNN's low-frequency source (stem.cnn low_frequency=): label, value
-LOW_FREQUENCY_CHOICES = (("iCoM (measured CoM)", "icom"), ("SSB", "ssb"), ("none (CNN only)", None))
+LOW_FREQUENCY_CHOICES = (("iCoM (measured CoM)", "icom"), ("SSB", "ssb"), ("none (network only)", None))
 
 
 def _data_problem(layer) -> str | None:
@@ -257,7 +257,7 @@ class StemPanel(QWidget):
         mf.addRow("batch size", self.batch_size)
         mf.addRow("device", self.device)
         mf.addRow("model", self.model)
-        mf.addRow("low frequencies", self.low_frequency)
+        mf.addRow("low frequencies from", self.low_frequency)
         mf.addRow("", self.auto_rotation)
         mf.addRow(self.finetune_button)
 
