@@ -1,0 +1,26 @@
+"""Mutation check for SIPRAD's seed choice (issue 8 regressions): the seed rung with room to fit and
+the SITIE seed on periodic tiles. Each one-line mutation in a COPY of src/ (PYTHONPATH), only the
+relevant tests; prints CAUGHT/survived per mutation and the count.
+
+    python scripts/mutation_check_ltem_seed.py [index ...]
+"""
+from mutation_runner import main
+
+SP = "src/napari_phase/ltem/siprad.py"
+ROOM = ["tests/test_siprad.py", "-k", "room"]
+MUT = [
+    ("seed from the discrepancy rung again (no room)", SP,
+     '    roomy = [i for i, st in enumerate(solver.stages) if st["residual"] >= SEED_ROOM]\n',
+     '    roomy = [i for i, st in enumerate(solver.stages) if st["residual"] > opts["discrepancy"]]\n', ROOM),
+    ("seed from the strongest roomy rung instead of the weakest", SP,
+     '    k = (max(roomy, key=lambda i: -solver.stages[i]["weight"]) if roomy\n',
+     '    k = (max(roomy, key=lambda i: solver.stages[i]["weight"]) if roomy\n', ROOM),
+    ("periodic tiles get the TV seed again", SP,
+     '                         and problem.boundary == "extend")',
+     '                         and problem.boundary != "reflect")', ROOM),
+    ("seed room halved", SP, "SEED_ROOM = 1.05\n", "SEED_ROOM = 0.525\n", ROOM),
+]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(MUT, tag="mut_seed"))
