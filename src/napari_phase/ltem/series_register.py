@@ -6,8 +6,9 @@ spurious shifts up to 1.6 px on a drift-free simulated series). Here every defoc
 registered onto an image simulated *at its own defocus* z_k, so that the two differ only by noise
 and the model's error:
 
-1. φ from the TIE of the series as currently aligned (least-squares ∂I/∂z, zero-flux boundary,
-   Tikhonov ``qc_per_nm``); in-focus intensity A² = mean of the aligned defocused images;
+1. φ from the TIE of the series as currently aligned (per-frequency ∂I/∂z, zero-flux boundary,
+   Tikhonov ``qc_per_nm``; the least-squares slope gave shift errors rms 0.20 instead of 0.18 px
+   on the benchmark's drift, seeds 0–2); in-focus intensity A² = mean of the aligned defocused images;
 2. M_k = |F⁻¹[F[A e^{iφ}] T(z_k)]|² (:func:`.forward.simulate_image`, the microscope's default
    Cs, θc and defocus spread, voltage given);
 3. the shift s_k that best fits I_k(r − s_k) ≈ a·M_k(r) + b over the inner pixels (Gauss–Newton on
@@ -131,7 +132,7 @@ def register_series_to_model(stack: np.ndarray, defocus_nm, pixel_size_nm: float
     change, rounds = float("inf"), 0
     for rounds in range(1, int(max_rounds) + 1):
         aligned = shift_series(arr, shifts)
-        phi = series_phase(aligned, z, pixel_size_nm, voltage_kv, qc, True, "mirror")
+        phi = series_phase(aligned, z, pixel_size_nm, voltage_kv, qc, True, "mirror", "spectral")
         i0 = ndimage.gaussian_filter(arr[mid].astype(np.float64), 1.0) if amplitude_from == "in-focus" else aligned[outer].mean(axis=0)
         model = model_series(phi, i0, z, pixel_size_nm, voltage_kv)
         new = shifts.copy()
@@ -148,7 +149,7 @@ def register_series_to_model(stack: np.ndarray, defocus_nm, pixel_size_nm: float
     if even_correction:
         # the mean of the defocused images carries even (∝ z²) contrast the in-focus image lacks:
         # take the model's estimate of it off
-        phi = series_phase(aligned, z, pixel_size_nm, voltage_kv, qc, True, "mirror")
+        phi = series_phase(aligned, z, pixel_size_nm, voltage_kv, qc, True, "mirror", "spectral")
         model = model_series(phi, reference, z, pixel_size_nm, voltage_kv)
         reference = reference - (model[outer].mean(axis=0) - model[mid])
     s_mid = np.asarray(fit_shift(arr[mid], reference, smooth_px=1.0))
