@@ -37,10 +37,11 @@ kept phase has changed by less than ``settle_tolerance`` (relative RMS) over the
 phase is smoothed with a Gaussian of ``smoothing_px`` and Bx·t, By·t (T·nm) follow from it.
 
 Amplitude A: ``"uniform"`` (A = 1, only the scale s is fitted); a **mask** (2-D bool/int array,
-non-zero = contaminant): A = 1 outside and a fitted level a ∈ (0, 1) inside; ``"joint"``: a second
-small network maps the (smoothed, normalised) image to A ∈ (0, 1], and every ``project_every``
-steps A is projected to two values (Otsu threshold; background 1, contaminant level = the mean
-of the dark class) and the amplitude network is briefly re-fitted to that projection. Wherever A
+non-zero = contaminant): A = 1 outside and a fitted level a ∈ (0, 1) inside; ``"joint"``
+(:mod:`.joint`): the contaminant detector's particles (:mod:`.detect`, defocus-independent
+features), each with a level fitted with the phase (started and seeded as mask mode); every
+``project_every`` steps a particle whose level shows no absorption is dropped; the result has two
+levels (background 1, particles at the kept levels' area-weighted geometric mean). Wherever A
 is modelled, the contaminants' electrostatic phase follows from it: A = exp(−t/ξ) and φe = σV0t
 give φe = σ V0 ξ (−ln A) (``mean_inner_potential_v`` V0, ``extinction_length_nm`` ξ, σ the
 interaction constant at the voltage).
