@@ -324,3 +324,21 @@ def test_pixelwise_seed_leaves_the_network_room_and_periodic_tiles_keep_sitie():
     assert r.metadata["parameters"]["boundary"] == "periodic" and r.metadata["init_used"] == "sitie"
     r = siprad(tile.image, boundary="extend", **kw)  # the same image treated as a window
     assert r.metadata["init_used"] == "pixelwise"
+
+
+def test_pixelwise_seed_only_at_small_defocus():
+    """The TV seed only where λ|Δf| ≤ AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2 (−1.4 mm at 200 kV); at −2 and
+    −4 mm it did harm (skyrmions −4 mm 50 %: phase 0.566 vs 0.956 from SITIE)."""
+    from napari_phase.ltem.forward import Microscope
+    from napari_phase.ltem.pixelwise import contrast_to_noise
+    from napari_phase.ltem.siprad import AUTO_SEED_CNR, AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2, AUTO_SEED_NOISE
+
+    lam = Microscope(voltage_kv=200.0).wavelength_nm
+    assert lam * 1.0e6 < AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2 < lam * 2.0e6 and AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2 == 3500.0
+    kw = dict(pixel_size_nm=PX, iterations=2, pretrain_iterations=2, device="cpu", num_threads=1)
+    far = simulate("bubbles", (80, 80), pixel_size_nm=PX, defocus_nm=-2e6, noise=0.5, seed=2, boundary="window")
+    y = far.image / far.image.mean()
+    assert noise_variance(y) ** 0.5 >= AUTO_SEED_NOISE and AUTO_SEED_CNR[0] <= contrast_to_noise(y) <= AUTO_SEED_CNR[1]
+    assert siprad(far.image, defocus_nm=-2e6, **kw).metadata["init_used"] == "sitie"  # noisy window, but large λ|Δf|
+    # the same image at 300 kV and −1.7 mm (λ|Δf| = 3350 nm²) is inside the bound: the TV seed
+    assert siprad(far.image, defocus_nm=-1.7e6, voltage_kv=300.0, **kw).metadata["init_used"] == "pixelwise"

@@ -21,7 +21,8 @@ the pixel-wise solution with the TV prior whose weight is chosen from the data
 residual is still ``SEED_ROOM`` = 1.05 σ̂², so the fit has room), on the whole canvas; ``"auto"`` (default) — the
 pixel-wise seed when the image is noisy (σ̂ ≥ ``AUTO_SEED_NOISE`` = 0.2 of the mean) and its
 contrast-to-noise ratio (var I − σ̂²)/σ̂² lies in ``AUTO_SEED_CNR`` = 0.4–2 (and the boundary
-is a window's free ring, ``"extend"``), else SITIE. That is
+is a window's free ring, ``"extend"``, and λ|Δf| ≤ ``AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2`` = 3500 nm²,
+−1.4 mm at 200 kV), else SITIE. That is
 where the long wavelengths are left to the prior and the TV seed fixes them (windows at −1 mm,
 50 %: bubbles 0.960 vs 0.914, stripes 0.973 vs 0.956); below 0.4 the TV seed collapses, above 2
 the network from SITIE already recovers them (bounds measured, not derived; docs/methods.md). It is pre-trained to reproduce its input
@@ -577,7 +578,8 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
                 y_np = y.detach().cpu().numpy()
                 cnr = contrast_to_noise(y_np)
                 heavy = (math.sqrt(noise_variance(y_np)) >= AUTO_SEED_NOISE and AUTO_SEED_CNR[0] <= cnr <= AUTO_SEED_CNR[1]
-                         and problem.boundary == "extend")  # only a window's free ring needs it (see AUTO_SEED_NOISE)
+                         and problem.boundary == "extend"  # only a window's free ring needs it (see AUTO_SEED_NOISE)
+                         and problem.microscope.wavelength_nm * abs(problem.microscope.defocus_nm) <= AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2)
                 init_kind = "pixelwise" if heavy else "sitie"
             if init_kind == "pixelwise":  # seed: the pixel-wise solution (TV prior, weight from the data)
                 canvas = yield from _pixelwise_seed(fm, y, frame, seed_problem, opts, tuner, seed_state, step0, total, t, n_frames)
@@ -854,6 +856,12 @@ INITS = ("auto", "pixelwise", "sitie")
 #: 0.010 in phase and 0.014 in B (0.964 / 0.990 with SITIE).
 AUTO_SEED_NOISE = 0.2
 AUTO_SEED_CNR = (0.4, 2.0)
+#: ... and only at small defocus, λ|Δf| ≤ this (nm²; −1.4 mm at 200 kV): there the long wavelengths
+#: hardly reach the image and the TV seed supplies them; at larger λ|Δf| the data carry them and the
+#: TV seed did harm (256², 50–100 % noise, former grid, seeds 1 / 2, TV seed vs SITIE seed, phase / B:
+#: skyrmions −4 mm 50 % 0.566 / 0.904 vs 0.956 / 0.969 (seed 1); stripes −2 mm 100 % 0.930 / 0.976
+#: (both seeds) vs 0.974 / 0.987 in the former grid), while at −1 mm it is what meets the window targets.
+AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2 = 3500.0
 
 
 def _check_init(init) -> str:
