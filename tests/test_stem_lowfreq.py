@@ -266,3 +266,19 @@ def test_shipped_model_weak_object_low_frequencies_at_least_as_good():
         assert x_comb >= x_plain - 0.002 and x_comb > 0.95, (dose, x_plain, x_comb)
         assert slope_comb == pytest.approx(1.0, abs=slope_tol), (dose, slope_plain, slope_comb)
         assert abs(slope_comb - 1) <= abs(slope_plain - 1) + 0.01, (dose, slope_plain, slope_comb)
+
+
+def test_non_square_steps_and_a_defocused_probe(weak_scan, tiny_model):
+    """Every second row (steps 0.4 × 0.2 Å): the iCoM map (resampled to square pixels) lands on the
+    CNN grid; a strongly defocused probe (T(q) turns negative) fades the source out instead of
+    dividing by it: finite results, and the low frequencies still follow the truth."""
+    cal = _cal(weak_scan)
+    res = cnn(weak_scan.data[::2], **{**cal, "scan_step_a": (2 * cal["scan_step_a"], cal["scan_step_a"])},
+              model=tiny_model, device="cpu", low_frequency="icom", low_frequency_cutoff=1.0)
+    assert res.metadata["low_frequency"] == "icom" and np.isfinite(res.phase).all()
+    truth = weak_scan.truth_on_grid(res.phase.shape, res.pixel_size)
+    assert xc(res.phase, truth, 4) > 0.7
+    t = lowfreq.icom_transfer(np.linspace(0, 2 * AOL, 50), energy_kev=E, semiangle_mrad=ALPHA, defocus_a=-200.0)
+    assert t.min() < 0  # the case the fade-out exists for
+    df = cnn(weak_scan.data, **cal, model=tiny_model, device="cpu", low_frequency="icom", defocus_a=-200.0)
+    assert np.isfinite(df.phase).all() and np.abs(df.phase).max() < 10
