@@ -273,6 +273,19 @@ def test_drift_free_series_stays_in_place_and_fit_shift_is_unbiased():
     assert fit_shift(moved, ref) == pytest.approx((-0.7, 1.3), abs=0.05)
 
 
+def test_model_registration_keeps_the_start_when_it_cannot_work():
+    """Pure noise (no model to register on) or an image too small for the fit: the refinement is
+    not used, the coarse shifts are kept and the metadata says why."""
+    from napari_phase.ltem.series_register import register_series_to_model
+
+    noise = np.random.default_rng(0).normal(100, 10, (5, 64, 64)).astype(np.float32)
+    start = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 3.0], [0.0, 0.0]])
+    shifts, info = register_series_to_model(noise, Z5, PX, start=start)
+    assert "fallback" in info and np.array_equal(shifts, start)
+    shifts, info = register_series_to_model(noise[:, :30, :30], Z5, PX)
+    assert info["rounds"] == 0 and "smaller" in info["fallback"] and not shifts.any()
+
+
 def test_phase_e_prior_restores_the_shrunk_long_wavelengths():
     """φe = k·(−ln A) for one material: the Tikhonov-shrunk φe gets its lowest frequencies back
     from the amplitude, with k fitted (size pinned); uniform amplitude → not used, φe unchanged."""
