@@ -1,6 +1,6 @@
-"""Mutation check for SIPRAD's seed choice (issue 8 regressions): the seed rung with room to fit and
-the SITIE seed on periodic tiles. Each one-line mutation in a COPY of src/ (PYTHONPATH), only the
-relevant tests; prints CAUGHT/survived per mutation and the count.
+"""Mutation check for SIPRAD's seed choice (issue 8 regressions): the seed rung with room to fit, the
+SITIE seed on periodic tiles and at large defocus. Each one-line mutation in a COPY of src/
+(PYTHONPATH), only the relevant tests; prints CAUGHT/survived per mutation and the count.
 
     python scripts/mutation_check_ltem_seed.py [index ...]
 """
@@ -8,6 +8,7 @@ from mutation_runner import main
 
 SP = "src/napari_phase/ltem/siprad.py"
 ROOM = ["tests/test_siprad.py", "-k", "room"]
+FAR = ["tests/test_siprad.py", "-k", "small_defocus"]
 MUT = [
     ("seed from the discrepancy rung again (no room)", SP,
      '    roomy = [i for i, st in enumerate(solver.stages) if st["residual"] >= SEED_ROOM]\n',
@@ -19,6 +20,12 @@ MUT = [
      '                         and problem.boundary == "extend")',
      '                         and problem.boundary != "reflect")', ROOM),
     ("seed room halved", SP, "SEED_ROOM = 1.05\n", "SEED_ROOM = 0.525\n", ROOM),
+    ("no defocus bound on the TV seed", SP,
+     "abs(problem.microscope.defocus_nm) <= AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2)",
+     "abs(problem.microscope.defocus_nm) <= float('inf'))", FAR),
+    ("defocus bound in mm instead of nm (λ|Δf| 1e6 too small)", SP,
+     "abs(problem.microscope.defocus_nm) <= AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2)",
+     "abs(problem.microscope.defocus_nm) * 1e-6 <= AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2)", FAR),
 ]
 
 
