@@ -21,8 +21,9 @@ background 1 and the area-weighted geometric mean of the kept levels.
 What was tried and measured before this choice (docs/benchmarks_ltem_windows.md, "Joint mode"):
 letting the fit move the support — per-pixel support logits in a 10-nm band around each blob, or
 a per-particle shift and edge offset — made it worse (IoU 0.88 → 0.62 on skyrmions at 256²;
-0.44 → 0.22 at 64²): at |Δf| = 1 mm the blur √(λ|Δf|) ≈ 50 nm is larger than the particles, and the
-phase absorbs what the support does, so the image constrains a particle's level but not its edge.
+0.44 → 0.22 at 64²; both measured before the start phase was seeded with the mask, one image each):
+at |Δf| = 1 mm the blur √(λ|Δf|) ≈ 50 nm is larger than the particles, and the phase absorbs what
+the support does, so the image constrains a particle's level but not its edge.
 """
 
 from __future__ import annotations
