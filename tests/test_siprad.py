@@ -10,7 +10,7 @@ import pytest
 from napari_phase.jobs import CancelToken, InputError, Progress, forward_job, run_job
 from napari_phase.ltem.pixelwise import noise_variance, pixelwise, pixelwise_job
 from napari_phase.ltem.simulate import simulate
-from napari_phase.ltem.siprad import siprad, siprad_job, two_level_projection
+from napari_phase.ltem.siprad import siprad, siprad_job
 from napari_phase.ltem.sitie import sitie
 from napari_phase.physics import pearson_accuracy
 from napari_phase.physics.metrics import induction_accuracy
@@ -111,20 +111,10 @@ def test_joint_mode(contaminated):
     assert r.amplitude.shape == s.image.shape and np.isfinite(r.phase).all()
     assert len(np.unique(r.amplitude)) <= 2 and r.amplitude.max() <= 1.0
     # it does mark something darker (an all-ones amplitude must fail); whether it marks the right
-    # pixels is test_ltem_magnitudes.py::test_joint_mode_finds_the_particles (open)
+    # pixels is test_ltem_magnitudes.py::test_joint_mode_finds_the_particles and tests/test_ltem_joint.py
     assert 0 < (r.amplitude < 1).mean() < 0.5 and r.amplitude.min() < 0.9
     assert r.metadata["contaminant_amplitude"] == pytest.approx(float(r.amplitude.min()))
     assert r["phase_electrostatic"].shape == s.image.shape and (r["phase_electrostatic"] >= 0).all()
-
-
-def test_two_level_projection():
-    a = np.ones((20, 20))
-    a[5:9, 5:9] = 0.4
-    proj, level, mask = two_level_projection(a + 0.01 * np.random.default_rng(0).standard_normal(a.shape))
-    assert mask.sum() == 16 and level == pytest.approx(0.4, abs=0.02)
-    assert np.allclose(np.unique(proj), [level, 1.0])
-    flat, level, mask = two_level_projection(np.full((8, 8), 0.97))
-    assert not mask.any() and level == 1.0 and (flat == 1).all()
 
 
 def test_time_series_warm_start():

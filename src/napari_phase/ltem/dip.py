@@ -86,18 +86,3 @@ def min_size_px(channels=DEFAULT_CHANNELS) -> int:
 def make_phase_net(channels=DEFAULT_CHANNELS, full_res_head: bool = True) -> UNetDIP:
     """The phase network: 1 input channel (normalised SITIE phase) → 1 output (φm / scale)."""
     return UNetDIP(1, 1, channels, full_res_head)
-
-
-def make_amplitude_net(channels=(8, 16, 16)) -> UNetDIP:
-    """The joint-mode amplitude network: normalised image → logit-like map z, amplitude
-    A = exp(−softplus(z)) ∈ (0, 1]. The last layer's bias starts at −4 (A ≈ 0.98 everywhere)."""
-    net = UNetDIP(1, 1, channels, full_res_head=True)
-    last = net.head[-1]
-    nn.init.zeros_(last.weight)
-    nn.init.constant_(last.bias, -4.0)
-    return net
-
-
-def amplitude_from_logits(z: torch.Tensor) -> torch.Tensor:
-    """A = exp(−softplus(z)) ∈ (0, 1] (background 1, contaminants darker)."""
-    return torch.exp(-F.softplus(z))

@@ -34,7 +34,7 @@ import numpy as np
 from scipy import ndimage
 
 JOINT_DEFAULTS = {
-    "min_contrast": 0.05,  # a particle whose level a_k ≥ 1 − this is background (as two_level_projection)
+    "min_contrast": 0.05,  # a particle whose level a_k ≥ 1 − this is background
 }
 
 

@@ -342,28 +342,6 @@ def noise_variance(y: np.ndarray) -> float:
     return float(np.median(np.abs(d)) / 0.6745) ** 2
 
 
-def two_level_projection(amp: np.ndarray, min_contrast: float = 0.05) -> tuple[np.ndarray, float, np.ndarray]:
-    """Project an amplitude map to two values: (projected map, contaminant level, mask).
-
-    Otsu threshold; background → 1, dark class → its mean. If the two classes differ by less than
-    ``min_contrast`` (or one class is empty), everything is background (A = 1, empty mask)."""
-    from skimage.filters import threshold_otsu
-
-    a = np.asarray(amp, dtype=np.float64)
-    if float(a.max() - a.min()) < min_contrast:
-        return np.ones_like(a, dtype=np.float32), 1.0, np.zeros(a.shape, bool)
-    thr = threshold_otsu(a)
-    dark = a <= thr
-    if not dark.any() or dark.all():
-        return np.ones_like(a, dtype=np.float32), 1.0, np.zeros(a.shape, bool)
-    lo, hi = float(a[dark].mean()), float(a[~dark].mean())
-    if hi - lo < min_contrast:
-        return np.ones_like(a, dtype=np.float32), 1.0, np.zeros(a.shape, bool)
-    level = float(np.clip(lo / hi, 1e-3, 1.0))  # relative to the background (background → 1)
-    out = np.where(dark, level, 1.0).astype(np.float32)
-    return out, level, dark
-
-
 def smooth(phase: np.ndarray, sigma_px: float) -> np.ndarray:
     """Gaussian smoothing of the last two axes (σ in px; 0 = none), edges mirrored."""
     if not sigma_px:
