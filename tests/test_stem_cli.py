@@ -133,8 +133,16 @@ def test_cnn_cli_threads_option(scan, tmp_path, capsys):
     out = tmp_path / "cnn.h5"
     assert main(["cnn", str(small), "--model", str(tiny), "--device", "cpu", "--threads", "1", "--out", str(out),
                  "--quiet"]) == 0
-    md = load_result(out).metadata
+    res = load_result(out)
+    md = res.metadata
     assert md["threads"] == 1 and md["thread_tuning"]["tuned"] is False
+    assert md["low_frequency"] == "icom"  # the default: low spatial frequencies from iCoM
+    plain = tmp_path / "plain.h5"
+    assert main(["cnn", str(small), "--model", str(tiny), "--device", "cpu", "--threads", "1", "--low-frequency", "none",
+                 "--out", str(plain), "--quiet"]) == 0
+    res_plain = load_result(plain)
+    assert res_plain.metadata["low_frequency"] is None
+    assert not np.allclose(res_plain.phase, res.phase)  # the flag reaches the reconstruction
     assert main(["cnn", str(small), "--model", str(tiny), "--threads", "0", "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "threads must be a positive integer" in err[-1]

@@ -59,6 +59,9 @@ def add_commands(sub, train_sub) -> None:
             s.add_argument("--batch-size", type=int, default=256)
             s.add_argument("--threads", type=int, default=None,
                            help="CPU threads for torch (default: measured while it runs)")
+            s.add_argument("--low-frequency", default="icom", choices=("icom", "ssb", "none"),
+                           help="take the phase's low spatial frequencies (below ~1.2 alpha/lambda) from iCoM "
+                                "(default), SSB, or 'none' (the network alone)")
         s.add_argument("--out", required=True, help="result file: .h5, .npz or .tif")
         s.add_argument("--quiet", action="store_true", help="no progress bar")
         s.set_defaults(func=cmd_stem, method=name)
@@ -163,7 +166,8 @@ def cmd_stem(args) -> int:
         cal.require("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px")
         job = cnn_job(data, semiangle_mrad=cal.semiangle_mrad, rotation_deg=rotation, defocus_a=cal.defocus_a,
                       cs_mm=cal.cs_mm, oversample=args.oversample, model=args.model, device=args.device,
-                      batch_size=args.batch_size, threads=args.threads, **common)
+                      batch_size=args.batch_size, threads=args.threads,
+                      low_frequency=None if args.low_frequency == "none" else args.low_frequency, **common)
         label = "CNN"
     result = run_with_tqdm(job, label, disable=args.quiet)
     result.metadata.setdefault("source_file", str(args.file))
