@@ -56,7 +56,10 @@ def simulate(name: str, scan: int = 24, dose: float | None = None, seed: int = 0
 
 def heldout_scores(model: str = "default", *, scan: int = 24, doses=(None, 1e5), names=None, oversample: int = 2,
                    device: str = "cpu") -> dict:
-    """{structure: {dose: {"cnn": xc, "cnn_scan_grid": xc, "icom": xc}}} plus throughput."""
+    """{structure: {dose: {"cnn": xc, "cnn_scan_grid": xc, "cnn_lowq_icom": xc, "icom": xc}}} plus throughput.
+
+    "cnn" is the network alone (``low_frequency=None``: what the card's model is); "cnn_lowq_icom" the
+    default pipeline, the low spatial frequencies taken from iCoM (stem.airpi.lowfreq)."""
     from ...physics.metrics import xc
     from .. import icom
     from .reconstruct import cnn
@@ -70,15 +73,19 @@ def heldout_scores(model: str = "default", *, scan: int = 24, doses=(None, 1e5),
             sim = simulate(name, scan, dose)
             kw = dict(energy_kev=ENERGY_KEV, scan_step_a=STEP_A, detector_mrad_per_px=DET_MRAD)
             t0 = time.perf_counter()
-            res = cnn(sim.data, semiangle_mrad=SEMIANGLE_MRAD, oversample=oversample, model=model, device=device, **kw)
+            res = cnn(sim.data, semiangle_mrad=SEMIANGLE_MRAD, oversample=oversample, model=model, device=device,
+                      low_frequency=None, **kw)
             secs += time.perf_counter() - t0
             pats += scan * scan
+            lowq = cnn(sim.data, semiangle_mrad=SEMIANGLE_MRAD, oversample=oversample, model=model, device=device,
+                       low_frequency="icom", **kw)
             ic = icom(sim.data, **kw)
             t_cnn = truth_on_grid(sim.phase, sim.phase_pixel_size_a, res.phase.shape, res.pixel_size)
             t_ic = truth_on_grid(sim.phase, sim.phase_pixel_size_a, ic.phase.shape, ic.pixel_size)
             out[name]["inf" if dose is None else f"{dose:g}"] = {
                 "cnn": round(xc(res.phase, t_cnn, crop=crop * oversample), 4),
                 "cnn_scan_grid": round(xc(res.phase[::oversample, ::oversample], t_ic, crop=crop), 4),
+                "cnn_lowq_icom": round(xc(lowq.phase, t_cnn, crop=crop * oversample), 4),
                 "icom": round(xc(ic.phase, t_ic, crop=crop), 4),
             }
     out["_setup"] = {"energy_kev": ENERGY_KEV, "semiangle_mrad": SEMIANGLE_MRAD, "scan_step_a": STEP_A,
