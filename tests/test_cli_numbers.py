@@ -6,16 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_phase.physics.metrics import magnitude_slope
 from napari_phase.cli import main
 from napari_phase.io.writer import load_result
 from napari_phase.physics import pearson_accuracy
 
 
 def slope(result, truth, crop=4):
-    r = np.asarray(result, np.float64)[crop:-crop, crop:-crop]
-    t = np.asarray(truth, np.float64)[crop:-crop, crop:-crop]
-    r, t = r - r.mean(), t - t.mean()
-    return float((r * t).sum() / (t * t).sum())
+    return magnitude_slope(result, truth, crop)
 
 
 def test_simulate_writes_what_the_api_makes(tmp_path):

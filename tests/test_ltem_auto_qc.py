@@ -4,6 +4,7 @@ the Wiener filter it builds, and the size of B·t that results (issue 9, target 
 import numpy as np
 import pytest
 
+from napari_phase.physics.metrics import magnitude_slope
 from napari_phase.jobs import InputError
 from napari_phase.ltem import sitie, tie
 from napari_phase.ltem.regularise import noise_sigma, wiener_filter
@@ -16,10 +17,7 @@ PX = 5.0
 
 
 def slope(bx, by, tbx, tby, crop=4):
-    a = np.stack([bx, by])[..., crop:-crop, crop:-crop].ravel().astype(np.float64)
-    b = np.stack([tbx, tby])[..., crop:-crop, crop:-crop].ravel().astype(np.float64)
-    a, b = a - a.mean(), b - b.mean()
-    return float((a * b).sum() / (b * b).sum())
+    return magnitude_slope(np.stack([bx, by]), np.stack([tbx, tby]), crop)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_phase.physics.metrics import magnitude_slope
 from napari_phase.jobs import CancelToken, InputError, forward_job, run_job
 from napari_phase.ltem.detect import iou, suggest_contaminant_mask
 from napari_phase.ltem.joint import JointAmplitude, start_level
@@ -22,10 +23,7 @@ TRUE_A = float(np.exp(-0.7))  # the simulation's particles: 7 nm thick, ξ = 10 
 
 
 def _slope(result, truth, crop=6):
-    r = np.asarray(result, np.float64)[crop:-crop, crop:-crop]
-    t = np.asarray(truth, np.float64)[crop:-crop, crop:-crop]
-    r, t = r - r.mean(), t - t.mean()
-    return float((r * t).sum() / (t * t).sum())
+    return magnitude_slope(result, truth, crop)
 
 
 @pytest.fixture(scope="module")

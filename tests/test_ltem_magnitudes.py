@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_phase.physics.metrics import magnitude_slope
 from napari_phase.ltem.forward import Microscope, simulate_image
 from napari_phase.ltem.pixelwise import pixelwise
 from napari_phase.ltem.simulate import simulate
@@ -22,12 +23,8 @@ DF = -1.0e6
 C = 6  # edge crop (px)
 
 
-def slope(result: np.ndarray, truth: np.ndarray, crop: int = C) -> float:
-    """Least-squares slope of the (mean-removed, cropped) result on the truth: 1 = right size."""
-    r = np.asarray(result, np.float64)[crop:-crop, crop:-crop]
-    t = np.asarray(truth, np.float64)[crop:-crop, crop:-crop]
-    r, t = r - r.mean(), t - t.mean()
-    return float((r * t).sum() / (t * t).sum())
+def slope(result, truth, crop=C):
+    return magnitude_slope(result, truth, crop)
 
 
 @pytest.fixture(scope="module")

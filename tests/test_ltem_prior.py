@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_phase.physics.metrics import magnitude_slope
 from napari_phase.jobs import CancelToken, InputError, forward_job
 from napari_phase.ltem.pixelwise import LADDER_START, WEIGHT_LADDER, pixelwise, pixelwise_job
 from napari_phase.ltem.simulate import simulate
@@ -22,10 +23,7 @@ ONE = dict(pixel_size_nm=PX, defocus_nm=DF, device="cpu", num_threads=1)
 
 
 def slope(result, truth, crop=C):
-    r = np.asarray(result, np.float64)[crop:-crop, crop:-crop]
-    t = np.asarray(truth, np.float64)[crop:-crop, crop:-crop]
-    r, t = r - r.mean(), t - t.mean()
-    return float((r * t).sum() / (t * t).sum())
+    return magnitude_slope(result, truth, crop)
 
 
 @pytest.fixture(scope="module")

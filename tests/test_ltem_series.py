@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from napari_phase.physics.metrics import magnitude_slope
 from napari_phase.jobs import CancelToken, InputError, JobCancelled, run_job
 from napari_phase.ltem import tie, tie_job
 from napari_phase.ltem import align as A
@@ -18,12 +19,8 @@ DZ = 2e5
 Z5 = np.arange(-2, 3) * DZ
 
 
-def slope(est, truth, crop=8):
-    """Least-squares magnitude of est against truth (1 = right size)."""
-    a = np.asarray(est, np.float64)[..., crop:-crop, crop:-crop].ravel()
-    b = np.asarray(truth, np.float64)[..., crop:-crop, crop:-crop].ravel()
-    a, b = a - a.mean(), b - b.mean()
-    return float((a * b).sum() / (b * b).sum())
+def slope(result, truth, crop=8):
+    return magnitude_slope(result, truth, crop)
 
 
 @pytest.fixture(scope="module")

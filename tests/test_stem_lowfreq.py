@@ -13,7 +13,7 @@ import torch
 
 from napari_phase import stem
 from napari_phase.jobs import CancelToken, InputError, Progress, forward_job, run_job
-from napari_phase.physics.metrics import xc
+from napari_phase.physics.metrics import magnitude_slope, xc
 from napari_phase.physics.optics import electron_wavelength_a
 from napari_phase.stem.airpi import data as airpi_data, lowfreq, model
 from napari_phase.stem.airpi.reconstruct import cnn, cnn_job
@@ -25,9 +25,7 @@ AOL = ALPHA * 1e-3 / electron_wavelength_a(E)  # α/λ, 1/Å
 
 
 def _slope(a, b):
-    a = a - a.mean()
-    b = b - b.mean()
-    return float((a * b).sum() / (b * b).sum())
+    return magnitude_slope(a, b)
 
 
 # ----------------------------------------------------------------------------- the pieces

@@ -46,10 +46,9 @@ MICROMAGNETIC_CASES = [("skyrmion.omf", {"tilt_x_deg": 30.0}, 2.0),
 
 
 def _slope(est, truth, crop=CROP_PX) -> float:
-    a = np.asarray(est, np.float64)[..., crop:-crop, crop:-crop].ravel()
-    b = np.asarray(truth, np.float64)[..., crop:-crop, crop:-crop].ravel()
-    a, b = a - a.mean(), b - b.mean()
-    return float((a * b).sum() / (b * b).sum())
+    from ..physics.metrics import magnitude_slope
+
+    return magnitude_slope(est, truth, crop)
 
 
 def two_image_tie(aligned, aligned_flipped, defocus_nm, pixel_size_nm, voltage_kv=200.0, qc_per_nm=0.0):

@@ -33,6 +33,14 @@ def pearson_accuracy(estimate: np.ndarray, truth: np.ndarray, crop: int = 0) -> 
 xc = pearson_accuracy  # identical once both maps are mean-removed; kept as the 4D-STEM name
 
 
+def magnitude_slope(estimate: np.ndarray, truth: np.ndarray, crop: int = 0) -> float:
+    """Least-squares slope of the estimate on the truth, Σ a b / Σ b² of mean-removed maps: 1 = the
+    right size (a doubled phase gives 2, where every correlation still reads 1); 0 for a constant truth."""
+    a, b = _prepare(estimate, truth, crop)
+    den = float((b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
 def psnr(estimate: np.ndarray, truth: np.ndarray, crop: int = 0) -> float:
     a, b = _prepare(estimate, truth, crop)
     rng = float(np.ptp(b))
