@@ -80,3 +80,11 @@ def test_tie_cli_step_units_and_size(tmp_path):
     assert main(["tie", *paths, "--pixel-size-nm", "5", "--defocus-step-mm", "0.2", "--qc-per-nm", "0", "--out", str(out), "--quiet"]) == 0
     r = load_result(out)
     assert slope(r.phase, phase) == pytest.approx(1.0, abs=0.05)
+    params = r.metadata["parameters"]
+    assert params["series_registration"] is None  # no --align: nothing registered
+    aligned = tmp_path / "tie_aligned.h5"
+    assert main(["tie", *paths, "--pixel-size-nm", "5", "--defocus-step-mm", "0.2", "--qc-per-nm", "0", "--align",
+                 "--registration", "cross-correlation", "--out", str(aligned), "--quiet"]) == 0
+    r2 = load_result(aligned)
+    assert r2.metadata["parameters"]["series_registration"] == "cross-correlation"
+    assert slope(r2.phase, phase) == pytest.approx(1.0, abs=0.05)  # no drift: nothing moved

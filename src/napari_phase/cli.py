@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--flip-axis", default="x", choices=["x", "y"],
                    help="how the flipped images are mirrored: x = left-right (default), y = up-down")
     s.add_argument("--align", action="store_true", help="register the series and the flipped series before solving")
+    s.add_argument("--registration", default="model", choices=["model", "cross-correlation"],
+                   help="with --align, how the series' images are registered: 'model' (default: each image onto its "
+                        "simulation at its own defocus, sub-pixel) or 'cross-correlation' (shifts of 2 px or more only)")
+    s.add_argument("--phase-e-derivative", default="spectral", choices=["spectral", "least_squares"],
+                   help="with --flip, the dI/dz used for the electrostatic phase (default spectral)")
     s.add_argument("--hot-pixel-sigma", type=float, default=None, help="replace pixels this many σ from their 3x3 median")
     s.add_argument("--roi", type=int, nargs=4, default=None, metavar=("Y0", "Y1", "X0", "X1"), help="region of interest in px")
     s.add_argument("--qc-per-nm", type=lambda v: "auto" if v.strip().lower() == "auto" else float(v), default=None,
@@ -292,7 +297,8 @@ def cmd_tie(args) -> int:
     flipped = _load_series(args.flip, "flipped")[0] if args.flip else None
     params = _ltem_params(args, calib)
     kwargs = dict(flipped=flipped, flip_axis=args.flip_axis, align=args.align, hot_pixel_sigma=args.hot_pixel_sigma,
-                  roi=args.roi, qc_per_nm=args.qc_per_nm, boundary=args.boundary)
+                  roi=args.roi, qc_per_nm=args.qc_per_nm, boundary=args.boundary,
+                  series_registration=args.registration, derivative_e=args.phase_e_derivative)
     if args.defocus_step_mm is not None:
         kwargs["defocus_step_nm"] = args.defocus_step_mm * 1e6
     else:
