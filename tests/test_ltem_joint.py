@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from job_helpers import run_cancelling_after
 from napari_phase.physics.metrics import magnitude_slope
-from napari_phase.jobs import CancelToken, InputError, forward_job, run_job
+from napari_phase.jobs import CancelToken, InputError, run_job
 from napari_phase.ltem.detect import iou, suggest_contaminant_mask
 from napari_phase.ltem.joint import JointAmplitude, start_level
 from napari_phase.ltem.simulate import simulate
@@ -163,18 +164,9 @@ def test_joint_series_and_odd_sizes():
 
 
 def test_joint_cancel_returns_a_two_level_amplitude(bubbles):
-    token = CancelToken()
-    job = forward_job(siprad_job(bubbles.image[:64, :64], pixel_size_nm=PX, defocus_nm=DF, amplitude="joint", iterations=500,
-                                 pretrain_iterations=20, discrepancy=0, patience=10_000, device="cpu", num_threads=1), token)
-    seen = 0
-    try:
-        while True:
-            next(job)
-            seen += 1
-            if seen == 40:
-                token.cancel()
-    except StopIteration as stop:
-        r = stop.value
+    r = run_cancelling_after(siprad_job(bubbles.image[:64, :64], pixel_size_nm=PX, defocus_nm=DF, amplitude="joint",
+                                        iterations=500, pretrain_iterations=20, discrepancy=0, patience=10_000,
+                                        device="cpu", num_threads=1), 40)
     assert r.cancelled and r.amplitude.shape == (64, 64) and len(np.unique(r.amplitude)) <= 2
     # cancelled before anything ran: SITIE start, amplitude all ones
     token = CancelToken()

@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from job_helpers import run_cancelling_after
 from napari_phase.physics.metrics import magnitude_slope
-from napari_phase.jobs import CancelToken, InputError, forward_job
+from napari_phase.jobs import InputError
 from napari_phase.ltem.pixelwise import LADDER_START, WEIGHT_LADDER, pixelwise, pixelwise_job
 from napari_phase.ltem.simulate import simulate
 from napari_phase.ltem.siprad import siprad
@@ -122,17 +123,7 @@ def test_bad_prior_options(bad):
 
 
 def test_cancel_during_the_ladder_returns_the_current_phase(bubbles):
-    token = CancelToken()
-    job = forward_job(pixelwise_job(bubbles.image, **ONE), token)
-    n = 0
-    try:
-        while True:
-            next(job)
-            n += 1
-            if n == 3:
-                token.cancel()
-    except StopIteration as stop:
-        result = stop.value
+    result = run_cancelling_after(pixelwise_job(bubbles.image, **ONE), 3)
     assert result.cancelled and result.phase.shape == bubbles.image.shape and np.isfinite(result.phase).all()
 
 
