@@ -141,10 +141,11 @@ def test_smoke_training_writes_loadable_model(tmp_path):
 
     job = train_flowtie_job(out_folder=tmp_path, name="tiny", steps=3, batch_size=2, patch=32, base=8, val_every=3,
                             bank_runs=1, bank_thicknesses=2, bank_gpts=128, device="cpu", threads=1, evaluate_heldout=False,
-                            train_structures=["SrTiO3"], val_structures=["InP"], command="test")
+                            train_structures=["SrTiO3"], val_structures=["InP"], command="test", bank_seed=5)
     report = run_job(job)
     assert report.steps == 3 and report.samples == 6
     card = json.loads((tmp_path / "tiny.json").read_text())
+    assert (card["data"]["train_bank"]["seed"], card["data"]["val_bank"]["seed"]) == (5, 1)  # validation keeps seed + 1
     assert card["steps"] == 3 and card["architecture_config"]["base"] == 8 and "val_xc" in card["best_validation"]
     tri = simulate_triplet(np.exp(1j * lattice_phase((64, 64), 0.1)), defocus_step_nm=1.0, pixel_size_a=0.1, energy_kev=300,
                            semiangle_mrad=20)

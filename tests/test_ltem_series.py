@@ -460,6 +460,38 @@ def test_panel_runs_flipped_series_and_shows_layers(make_napari_viewer, qtbot, n
     assert viewer.layers["TIE aligned [counts]"].data.shape[0] == 5
     assert "TIE aligned_flipped [counts]" in viewer.layers and "TIE phase_e [rad]" in viewer.layers
     assert "rotated" in panel.result_info.text()
+    md = res.metadata
+    assert md["parameters"]["series_registration"] == "model" and "rounds" in md["series_registration"]
+    assert md["parameters"]["derivative_e"] == "spectral" and md["parameters"]["phase_e_prior"] == "auto"
+    assert "Series registered onto its model" in panel.result_info.text() or "Series registration:" in panel.result_info.text()
+    assert "φe long wavelengths" in panel.result_info.text()
+
+
+def test_panel_series_options_reach_the_solver(make_napari_viewer, notes):
+    """Registration, φe derivative and φe long-wavelength rows map onto tie()'s keywords; the φe
+    rows only with a flipped series, the registration row only with alignment."""
+    viewer = make_napari_viewer()
+    panel = _tie_panel(viewer)
+    p = panel.parameters()
+    assert p["series_registration"] == "model" and "derivative_e" not in p and "phase_e_prior" not in p
+    assert not panel.derivative_e.isEnabled() and not panel.phase_e_prior.isEnabled() and panel.registration.isEnabled()
+    panel.registration.setCurrentIndex(1)
+    panel.use_flip.setChecked(True)
+    panel.derivative_e.setCurrentIndex(1)
+    panel.phase_e_prior.setCurrentIndex(1)
+    p = panel.parameters()
+    assert (p["series_registration"], p["derivative_e"], p["phase_e_prior"]) == ("cross-correlation", "least_squares", "none")
+    assert panel.derivative_e.isEnabled() and panel.phase_e_prior.isEnabled()
+    panel.align.setChecked(False)
+    assert not panel.registration.isEnabled()
+    # every value the panel can send is one the solver accepts
+    from napari_phase.ltem.phase_e_prior import PHASE_E_PRIORS as SOLVER_PRIORS
+    from napari_phase.ltem.series import SERIES_REGISTRATIONS
+    from napari_phase.widgets.tie_series_panel import DERIVATIVES_E, PHASE_E_PRIORS, REGISTRATIONS
+
+    assert set(REGISTRATIONS.values()) == set(SERIES_REGISTRATIONS)
+    assert set(PHASE_E_PRIORS.values()) == set(SOLVER_PRIORS)
+    assert set(DERIVATIVES_E.values()) == {"spectral", "least_squares"}
 
 
 def test_panel_bad_input_is_a_notification(make_napari_viewer, qtbot, clean, notes):

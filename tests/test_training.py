@@ -245,6 +245,10 @@ def test_train_flowtie_takes_out_file_like_train_cnn(tmp_path, monkeypatch, caps
     seen.clear()
     assert main(["train", "flowtie", "--quiet"]) == 0
     assert (seen["out_folder"], seen["name"]) == (".", "flowtie_default")
+    assert seen["bank_seed"] is None  # the training bank follows --seed unless told
+    seen.clear()
+    assert main(["train", "flowtie", "--seed", "0", "--bank-seed", "3", "--quiet"]) == 0
+    assert (seen["seed"], seen["bank_seed"]) == (0, 3)
     # both forms at once, or a folder as --out: one line, exit 2, nothing trained
     seen.clear()
     assert main(["train", "flowtie", "--out", "a.pt", "--name", "b", "--quiet"]) == 2

@@ -129,10 +129,13 @@ def train_flowtie_job(
     evaluate_heldout: bool = True,
     train_structures=None,
     val_structures=None,
+    bank_seed: int | None = None,
 ):
     """Build the exit-wave banks, train, validate, save ``<out_folder>/<name>.pt`` + card. A job:
     yields Progress (bank building, then training steps); returns the TrainReport (with ``.card``
-    and ``.path``). ``train_structures``/``val_structures``: subsets of the splits (tests)."""
+    and ``.path``). ``train_structures``/``val_structures``: subsets of the splits (tests). ``bank_seed``
+    (default ``seed``) seeds the training bank and its batches only: a resumed stage with a new one sees new
+    multislice runs (voltages, rotations) against the same validation samples."""
     from .. import models
     from ..training import TrainConfig, train_job
 
@@ -141,7 +144,8 @@ def train_flowtie_job(
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
-    train_bank = ExitWaveBank("train", gpts=bank_gpts, runs=bank_runs, n_thick=bank_thicknesses, seed=seed, names=train_structures)
+    bank_seed = seed if bank_seed is None else int(bank_seed)
+    train_bank = ExitWaveBank("train", gpts=bank_gpts, runs=bank_runs, n_thick=bank_thicknesses, seed=bank_seed, names=train_structures)
     val_bank = ExitWaveBank("val", gpts=bank_gpts, runs=bank_runs, n_thick=bank_thicknesses, seed=seed + 1, names=val_structures)
     for label, bank in (("train", train_bank), ("val", val_bank)):
         for done, total in bank.build():
@@ -150,7 +154,7 @@ def train_flowtie_job(
     model = FlowTIENet(base=base)
     def make_batch(step, generator, dev_):
         # seeded by (seed, step): a resumed run continues with the same samples it would have drawn
-        return _to(train_bank.batch(np.random.default_rng([seed, step]), batch_size, patch), dev_)
+        return _to(train_bank.batch(np.random.default_rng([bank_seed, step]), batch_size, patch), dev_)
 
     def loss_fn(m, batch):
         loss, parts, _, _ = loss_terms(m, batch)

@@ -55,6 +55,21 @@ BOUNDARIES = {
     "free (a window of the film)": "free",
     "zero flux (mirror)": "mirror",
 }
+#: series registration choices → series_registration= (with "align")
+REGISTRATIONS = {
+    "each image onto its model": "model",
+    "cross-correlation only": "cross-correlation",
+}
+#: φe derivative choices → derivative_e= (flipped series)
+DERIVATIVES_E = {
+    "per-frequency fit (spectral)": "spectral",
+    "least-squares line": "least_squares",
+}
+#: φe lowest-frequency choices → phase_e_prior=
+PHASE_E_PRIORS = {
+    "from the amplitude (one material)": "auto",
+    "none (shrunk to zero)": "none",
+}
 ROI_LAYER = "TIE region of interest"
 BASE = "TIE"
 
@@ -171,6 +186,23 @@ class TieSeriesPanel(QWidget):
         self.align.setToolTip("Register the series (shifts) and the flipped series onto it (mirror, rotation, sub-pixel shift); "
                               "the aligned stacks are added as layers to check")
         self.max_rot = _spin(10.0, 0.0, 45.0, 1, 1.0, "Largest rotation searched between the flipped and unflipped series")
+        self.registration = QComboBox()
+        self.registration.addItems(list(REGISTRATIONS))
+        self.registration.setToolTip(
+            "How the images of one series are registered. onto its model: shifts of 2 px or more by cross-correlation, then "
+            "every image onto a simulation at its own defocus (sub-pixel, also for small drifts); cross-correlation only: the "
+            "first step (shifts under 2 px are left alone; defocus contrast biases cross-correlation)")
+        self.derivative_e = QComboBox()
+        self.derivative_e.addItems(list(DERIVATIVES_E))
+        self.derivative_e.setToolTip(
+            "∂I/∂z for the electrostatic phase φe. spectral: per spatial frequency, the fit of the weak-object defocus "
+            "response sin(πλΔf q²) over all defoci (uses the large defoci where they are still linear); least-squares: the "
+            "straight line through the series at every pixel")
+        self.phase_e_prior = QComboBox()
+        self.phase_e_prior.addItems(list(PHASE_E_PRIORS))
+        self.phase_e_prior.setToolTip(
+            "φe's longest wavelengths (below the cut-off 2/FOV, which TIE cannot see) from k·(−ln A) of the in-focus image, "
+            "k fitted to the rest of φe — right for one material of varying thickness; none: those wavelengths are zero")
         self.hot_pixels = QCheckBox("remove hot pixels")
         self.hot_pixels.setToolTip("Replace isolated spikes (> 6σ above/below all 8 neighbours) by the 3×3 median")
         self.roi = QLineEdit()
@@ -197,6 +229,9 @@ class TieSeriesPanel(QWidget):
         pf.addRow("flip axis", self.flip_axis)
         pf.addRow(self.align)
         pf.addRow("max rotation (°)", self.max_rot)
+        pf.addRow("registration", self.registration)
+        pf.addRow("φe derivative", self.derivative_e)
+        pf.addRow("φe long wavelengths", self.phase_e_prior)
         pf.addRow(self.hot_pixels)
         pf.addRow("region of interest", self.roi)
         pf.addRow("", roi_row)
@@ -314,6 +349,7 @@ class TieSeriesPanel(QWidget):
         params["boundary"] = BOUNDARIES[self.boundary.currentText()]
         params["align"] = bool(self.align.isChecked())
         params["max_rotation_deg"] = float(self.max_rot.value())
+        params["series_registration"] = REGISTRATIONS[self.registration.currentText()]
         params["hot_pixel_sigma"] = 6.0 if self.hot_pixels.isChecked() else None
         roi = parse_floats(self.roi.text(), "region of interest")
         if roi is not None:
@@ -322,6 +358,8 @@ class TieSeriesPanel(QWidget):
             params["roi"] = tuple(int(v) for v in roi)
         if self.use_flip.isChecked():
             params["flip_axis"] = FLIP_AXES[self.flip_axis.currentText()]
+            params["derivative_e"] = DERIVATIVES_E[self.derivative_e.currentText()]
+            params["phase_e_prior"] = PHASE_E_PRIORS[self.phase_e_prior.currentText()]
         return params
 
     def draw_roi(self):
@@ -428,6 +466,14 @@ class TieSeriesPanel(QWidget):
         if "flipped_transform" in md:
             t = md["flipped_transform"]
             text += f" Flipped series: rotated {t['angle_deg']:.2f}°, shifted {t['shift_yx_px'][0]:.1f}, {t['shift_yx_px'][1]:.1f} px (match {t['quality']:.2f})."
+        reg = md.get("series_registration")
+        if isinstance(reg, dict):
+            text += (f" Series registration: {reg['fallback']}." if reg.get("fallback") else
+                     f" Series registered onto its model in {reg.get('rounds', 0)} rounds.")
+        prior = md.get("phase_e_prior")
+        if isinstance(prior, dict):
+            text += (f" φe long wavelengths from the amplitude (k {prior['k_rad']:.3g} rad, fit r {prior['correlation']:.2f})."
+                     if prior.get("used") else f" φe long wavelengths: none ({prior.get('reason') or 'amplitude does not match φe'}).")
         pr = md.get("parameters", {})
         auto = md.get("auto_regularisation")
         if auto:
@@ -463,6 +509,9 @@ class TieSeriesPanel(QWidget):
         self.flip_combo.setEnabled(on)
         self.flip_axis.setEnabled(on)
         self.max_rot.setEnabled(on and self.align.isChecked())
+        self.registration.setEnabled(self.align.isChecked())
+        self.derivative_e.setEnabled(on)
+        self.phase_e_prior.setEnabled(on)
         self.qc.setEnabled(REGULARISATION[self.regularisation.currentText()] == "value")
 
     def _browse(self) -> None:
