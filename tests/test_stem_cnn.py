@@ -252,14 +252,24 @@ def test_cnn_result_geometry_and_metadata(scan, tiny_model):
     assert np.isfinite(res.phase).all() and np.abs(res.phase).max() <= math.pi + 1e-5
 
 
-def test_partial_results_grow_row_by_row_and_cancel_keeps_them(scan, tiny_model):
+def test_partial_results_grow_row_by_row_and_cancel_keeps_them(scan, tiny_model, monkeypatch):
+    from napari_phase.stem.airpi import reconstruct
+
+    monkeypatch.setattr(reconstruct, "PARTIAL_EVERY_S", 0.0)
     job = cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3)
     rows = []
     for p in forward_job(job):
         assert isinstance(p, Progress)
         if p.partial is not None:
             rows.append(int(p.partial.metadata["rows_done"]))
+            assert p.partial.metadata["unwrapped"] is False
     assert rows == [3, 6, 9]
+    # previews are rate-limited: with a long interval only the first block and the last give one,
+    # while every block still reports progress (so Cancel is seen between blocks)
+    monkeypatch.setattr(reconstruct, "PARTIAL_EVERY_S", 1e9)
+    reports = list(forward_job(cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3)))
+    assert [int(p.partial.metadata["rows_done"]) for p in reports if p.partial is not None] == [3, 9]
+    assert len([p for p in reports if p.message.startswith("CNN: scan row")]) == 3
     token = CancelToken()
     seen = []
 

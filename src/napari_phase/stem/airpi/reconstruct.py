@@ -58,6 +58,9 @@ DEFAULT_MODEL = "airpi_default"
 STEP_PX_LIMITS = (0.05, 12.0)
 #: the low-frequency source the CNN uses unless told otherwise (see lowfreq.py and cnn_job)
 LOW_FREQUENCY_DEFAULT: str | None = "icom"
+#: seconds between live previews while the CNN runs (the first block and the last always give one):
+#: building a preview stitches the whole object, ~0.6 s at 1024² with unwrapping
+PARTIAL_EVERY_S = 1.0
 ALL_ZERO = "every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)"
 
 
@@ -337,8 +340,11 @@ def unwrap_object_phase(phase: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _result(setup: _Setup, acc: ObjectAccumulator, card: dict, dev, watch, extra: dict, rows_done: int) -> PhaseResult:
-    phase = unwrap_object_phase(acc.phase().cpu().numpy(), (acc.weight > 0).cpu().numpy())
+def _result(setup: _Setup, acc: ObjectAccumulator, card: dict, dev, watch, extra: dict, rows_done: int,
+            unwrap: bool = True) -> PhaseResult:
+    phase = acc.phase().cpu().numpy()
+    if unwrap:
+        phase = unwrap_object_phase(phase, (acc.weight > 0).cpu().numpy())
     amp = acc.amplitude().cpu().numpy().astype(np.float32)
     cal = setup.cal
     meta = {
@@ -408,6 +414,7 @@ def _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size,
     net, _ = load_network(name, dev)
     rows_done = 0
     signal = False
+    last_preview = None
     try:
         for i, (r0, r1) in enumerate(blocks):
             h0, h1 = max(0, r0 - 1), min(ny, r1 + 1)
@@ -416,7 +423,12 @@ def _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size,
             part, top = _reconstruct_rows(setup, rows_data, h0, r0, r1, dev, net, tuner)
             acc.add(ObjectAccumulator_cpu(part), (top, 0))
             rows_done = r1
-            partial = _tuned(_result(setup, acc, card, dev, watch, {"partial": True}, rows_done), tuner)
+            partial = None
+            if last_preview is None or r1 == ny or watch.elapsed_s - last_preview >= PARTIAL_EVERY_S:
+                # a preview: not unwrapped (the final result is), at most one per PARTIAL_EVERY_S
+                partial = _tuned(_result(setup, acc, card, dev, watch, {"partial": True, "unwrapped": False}, rows_done,
+                                         unwrap=False), tuner)
+                last_preview = watch.elapsed_s
             yield Progress(i + 1, total, f"CNN: scan row {r1}/{ny}", partial)
     except JobCancelled:
         if rows_done == 0:
