@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from job_helpers import run_cancelling_after
 from napari_phase import __version__
-from napari_phase.jobs import CancelToken, InputError, JobCancelled, Progress, run_job
+from napari_phase.jobs import InputError, JobCancelled, Progress, run_job
 from napari_phase.ltem.forward import Microscope, simulate_image
 from napari_phase.ltem.simulate import (
     add_noise,
@@ -157,8 +158,7 @@ def test_sitie_time_series_and_cancel(sky):
     np.testing.assert_allclose(r.phase[1], single, atol=1e-5)
     np.testing.assert_allclose(sitie_phase(frames, pixel_size_nm=PX, defocus_nm=-1e5), r.phase, atol=1e-6)
 
-    token = CancelToken()
-    r = run_job(sitie_job(frames, pixel_size_nm=PX, defocus_nm=-1e5), on_progress=lambda p: token.cancel(), cancel=token)
+    r = run_cancelling_after(sitie_job(frames, pixel_size_nm=PX, defocus_nm=-1e5), 1)
     assert r.cancelled and r.phase.shape == (1, 96, 128) and r.metadata["frames_done"] == 1
 
     job = sitie_job(frames, pixel_size_nm=PX, defocus_nm=-1e5)

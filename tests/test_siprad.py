@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from job_helpers import run_cancelling_after
 from napari_phase.jobs import CancelToken, InputError, Progress, forward_job, run_job
 from napari_phase.ltem.pixelwise import noise_variance, pixelwise, pixelwise_job
 from napari_phase.ltem.simulate import simulate
@@ -135,19 +136,11 @@ def test_time_series_warm_start():
 
 
 def test_cancel_returns_best_so_far(noisy):
-    token = CancelToken()
-    job = forward_job(siprad_job(noisy.image, pixel_size_nm=PX, defocus_nm=DF, iterations=500, pretrain_iterations=20,
-                                 discrepancy=0, patience=10_000, device="cpu"), token)
-    seen = 0
-    try:
-        while True:
-            item = next(job)
-            assert isinstance(item, Progress)
-            seen += 1
-            if seen == 40:  # in the fit phase
-                token.cancel()
-    except StopIteration as stop:
-        result = stop.value
+    items = []
+    result = run_cancelling_after(siprad_job(noisy.image, pixel_size_nm=PX, defocus_nm=DF, iterations=500,
+                                             pretrain_iterations=20, discrepancy=0, patience=10_000, device="cpu"),
+                                  40, items=items)  # 40 items: in the fit phase
+    assert all(isinstance(item, Progress) for item in items)
     assert result.cancelled and result.metadata["cancelled"] is True
     assert result.phase.shape == noisy.image.shape and np.isfinite(result.phase).all()
     assert 0 < result.metadata["iterations_run"] < 500

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from job_helpers import run_cancelling_after
 from napari_phase import stem
-from napari_phase.jobs import CancelToken, InputError, JobCancelled, Progress, forward_job, run_job
+from napari_phase.jobs import InputError, JobCancelled, Progress, run_job
 from napari_phase.physics.metrics import xc
 from napari_phase.physics.optics import electron_wavelength_a
 from test_stem_sim import atoms_phase, blurred_truth, rotate_detector, simulate, smooth_phase
@@ -185,15 +186,10 @@ def test_icom_job_progress_partial_and_cancel(atoms):
     assert len(items) == 9 and all(isinstance(i, Progress) for i in items)
     partials = [i.partial for i in items if i.partial is not None]
     assert partials and partials[0].phase.shape[0] == 4 and partials[-1].phase.shape[0] == 32
-    token = CancelToken()
+    seen = []
     job = stem.icom_job(data, energy_kev=300, scan_step_a=step_a, detector_mrad_per_px=det, block_rows=4)
-    gen = forward_job(job, token)
-    next(gen)
-    next(gen)
-    token.cancel()
-    with pytest.raises(StopIteration) as stop:
-        next(gen)
-    kept = stop.value.value
+    kept = run_cancelling_after(job, 2, items=seen)
+    assert len(seen) == 2  # the job ended right at the cancel
     assert kept.cancelled and kept.metadata["rows_done"] == 8 and kept.phase.shape == (8, 32)
     assert res.phase.shape == (32, 32)
 
@@ -266,13 +262,10 @@ def test_ssb_accumulation_equals_one_pass_and_cancel_keeps_partial(weak):
     fft = stem.ssb(data, **kw, mode="fft")
     assert fft.metadata["mode"] == "fft"
     np.testing.assert_allclose(fft.phase, whole, atol=1e-4 * np.abs(whole).max())
-    token = CancelToken()
-    gen = forward_job(stem.ssb_job(data, **kw, block_rows=4), token)
-    next(gen)
-    token.cancel()
-    with pytest.raises(StopIteration) as stop:
-        next(gen)
-    assert stop.value.value.cancelled and stop.value.value.metadata["rows_done"] == 4
+    seen = []
+    kept = run_cancelling_after(stem.ssb_job(data, **kw, block_rows=4), 1, items=seen)
+    assert len(seen) == 1  # the job ended right at the cancel
+    assert kept.cancelled and kept.metadata["rows_done"] == 4
 
 
 # ----------------------------------------------------------------------------- bad input

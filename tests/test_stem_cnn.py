@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_phase.jobs import CancelToken, InputError, JobCancelled, Progress, forward_job, run_job
+from job_helpers import run_cancelling_after
+from napari_phase.jobs import InputError, JobCancelled, Progress, forward_job
 from napari_phase.physics.metrics import xc
 from napari_phase.stem.airpi import data, loss, model, preprocess as pp, stitch
 from napari_phase.stem.airpi.reconstruct import cnn, cnn_job
@@ -270,15 +271,7 @@ def test_partial_results_grow_row_by_row_and_cancel_keeps_them(scan, tiny_model,
     reports = list(forward_job(cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3)))
     assert [int(p.partial.metadata["rows_done"]) for p in reports if p.partial is not None] == [3, 9]
     assert len([p for p in reports if p.message.startswith("CNN: scan row")]) == 3
-    token = CancelToken()
-    seen = []
-
-    def on_progress(p):
-        seen.append(p)
-        token.cancel()
-
-    res = run_job(cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3),
-                  on_progress=on_progress, cancel=token)
+    res = run_cancelling_after(cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3), 1)
     assert res.cancelled and res.metadata["rows_done"] == 3
     assert res.phase.shape == (18, 16)
 

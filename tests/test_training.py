@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from job_helpers import run_cancelling_after
 from napari_phase import models
-from napari_phase.jobs import CancelToken, run_job
+from napari_phase.jobs import run_job
 from napari_phase.training import TrainConfig, learning_rate, train_job
 
 SLOPE = 2.5
@@ -70,15 +71,10 @@ def test_time_budget_and_cancel_keep_best(tmp_path):
     assert report.stopped_by == "time budget" and report.steps == 1 and report.history
 
     model, make_batch, loss_fn, validate = _problem()
-    token = CancelToken()
-
-    def cancel_at_30(p):
-        if p.step >= 30:
-            token.cancel()
-
     cfg = TrainConfig(steps=10_000, lr=0.05, val_every=10, device="cpu")
-    report = run_job(train_job(model, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=cfg),
-                     on_progress=cancel_at_30, cancel=token)
+    # train_job yields one item per step (steps 1, 2, ...), so 30 items = cancel at step 30
+    report = run_cancelling_after(train_job(model, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=cfg),
+                                  30)
     assert report.stopped_by == "cancelled" and 30 <= report.steps < 40
 
 
