@@ -533,6 +533,11 @@ def test_panel_simulate_from_ovf(make_napari_viewer, notes):
     assert sample is not None
     layer = viewer.layers["skyrmion LTEM -0.1 mm"]
     assert layer.data.shape == (64, 64) and layer.metadata["defocus_nm"] == -1e5 and list(layer.scale) == [5.0, 5.0]
+    assert layer.metadata["thickness_nm"] == 5.0  # the file's one 5 nm cell
+    panel.ovf_film.setValue(50.0)
+    thick = panel.simulate_from_ovf(str(real))
+    assert np.allclose(thick.bx, 10 * sample.bx, atol=1e-4) and viewer.layers[-1].metadata["thickness_nm"] == 50.0
+    panel.ovf_film.setValue(0.0)
     assert panel.simulate_from_ovf(str(real.parent / "mumax-bin4-linux.ovf")) is None
     assert "ms_a_per_m" in notes[-1]
 

@@ -72,6 +72,33 @@ def test_projected_induction_magnitude_and_tilt():
     assert bcol.shape == (4, 6) and np.allclose(bcol, MU0 * ms * 5 * 2) and np.allclose(brow, 0)
 
 
+def test_film_thickness_stretches_the_cells_along_the_beam():
+    """B·t = μ0 Ms t with t the film thickness when given (default the file's cells × cell size),
+    the pattern unchanged; the tilted path length follows it; the image contrast grows with it."""
+    ms = 8e5
+    m = np.zeros((3, 2, 8, 10))
+    m[0] = ms
+    bx, _, info = projected_induction(m, cell_nm=(2.5, 1.0, 1.0))
+    assert info["thickness_nm"] == pytest.approx(5.0) and info["thickness_source"] == "the file's cells"
+    bx50, by50, info50 = projected_induction(m, cell_nm=(2.5, 1.0, 1.0), film_thickness_nm=50.0)
+    assert np.allclose(bx50, MU0 * ms * 50.0) and np.allclose(bx50, 10 * bx) and np.allclose(by50, 0)
+    assert info50["thickness_nm"] == 50.0 and info50["file_thickness_nm"] == pytest.approx(5.0)
+    mz = np.zeros((3, 1, 8, 10))
+    mz[2] = ms
+    _, by_t, _ = projected_induction(mz, cell_nm=(5.0, 1.0, 1.0), tilt_x_deg=30, film_thickness_nm=40.0)
+    assert np.allclose(by_t, -MU0 * ms * math.sin(math.radians(30)) * 40.0 / math.cos(math.radians(30)))
+    wavy = np.zeros((3, 1, 32, 32))
+    wavy[0] = ms * np.cos(np.linspace(0, 4 * np.pi, 32))[None, :, None]
+    wavy[1] = ms * np.sin(np.linspace(0, 4 * np.pi, 32))[None, :, None]
+    thin = simulate_from_magnetization(wavy, cell_nm=(5, 2, 2), defocus_nm=-1e5)
+    thick = simulate_from_magnetization(wavy, cell_nm=(5, 2, 2), defocus_nm=-1e5, film_thickness_nm=50.0)
+    assert np.allclose(thick.bx, 10 * thin.bx, atol=1e-5) and thick.params["thickness_nm"] == 50.0
+    assert thick.image_clean.std() > 5 * thin.image_clean.std()
+    for bad in (0.0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="film_thickness_nm"):
+            projected_induction(m, cell_nm=(2.5, 1.0, 1.0), film_thickness_nm=bad)
+
+
 def _bloch_skyrmion_file(path, ccw=True, n=48, cell=4e-9, radius=40e-9, width=12e-9):
     """An OVF written by discretisedfield: a Bloch skyrmion, core down, its in-plane m circulating
     counter-clockwise seen from +z (m∥ = (−sin α, cos α) sin θ, α from +x towards +y)."""
@@ -204,6 +231,17 @@ def test_cli_simulate_ovf_reads_back(tmp_path, capsys):
     assert len(err) == 1 and "thickness_axis" in err[0]
     assert main(["simulate", "--ovf", str(REAL / "mumax-bin4-linux.ovf"), "--out", str(out)]) == 2
     assert main(["simulate", "--ovf", str(REAL / "skyrmion-disk.omf"), "--axis", "z", "--tilt-x-deg", "20", "--out", str(out)]) == 0
+    # a 5 nm file imaged as a 50 nm film: B·t ten times the file's, read back from the output
+    assert main(["simulate", "--ovf", str(REAL / "skyrmion.omf"), "--tilt-x-deg", "30", "--defocus-mm", "-0.1",
+                 "--film-thickness-nm", "50", "--out", str(out)]) == 0
+    with np.load(out) as z:
+        meta = json.loads(str(z["metadata_json"]))
+        assert np.allclose(z["bx_true"], 10 * direct.bx, atol=1e-4) and np.allclose(z["by_true"], 10 * direct.by, atol=1e-4)
+    assert meta["thickness_nm"] == 50.0
+    capsys.readouterr()
+    assert main(["simulate", "--ovf", str(REAL / "skyrmion.omf"), "--film-thickness-nm", "-1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "film_thickness_nm" in err[0]
 
 
 @needs_real

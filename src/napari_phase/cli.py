@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --ovf: saturation magnetisation in A/m (required for unit-vector files such as mumax3's m)")
     s.add_argument("--embed", default="vacuum", choices=["vacuum", "film"],
                    help="with --ovf: what surrounds the simulated cells (default vacuum)")
+    s.add_argument("--film-thickness-nm", type=float, default=None,
+                   help="with --ovf: the film's thickness along the beam in nm (default: the file's cells; a run with one "
+                        "cell through the film often stands for a thicker film: B·t scales with it)")
     s.add_argument("--out", required=True, help="output .npz (image, phase_true, ...) or .tif (image only)")
     s.set_defaults(func=cmd_simulate)
 
@@ -322,7 +325,7 @@ def cmd_simulate(args) -> int:
         sample = simulate_from_magnetization(
             read_magnetization(args.ovf), thickness_axis=args.axis, defocus_nm=args.defocus_mm * 1e6, tilt_x_deg=args.tilt_x_deg,
             tilt_y_deg=args.tilt_y_deg, ms_a_per_m=args.ms_a_per_m, pixel_size_nm=args.pixel_size_nm, embed=args.embed,
-            noise=args.noise, seed=args.seed)
+            film_thickness_nm=args.film_thickness_nm, noise=args.noise, seed=args.seed)
         args.texture, args.size = Path(args.ovf).name, "x".join(str(n) for n in sample.image.shape)
     else:
         kwargs = dict(texture=args.texture, shape=(args.size, args.size), defocus_nm=args.defocus_mm * 1e6,

@@ -113,10 +113,16 @@ def projected_induction(
     tilt_y_deg: float = 0.0,
     ms_a_per_m: float | None = None,
     unit: str | None = None,
+    film_thickness_nm: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """(Bx·t, By·t) in T·nm on the image grid (rows, columns as in the module docstring), and
     a dict with the pixel sizes (row, col) in nm, the beam component of μ0 M t
-    (``beam_component_t_nm``) and what was used."""
+    (``beam_component_t_nm``) and what was used.
+
+    ``film_thickness_nm``: the film's thickness along the beam (default: the file's cells × cell
+    size). A micromagnetic run with one cell (or a few) through the film often stands for a
+    thicker film; given, the cells along the beam are stretched to it, so B·t = μ0 M t scales by
+    film / (cells × cell size) and the magnetisation pattern is unchanged."""
     arr, cell, unit, source = _as_m(m, cell_nm, unit)
     axis = _thickness_axis(thickness_axis, arr.shape[1:])
     mag = np.sqrt((arr**2).sum(axis=0))
@@ -141,7 +147,9 @@ def projected_induction(
     g = np.moveaxis(arr, [grid_axis[letter[ib]], grid_axis[letter[ir]], grid_axis[letter[ic]]], [1, 2, 3])
     comps = np.stack([g[ic], g[ir], g[ib]])  # (m_col, m_row, m_beam) on (beam, rows, cols)
     cell_by = {"z": cell[0], "y": cell[1], "x": cell[2]}
-    ds = cell_by[letter[ib]] / (math.cos(math.radians(ta)) * math.cos(math.radians(tb)))
+    file_thickness = cell_by[letter[ib]] * g.shape[1]
+    thickness = file_thickness if film_thickness_nm is None else positive(film_thickness_nm, "film_thickness_nm", "nm")
+    ds = cell_by[letter[ib]] * (thickness / file_thickness) / (math.cos(math.radians(ta)) * math.cos(math.radians(tb)))
     rot = _rotation(ta, tb)
     rotated = np.tensordot(rot, comps, axes=(1, 0))
     bt = MU0 * rotated.sum(axis=1) * ds  # T·m/A · A/m · nm = T·nm; (col, row, beam)
@@ -149,7 +157,9 @@ def projected_induction(
         "beam_component_t_nm": bt[2],
         "thickness_axis": axis,
         "pixel_nm_rows_cols": (cell_by[letter[ir]], cell_by[letter[ic]]),
-        "thickness_nm": cell_by[letter[ib]] * g.shape[1],
+        "thickness_nm": thickness,
+        "thickness_source": "the file's cells" if film_thickness_nm is None else "film_thickness_nm",
+        "file_thickness_nm": file_thickness,
         "unit": unit or "unit vectors",
         "ms_a_per_m": float(np.sqrt((arr**2).sum(axis=0)).max()),
         "tilt_x_deg": ta,
@@ -172,6 +182,7 @@ def simulate_from_magnetization(
     pixel_size_nm: float | None = None,
     field_px: int | None = None,
     embed: str = "vacuum",
+    film_thickness_nm: float | None = None,
     noise: float = 0.0,
     dose_e_per_px: float | None = None,
     seed: int = 0,
@@ -188,14 +199,15 @@ def simulate_from_magnetization(
     (default: the cell size; non-square cells are resampled to the smaller side).
     ``field_px``: the simulated field (square, default max(64, 2 × the sample's larger side))
     with the sample in its centre; ``embed``: "vacuum" (zero outside the simulated cells) or
-    "film" (edge cells continued). Defocus in nm (negative = under-focus); ``noise``: Gaussian σ
+    "film" (edge cells continued). ``film_thickness_nm``: the film's thickness along the beam
+    (default: the file's; see :func:`projected_induction`). Defocus in nm (negative = under-focus); ``noise``: Gaussian σ
     as a fraction of the mean intensity. Tilt and orientation: see the module docstring.
     """
     from scipy import ndimage
 
     bx, by, info = projected_induction(
         m, cell_nm=cell_nm, thickness_axis=thickness_axis, tilt_x_deg=tilt_x_deg, tilt_y_deg=tilt_y_deg,
-        ms_a_per_m=ms_a_per_m, unit=unit,
+        ms_a_per_m=ms_a_per_m, unit=unit, film_thickness_nm=film_thickness_nm,
     )
     prow, pcol = info["pixel_nm_rows_cols"]
     px = positive(pixel_size_nm, "pixel_size_nm", "nm") if pixel_size_nm is not None else min(prow, pcol)

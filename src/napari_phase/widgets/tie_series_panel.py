@@ -261,6 +261,9 @@ class TieSeriesPanel(QWidget):
         self.ovf_defocus = _spin(-0.1, -1000.0, 1000.0, 4, 0.05, "Defocus in mm, negative = under-focus")
         self.ovf_ms = _spin(0.0, 0.0, 1e8, 0, 1e4, "Saturation magnetisation in A/m (needed for unit-vector files; 0 = from the file)")
         self.ovf_ms.setSpecialValueText("from file")
+        self.ovf_film = _spin(0.0, 0.0, 1e4, 1, 10.0, "Film thickness along the beam in nm (0 = the file's cells); a run "
+                              "with one cell through the film often stands for a thicker film: B·t and the contrast scale with it")
+        self.ovf_film.setSpecialValueText("from file")
         self.ovf_px = _spin(0.0, 0.0, 1e3, 3, 0.5, "Image pixel size in nm (0 = the cell size)")
         self.ovf_px.setSpecialValueText("cell size")
         self.ovf_noise = _spin(0.0, 0.0, 10.0, 3, 0.05, "Gaussian noise σ as a fraction of the mean intensity (0.1 = 10 %)")
@@ -278,6 +281,7 @@ class TieSeriesPanel(QWidget):
         sf.addRow("tilt y (°)", self.ovf_tilt_y)
         sf.addRow("defocus (mm)", self.ovf_defocus)
         sf.addRow("Ms (A/m)", self.ovf_ms)
+        sf.addRow("film thickness (nm)", self.ovf_film)
         sf.addRow("pixel size (nm)", self.ovf_px)
         sf.addRow("noise", self.ovf_noise)
         sf.addRow(self.ovf_button)
@@ -410,10 +414,12 @@ class TieSeriesPanel(QWidget):
             axis = self.ovf_axis.currentText()
             ms = float(self.ovf_ms.value())
             px = float(self.ovf_px.value())
+            film = float(self.ovf_film.value())
             sample = simulate_from_magnetization(
                 mag, thickness_axis=None if axis.startswith("auto") else axis, defocus_nm=float(self.ovf_defocus.value()) * 1e6,
                 tilt_x_deg=float(self.ovf_tilt_x.value()), tilt_y_deg=float(self.ovf_tilt_y.value()),
                 ms_a_per_m=ms if ms > 0 else None, pixel_size_nm=px if px > 0 else None, noise=float(self.ovf_noise.value()),
+                film_thickness_nm=film if film > 0 else None,
             )
         except (InputError, FileNotFoundError) as exc:
             _runner.warn(str(exc))
@@ -422,7 +428,7 @@ class TieSeriesPanel(QWidget):
         p = sample.pixel_size_nm
         common = {"scale": [p, p], "units": ["nm", "nm"]}
         md = {"pixel_size_nm": p, "defocus_nm": sample.defocus_nm, "voltage_kv": sample.voltage_kv, "source": str(path),
-              **{k: v for k, v in sample.params.items() if k in ("tilt_x_deg", "tilt_y_deg", "thickness_axis", "ms_a_per_m")}}
+              **{k: v for k, v in sample.params.items() if k in ("tilt_x_deg", "tilt_y_deg", "thickness_axis", "ms_a_per_m", "thickness_nm")}}
         self.viewer.add_image(sample.phase_m, name=f"{name} true phase [rad]", colormap="gray", visible=False,
                               metadata={"kind": "ground_truth", "unit": "rad"}, **common)
         self.viewer.add_image(np.stack([sample.bx, sample.by]), name=f"{name} true Bx·t, By·t [T·nm]", colormap="bwr",
