@@ -246,17 +246,22 @@ def test_cli_simulate_ovf_reads_back(tmp_path, capsys):
 
 @needs_real
 def test_siprad_on_micromagnetic_image_beats_sitie():
-    """SIPRAD at −1 mm with 10 % noise on the OOMMF skyrmion disk (tilted 30°), a short run.
-    Measured: SIPRAD 0.88, SITIE 0.77 (B·t correlation; the issue's target 0.9 is not reached)."""
+    """SIPRAD at −1 mm with 10 % noise on the OOMMF skyrmion disk (tilted 30°) as a 50 nm film, a
+    short run, in the default field (room for the −1 mm Fresnel fringes: 166² px).
+    Measured: SIPRAD 0.924, SITIE 0.765 (B·t correlation); SIPRAD's B·t size 0.745 of the truth (150 steps)."""
+    from napari_phase.physics.metrics import magnitude_slope
     from napari_phase.ltem import siprad
 
     s = simulate_from_magnetization(read_magnetization(REAL / "skyrmion-disk.omf"), thickness_axis="z", tilt_x_deg=30,
-                                    defocus_nm=-1e6, noise=0.1, pixel_size_nm=2.0, seed=0)
+                                    defocus_nm=-1e6, noise=0.1, pixel_size_nm=2.0, seed=0, film_thickness_nm=50.0)
+    assert s.image.shape == (166, 166)  # 50 px of sample + 2 × 58 px of reach
     r = siprad(s.image, pixel_size_nm=s.pixel_size_nm, defocus_nm=-1e6, iterations=150, pretrain_iterations=100, device="cpu", seed=0)
     base = sitie(s.image, pixel_size_nm=s.pixel_size_nm, defocus_nm=-1e6, qc_per_nm=0)
     acc = induction_accuracy(r.bx, r.by, s.bx, s.by, crop=2)
     acc_sitie = induction_accuracy(base.bx, base.by, s.bx, s.by, crop=2)
-    assert acc >= 0.85 and acc > acc_sitie + 0.05, (acc, acc_sitie)
+    assert acc >= 0.9 and acc > acc_sitie + 0.05, (acc, acc_sitie)
+    slope = magnitude_slope(np.stack([r.bx, r.by]), np.stack([s.bx, s.by]), 2)
+    assert 0.6 <= slope <= 1.15, slope  # a halved or doubled B·t fails
 
 
 @needs_real

@@ -7,6 +7,8 @@ reflect padding (``pad_px`` on each side) keeps the periodic FFT from wrapping t
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -34,6 +36,15 @@ class Microscope:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def reach_px(self, pixel_size_nm: float) -> float:
+        """Lateral reach of the transfer in pixels: λ|Δf|·q_max / pixel, with q_max where the
+        spatial-coherence envelope exp(−(πθcΔf q)²…) falls below e⁻³ (or Nyquist, if lower): how far
+        outside a point its image is formed (Fresnel fringes of an edge reach this far)."""
+        q_nyq = 0.5 / pixel_size_nm
+        theta = self.divergence_mrad * 1e-3
+        q_env = math.sqrt(3 * math.log(2)) / (math.pi * theta * abs(self.defocus_nm)) if theta > 0 and self.defocus_nm else q_nyq
+        return self.wavelength_nm * abs(self.defocus_nm) * min(q_nyq, q_env) / pixel_size_nm
 
     def transfer(self, shape: tuple[int, int], pixel_size_nm: float) -> np.ndarray:
         """Complex transfer function T(q) on the FFT grid of ``shape``."""

@@ -197,8 +197,10 @@ def simulate_from_magnetization(
     one axis with a single cell). ``ms_a_per_m``: required for unit vectors; for A/m data it
     rescales |M|max to this value. ``pixel_size_nm``: resample (bilinear) to this pixel size
     (default: the cell size; non-square cells are resampled to the smaller side).
-    ``field_px``: the simulated field (square, default max(64, 2 × the sample's larger side))
-    with the sample in its centre; ``embed``: "vacuum" (zero outside the simulated cells) or
+    ``field_px``: the simulated field (square, default max(64, 2 × the sample's larger side, the
+    sample + 2 × the transfer's lateral reach :meth:`Microscope.reach_px`: room for the Fresnel
+    fringes at large defocus, e.g. 166 px for a 50 px sample at −1 mm and 2 nm pixels) with the
+    sample in its centre; ``embed``: "vacuum" (zero outside the simulated cells) or
     "film" (edge cells continued). ``film_thickness_nm``: the film's thickness along the beam
     (default: the file's; see :func:`projected_induction`). Defocus in nm (negative = under-focus); ``noise``: Gaussian σ
     as a fraction of the mean intensity. Tilt and orientation: see the module docstring.
@@ -216,7 +218,18 @@ def simulate_from_magnetization(
         zoom = (prow / px, pcol / px)
         bx, by, bz = (ndimage.zoom(b, zoom, order=1) for b in (bx, by, bz))
     ny, nx = bx.shape
-    n = max(64, 2 * max(ny, nx)) if field_px is None else int(field_px)
+    if microscope is None:
+        mic = Microscope(defocus_nm=float(defocus_nm), **microscope_kwargs)
+    else:
+        if microscope_kwargs:
+            raise TypeError("give either microscope= or microscope keyword arguments, not both")
+        mic = Microscope(**{**microscope.as_dict(), "defocus_nm": float(defocus_nm)})
+    if not math.isfinite(mic.defocus_nm) or mic.defocus_nm == 0:
+        raise InputError(f"defocus_nm must be a finite non-zero number, got {defocus_nm!r}")
+    # default field: the sample, its Fresnel fringes (the transfer's reach on each side) and at
+    # least as much vacuum as sample — an isolated specimen's micrograph, not its mirrored neighbours
+    reach = int(math.ceil(mic.reach_px(px)))
+    n = max(64, 2 * max(ny, nx), max(ny, nx) + 2 * reach) if field_px is None else int(field_px)
     if n < max(ny, nx) or n < 16:
         raise InputError(f"field_px={n} is smaller than the sample ({ny}x{nx} px) or below 16")
     if embed not in ("vacuum", "film"):
@@ -230,14 +243,6 @@ def simulate_from_magnetization(
     phase = phase_from_induction(big_x, big_y, px)[margin:margin + n, margin:margin + n]
     phase = (phase - phase.mean()).astype(np.float32)
 
-    if microscope is None:
-        mic = Microscope(defocus_nm=float(defocus_nm), **microscope_kwargs)
-    else:
-        if microscope_kwargs:
-            raise TypeError("give either microscope= or microscope keyword arguments, not both")
-        mic = Microscope(**{**microscope.as_dict(), "defocus_nm": float(defocus_nm)})
-    if not math.isfinite(mic.defocus_nm) or mic.defocus_nm == 0:
-        raise InputError(f"defocus_nm must be a finite non-zero number, got {defocus_nm!r}")
     pad = n // 4
     clean = simulate_image(phase, 1.0, pixel_size_nm=px, microscope=mic, pad_px=pad)
     image = add_noise(clean, noise, dose_e_per_px, seed=seed) if (noise or dose_e_per_px) else clean.copy()

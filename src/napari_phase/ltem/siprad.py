@@ -156,11 +156,7 @@ def default_pad_px(shape, pixel_size_nm: float, mic) -> int:
     """Reflect padding for the forward model: 1.5 × the lateral reach λ|Δf|q_max of the transfer
     function (q_max where the spatial envelope falls below e⁻³, or Nyquist), at least 8 px, at
     most half the larger side and below the smaller side (what reflect padding allows)."""
-    lam = mic.wavelength_nm
-    q_nyq = 0.5 / pixel_size_nm
-    theta = mic.divergence_mrad * 1e-3
-    q_env = math.sqrt(3 * math.log(2)) / (math.pi * theta * abs(mic.defocus_nm)) if theta > 0 else q_nyq
-    reach_px = lam * abs(mic.defocus_nm) * min(q_nyq, q_env) / pixel_size_nm
+    reach_px = mic.reach_px(pixel_size_nm)
     ny, nx = int(shape[-2]), int(shape[-1])
     pad = max(8, int(math.ceil(1.5 * reach_px)))
     return int(max(1, min(pad, max(ny, nx) // 2, min(ny, nx) - 1)))
