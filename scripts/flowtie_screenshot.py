@@ -10,19 +10,11 @@ the flow arrows is shown, beside it the true σV for comparison.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
+from _screenshot_common import _dismiss_toasts, _dock, _process  # scripts/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _process(seconds: float = 0.3) -> None:
-    from qtpy.QtWidgets import QApplication
-
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        QApplication.processEvents()
-        time.sleep(0.01)
 
 
 def main(out: Path = ROOT / "docs" / "images" / "flowtie_panel.png") -> int:
@@ -41,10 +33,7 @@ def main(out: Path = ROOT / "docs" / "images" / "flowtie_panel.png") -> int:
     viewer.window._qt_window.resize(1500, 950)
     viewer.open_sample("napari-phase", "flowtie_srtio3")
     panel = FlowTIEPanel(viewer)
-    dock = viewer.window.add_dock_widget(panel, name="FlowTIE (defocus triplet)", area="right")
-    from qtpy.QtCore import Qt
-
-    viewer.window._qt_window.resizeDocks([dock], [430], Qt.Horizontal)
+    _dock(viewer, panel, "FlowTIE (defocus triplet)", width=430)
     tri = viewer.layers["FlowTIE SrTiO3 triplet"]
     panel.set_stack_layer(tri)
     panel.method.setCurrentText("classical TIE")
@@ -68,6 +57,7 @@ def main(out: Path = ROOT / "docs" / "images" / "flowtie_panel.png") -> int:
                                 "left: FlowTIE phase + flow ∇φ (arrows)\nright: true σV (sample's ground truth)")
     viewer.reset_view()
     _process(1.0)
+    _dismiss_toasts(viewer)
     out.parent.mkdir(parents=True, exist_ok=True)
     viewer.window._qt_window.grab().save(str(out))
     print(f"wrote {out}")

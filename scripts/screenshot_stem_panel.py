@@ -9,19 +9,11 @@ the chosen method (default: CNN when a model is shipped, else SSB) and grabs the
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
+from _screenshot_common import _dismiss_toasts, _dock_plugin, _process  # scripts/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _process(seconds: float = 0.3) -> None:
-    from qtpy.QtWidgets import QApplication
-
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        QApplication.processEvents()
-        time.sleep(0.01)
 
 
 def main() -> None:
@@ -31,20 +23,13 @@ def main() -> None:
     args = p.parse_args()
 
     import napari
-    from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QDockWidget
 
     from napari_phase.widgets import stem_panel as sp
 
     viewer = napari.Viewer(title="napari-phase: 4D-STEM")
     viewer.window._qt_window.resize(1600, 1000)
     viewer.open_sample("napari-phase", "stem_srtio3")
-    _, panel = viewer.window.add_plugin_dock_widget("napari-phase", "4D-STEM CNN")
-    dock = panel
-    while dock is not None and not isinstance(dock, QDockWidget):
-        dock = dock.parentWidget()
-    if dock is not None:
-        viewer.window._qt_window.resizeDocks([dock], [430], Qt.Horizontal)
+    panel = _dock_plugin(viewer, "4D-STEM CNN", width=430)
     _process(0.5)
     panel.detect_disc()
     panel.show_virtual_image()
@@ -58,14 +43,7 @@ def main() -> None:
         if name in viewer.layers:
             viewer.layers[name].visible = False
     panel.fit_view()
-    try:
-        from napari._qt.dialogs.qt_notification import NapariQtNotification
-
-        for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
-            toast.close()
-    except Exception:  # noqa: BLE001
-        pass
-    _process(0.8)
+    _dismiss_toasts(viewer, settle=0.8)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     viewer.window._qt_window.grab().save(str(out))

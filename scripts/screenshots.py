@@ -14,39 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from _screenshot_common import _dismiss_toasts, _dock_plugin, _process  # scripts/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _process(seconds: float = 0.3) -> None:
-    from qtpy.QtWidgets import QApplication
-
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        QApplication.processEvents()
-        time.sleep(0.01)
-
-
-def _dismiss_toasts(viewer) -> None:
-    """Close napari's notification pop-ups (e.g. the PyQt5 deprecation notice) before a shot."""
-    try:
-        from napari._qt.dialogs.qt_notification import NapariQtNotification
-
-        for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
-            toast.close()
-    except Exception:  # noqa: BLE001 - cosmetic only
-        pass
-    _process(0.3)
-
-
-def _widen_dock(viewer, panel, width: int = 400) -> None:
-    from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QDockWidget
-
-    widget = panel
-    while widget is not None and not isinstance(widget, QDockWidget):
-        widget = widget.parentWidget()
-    if widget is not None:
-        viewer.window._qt_window.resizeDocks([widget], [width], Qt.Horizontal)
 
 
 def _load_sample(viewer):
@@ -60,15 +30,12 @@ def _load_sample(viewer):
 
 
 def _dock_panel(viewer):
-    try:
-        _, panel = viewer.window.add_plugin_dock_widget("napari-phase", "SIPRAD (LTEM)")
-    except Exception as exc:  # noqa: BLE001 - e.g. manifest not valid in this checkout
-        print(f"add_plugin_dock_widget failed ({exc}); docking the panel directly", file=sys.stderr)
+    def _direct(viewer):
         from napari_phase.widgets.siprad_panel import SipradPanel
 
-        panel = SipradPanel(viewer)
-        viewer.window.add_dock_widget(panel, name="SIPRAD (LTEM)", area="right")
-    return panel
+        return SipradPanel(viewer)
+
+    return _dock_plugin(viewer, "SIPRAD (LTEM)", width=400, fallback=_direct)
 
 
 def _siprad_available() -> bool:
@@ -98,8 +65,7 @@ def main(argv=None) -> int:
     viewer = napari.Viewer(show=True, title="napari-phase")
     viewer.window._qt_window.resize(width, height)
     image = _load_sample(viewer)
-    panel = _dock_panel(viewer)
-    _widen_dock(viewer, panel)
+    panel = _dock_panel(viewer)  # widened to 400 px
     _process(0.5)
 
     # ------------------------------------------------------------------ 1. SITIE preview (instant)

@@ -10,19 +10,11 @@ the noise ("auto") inside a region of interest drawn as a rectangle; the magneti
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
+from _screenshot_common import _dismiss_toasts, _dock, _process  # scripts/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _process(seconds: float = 0.3) -> None:
-    from qtpy.QtWidgets import QApplication
-
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        QApplication.processEvents()
-        time.sleep(0.01)
 
 
 def main(out: Path = ROOT / "docs" / "images" / "tie_series_panel.png") -> int:
@@ -42,10 +34,7 @@ def main(out: Path = ROOT / "docs" / "images" / "tie_series_panel.png") -> int:
                      metadata={"defocus_nm": list(z)}, visible=False)
     viewer.add_image(s.flipped, name="flipped series (as recorded)", scale=(1, 5.0, 5.0), units=("pixel", "nm", "nm"), visible=False)
     panel = TieSeriesPanel(viewer)
-    dock = viewer.window.add_dock_widget(panel, name="TIE series (LTEM)", area="right")
-    from qtpy.QtCore import Qt
-
-    viewer.window._qt_window.resizeDocks([dock], [520], Qt.Horizontal)
+    _dock(viewer, panel, "TIE series (LTEM)", width=520)
     panel.series_combo.set_layer(viewer.layers["series (5 defoci)"])
     panel.use_flip.setChecked(True)
     panel.flip_combo.set_layer(viewer.layers["flipped series (as recorded)"])
@@ -61,6 +50,7 @@ def main(out: Path = ROOT / "docs" / "images" / "tie_series_panel.png") -> int:
     viewer.dims.set_current_step(0, 2)  # the in-focus frame of the (hidden) aligned stacks
     viewer.reset_view()
     _process(1.0)
+    _dismiss_toasts(viewer)
     out.parent.mkdir(parents=True, exist_ok=True)
     viewer.window._qt_window.grab().save(str(out))
     print(f"wrote {out}; {panel.result_info.text()}")
