@@ -153,6 +153,14 @@ def test_smoke_training_writes_loadable_model(tmp_path):
                 device="cpu")
     assert r.phase.shape == (64, 64) and np.isfinite(r.phase).all()
     assert r.metadata["model"].endswith("tiny.pt")
+    # a second stage from the written model (its checkpoint set aside): steps and chain go on
+    more = run_job(train_flowtie_job(out_folder=tmp_path, name="more", steps=5, batch_size=2, patch=32, base=8, val_every=2,
+                                     bank_runs=1, bank_thicknesses=2, bank_gpts=128, device="cpu", threads=1,
+                                     evaluate_heldout=False, train_structures=["SrTiO3"], val_structures=["InP"],
+                                     command="test 2", bank_seed=6, init_from=str(tmp_path / "tiny.pt")))
+    card2 = json.loads((tmp_path / "more.json").read_text())
+    assert more.steps == 5 and [c["command"] for c in card2["command_chain"]] == ["test", "test 2"]
+    assert card2["command_chain"][-1]["start_step"] == 3 and "tiny.pt" in card2["command_chain"][-1]["initialised_from"]
 
 
 #: what the shipped model reaches on the thin held-out crystal (CeO2 [001] 3 nm, noise-free), pinned a

@@ -245,9 +245,41 @@ def test_train_flowtie_takes_out_file_like_train_cnn(tmp_path, monkeypatch, caps
     seen.clear()
     assert main(["train", "flowtie", "--seed", "0", "--bank-seed", "3", "--quiet"]) == 0
     assert (seen["seed"], seen["bank_seed"]) == (0, 3)
+    assert seen["init_from"] is None
+    seen.clear()
+    assert main(["train", "flowtie", "--init-from", "flowtie_default", "--quiet"]) == 0
+    assert seen["init_from"] == "flowtie_default"
     # both forms at once, or a folder as --out: one line, exit 2, nothing trained
     seen.clear()
     assert main(["train", "flowtie", "--out", "a.pt", "--name", "b", "--quiet"]) == 2
     assert main(["train", "flowtie", "--out", str(tmp_path) + "/", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "not both" in err[0] and "must name a file" in err[1] and not seen
+
+
+def test_init_from_a_saved_model_continues_its_steps_chain_and_best(tmp_path):
+    """A model whose checkpoint is gone: `init` continues its step count and chain, validates the
+    starting weights first, and keeps them when this stage does not beat them (lr 0 here)."""
+    from napari_phase.training import init_from_model
+
+    model, make_batch, loss_fn, validate = _problem()
+    cfg = TrainConfig(steps=200, lr=0.05, lr_final=1e-3, val_every=50, checkpoint_every=100, device="cpu")
+    first = run_job(train_job(model, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=cfg,
+                              command="stage one"))
+    card = {"steps": first.steps, "validation_history": first.history, "best_validation": first.best}
+    path = models.save_model(first.model, card, tmp_path, "lin", dtype=torch.float32)
+    init = init_from_model(str(path))
+    assert init["step"] == 200 and [c["command"] for c in init["chain"]] == ["stage one"]
+
+    fresh, *_ = _problem()  # random weights: the init must replace them
+    frozen = TrainConfig(steps=260, lr=0.0, lr_final=0.0, warmup_steps=10, val_every=30, device="cpu")
+    report = run_job(train_job(fresh, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=frozen,
+                               command="stage two", init=init))
+    assert report.steps == 260 and report.samples == 260 * frozen.batch_size
+    assert [c["command"] for c in report.chain] == ["stage one", "stage two"]
+    two = report.chain[-1]
+    assert two["start_step"] == 200 and two["end_step"] == 260 and "lin" in two["initialised_from"]
+    assert [r["step"] for r in report.history][-4:] == [200, 210, 240, 260]
+    assert report.best["step"] == 200  # nothing beat the starting weights
+    assert fresh.weight.item() == pytest.approx(first.model.weight.item(), abs=1e-6)
+    assert fresh.weight.item() == pytest.approx(SLOPE, rel=0.05)

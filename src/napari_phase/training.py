@@ -124,6 +124,18 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1.0 + math.cos(math.pi * t))
 
 
+def init_from_model(name: str) -> dict[str, Any]:
+    """What :func:`train_job` needs to continue from a trained model (shipped name or ``.pt`` path)
+    when its checkpoint is gone: weights (float32), the step it reached, its validation history and
+    command chain, from its card."""
+    from . import models
+
+    card = models.model_card(name)
+    state = {k: v.clone() for k, v in models.load_state_dict(str(name), "cpu").items()}
+    return {"state": state, "step": int(card.get("steps", 0)), "history": list(card.get("validation_history", [])),
+            "chain": list(card.get("command_chain", [])), "source": f"{name} (sha256 {card.get('sha256', '?')[:12]})"}
+
+
 def train_job(
     model,
     *,
@@ -136,8 +148,14 @@ def train_job(
     select: str = "val_loss",
     on_validation: Callable[[int, dict[str, float]], None] | None = None,
     command: str | None = None,
+    init: dict[str, Any] | None = None,
 ):
     """Train ``model`` (job protocol); returns a :class:`TrainReport` with the best weights loaded.
+
+    ``init`` (from :func:`init_from_model`): start from a trained model's weights when there is no
+    checkpoint to resume, continuing its step count, history and command chain; the optimiser is new,
+    so its learning rate is warmed up again, and the starting weights are validated first and stay
+    the best iterate unless this stage beats them.
 
     The best iterate is chosen by the smallest ``select`` among validation results (or the
     training loss when there is no ``validate``). ``command``: how this stage was invoked, for the
@@ -170,6 +188,12 @@ def train_job(
             chain = [{"stage": 1, "command": UNRECORDED, "start_step": 0, "end_step": start_step,
                       "steps": start_step, "samples": start_step * int(state.get("config", {}).get("batch_size", cfg.batch_size)),
                       "wall_s": history[-1]["elapsed_s"] if history else None, "config": state.get("config", {})}]
+    fresh_start = start_step
+    if init is not None and start_step == 0:
+        model.load_state_dict(init["state"])
+        start_step = fresh_start = int(init.get("step", 0))
+        history = [dict(h) for h in init.get("history", [])]
+        chain = [dict(c) for c in init.get("chain", [])]
     started = time.time()
     stage: dict[str, Any] = {
         "stage": len(chain) + 1, "command": command or invocation(), "resumed": bool(chain),
@@ -177,6 +201,8 @@ def train_job(
         "started_utc": _utc(started), "ended_utc": _utc(started), "stopped_by": None, "device": str(device),
         "threads": None, "config": cfg.as_dict(),
     }
+    if init is not None and fresh_start and stage["start_step"] == fresh_start:
+        stage["initialised_from"] = init.get("source", "")
     chain.append(stage)
 
     def update_stage(step: int, stopped_by: str | None = None) -> None:
@@ -214,16 +240,22 @@ def train_job(
             best = {"step": step, **metrics}
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
 
-    elapsed_before = history[-1]["elapsed_s"] if history else 0.0
+    elapsed_before = float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
     t0 = time.perf_counter()
+    rewarm = init is not None and fresh_start > 0 and not best
+    if rewarm:
+        run_validation(start_step, None)  # the starting weights are the iterate to beat
     stopped_by = "steps"
     step = start_step
     running = math.nan
     model.train()
     try:
         while step < cfg.steps:
+            lr_now = learning_rate(step, cfg)
+            if rewarm and step - fresh_start < cfg.warmup_steps:
+                lr_now *= (step - fresh_start + 1) / cfg.warmup_steps
             for group in optimiser.param_groups:
-                group["lr"] = learning_rate(step, cfg)
+                group["lr"] = lr_now
             with tuner.step():
                 batch = make_batch(step, generator, device)
                 loss, parts = loss_fn(model, batch)

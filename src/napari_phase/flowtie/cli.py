@@ -67,6 +67,9 @@ def add_commands(sub, train_sub) -> None:
     t.add_argument("--bank-seed", type=int, default=None,
                    help="seed of the training exit-wave bank and its batches (default: --seed); a resumed stage with a "
                         "new bank seed trains on new multislice runs while validation stays the same")
+    t.add_argument("--init-from", default=None,
+                   help="continue from a trained model (shipped name, e.g. flowtie_default, or a .pt) when its checkpoint "
+                        "is gone: its weights, step count and command chain; a new optimiser, warmed up again")
     t.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     t.add_argument("--no-heldout", action="store_true", help="skip the held-out evaluation written into the card")
@@ -157,7 +160,7 @@ def cmd_train_flowtie(args) -> int:
         time_budget_s=None if args.time_budget_min is None else 60.0 * args.time_budget_min, seed=args.seed, device=args.device,
         threads=args.threads, base=args.base, bank_runs=args.bank_runs, bank_thicknesses=args.bank_thicknesses,
         val_every=args.val_every, checkpoint=checkpoint, resume=args.resume, command=command,
-        evaluate_heldout=not args.no_heldout, bank_seed=args.bank_seed,
+        evaluate_heldout=not args.no_heldout, bank_seed=args.bank_seed, init_from=args.init_from,
     )
     report = run_with_tqdm(job, "train FlowTIE", disable=args.quiet)
     best = report.best

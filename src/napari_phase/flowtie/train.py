@@ -130,14 +130,17 @@ def train_flowtie_job(
     train_structures=None,
     val_structures=None,
     bank_seed: int | None = None,
+    init_from: str | None = None,
 ):
     """Build the exit-wave banks, train, validate, save ``<out_folder>/<name>.pt`` + card. A job:
     yields Progress (bank building, then training steps); returns the TrainReport (with ``.card``
     and ``.path``). ``train_structures``/``val_structures``: subsets of the splits (tests). ``bank_seed``
     (default ``seed``) seeds the training bank and its batches only: a resumed stage with a new one sees new
-    multislice runs (voltages, rotations) against the same validation samples."""
+    multislice runs (voltages, rotations) against the same validation samples. ``init_from``: a trained
+    model (shipped name or ``.pt``) to continue from when its checkpoint is gone (see
+    :func:`napari_phase.training.init_from_model`)."""
     from .. import models
-    from ..training import TrainConfig, train_job
+    from ..training import TrainConfig, init_from_model, train_job
 
     t_start = time.perf_counter()
     dev = resolve_device(device)
@@ -167,7 +170,8 @@ def train_flowtie_job(
                       val_every=int(val_every), checkpoint_every=max(50, int(val_every)), time_budget_s=time_budget_s,
                       seed=int(seed), device=str(dev), threads=threads)
     report = yield from train_job(model, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=cfg,
-                                  checkpoint_path=checkpoint, resume=resume, select="val_loss")
+                                  checkpoint_path=checkpoint, resume=resume, select="val_loss", command=command or None,
+                                  init=init_from_model(init_from) if init_from else None)
     card = {
         "method": "FlowTIE",
         "architecture_config": model.config(),

@@ -166,7 +166,7 @@ def train_cnn_job(
                              detector_zoom=detector_zoom)
     t0 = time.time()
     report = yield from train_job(model, make_batch=_make, loss_fn=loss_fn, validate=validate, config=config,
-                                  checkpoint_path=ckpt, resume=resume, select="val_loss")
+                                  checkpoint_path=ckpt, resume=resume, select="val_loss", command=command or None)
     first_val = report.history[0] if report.history else {}
     card = {
         "method": "airpi-style 4D-STEM CNN (Friedrich, Yu, Verbeeck, Van Aert, Microsc. Microanal. 2023)",
