@@ -283,3 +283,21 @@ def test_init_from_a_saved_model_continues_its_steps_chain_and_best(tmp_path):
     assert report.best["step"] == 200  # nothing beat the starting weights
     assert fresh.weight.item() == pytest.approx(first.model.weight.item(), abs=1e-6)
     assert fresh.weight.item() == pytest.approx(SLOPE, rel=0.05)
+
+
+def test_a_checkpoint_to_resume_wins_over_init(tmp_path):
+    from napari_phase.training import init_from_model
+
+    model, make_batch, loss_fn, validate = _problem()
+    ck = tmp_path / "ck.pt"
+    cfg = TrainConfig(steps=100, lr=0.05, val_every=50, checkpoint_every=50, device="cpu")
+    first = run_job(train_job(model, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=cfg,
+                              checkpoint_path=ck, command="one"))
+    path = models.save_model(first.model, {"steps": 7, "command_chain": [{"command": "elsewhere"}]}, tmp_path, "m",
+                             dtype=torch.float32)
+    again, *_ = _problem()
+    cfg2 = TrainConfig(steps=150, lr=0.05, val_every=50, checkpoint_every=50, device="cpu")
+    report = run_job(train_job(again, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=cfg2,
+                               checkpoint_path=ck, resume=True, command="two", init=init_from_model(str(path))))
+    assert [c["command"] for c in report.chain] == ["one", "two"]
+    assert report.chain[-1]["start_step"] == 100 and "initialised_from" not in report.chain[-1]

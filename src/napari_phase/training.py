@@ -188,10 +188,10 @@ def train_job(
             chain = [{"stage": 1, "command": UNRECORDED, "start_step": 0, "end_step": start_step,
                       "steps": start_step, "samples": start_step * int(state.get("config", {}).get("batch_size", cfg.batch_size)),
                       "wall_s": history[-1]["elapsed_s"] if history else None, "config": state.get("config", {})}]
-    fresh_start = start_step
-    if init is not None and start_step == 0:
+    used_init = init is not None and start_step == 0  # a checkpoint to resume wins over init
+    if used_init:
         model.load_state_dict(init["state"])
-        start_step = fresh_start = int(init.get("step", 0))
+        start_step = int(init.get("step", 0))
         history = [dict(h) for h in init.get("history", [])]
         chain = [dict(c) for c in init.get("chain", [])]
     started = time.time()
@@ -201,7 +201,7 @@ def train_job(
         "started_utc": _utc(started), "ended_utc": _utc(started), "stopped_by": None, "device": str(device),
         "threads": None, "config": cfg.as_dict(),
     }
-    if init is not None and fresh_start and stage["start_step"] == fresh_start:
+    if used_init:
         stage["initialised_from"] = init.get("source", "")
     chain.append(stage)
 
@@ -242,7 +242,8 @@ def train_job(
 
     elapsed_before = float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
     t0 = time.perf_counter()
-    rewarm = init is not None and fresh_start > 0 and not best
+    fresh_start = start_step
+    rewarm = used_init  # a new optimiser: warm its learning rate up again
     if rewarm:
         run_validation(start_step, None)  # the starting weights are the iterate to beat
     stopped_by = "steps"
