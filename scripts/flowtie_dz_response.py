@@ -3,11 +3,14 @@ noise-free): PSNR against σV and the phase std ratio at dz, dz/2 and 2dz. A mod
 
     python scripts/flowtie_dz_response.py MODEL.pt [MODEL.pt ...]
 """
-import math, sys, numpy as np
+import math
+import sys
+
+import numpy as np
+
 from napari_phase.flowtie import evaluate as ev, flowtie
-import os
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from test_flowtie_model import psnr, xc
+from napari_phase.physics.metrics import psnr
+
 bank = ev.heldout_bank(thicknesses_nm=(3.0,), names=("CeO2",), zone_axes=((0, 0, 1),))
 s = ev.cases(bank, doses=(math.inf,))[0]
 kw = dict(pixel_size_a=s["pixel_size_a"], energy_kev=s["energy_kev"], semiangle_mrad=s["alpha_mrad"])

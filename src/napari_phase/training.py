@@ -242,9 +242,7 @@ def train_job(
 
     elapsed_before = float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
     t0 = time.perf_counter()
-    fresh_start = start_step
-    rewarm = used_init  # a new optimiser: warm its learning rate up again
-    if rewarm:
+    if used_init:
         run_validation(start_step, None)  # the starting weights are the iterate to beat
     stopped_by = "steps"
     step = start_step
@@ -253,8 +251,8 @@ def train_job(
     try:
         while step < cfg.steps:
             lr_now = learning_rate(step, cfg)
-            if rewarm and step - fresh_start < cfg.warmup_steps:
-                lr_now *= (step - fresh_start + 1) / cfg.warmup_steps
+            if used_init and step - start_step < cfg.warmup_steps:  # a new optimiser: warm up again
+                lr_now *= (step - start_step + 1) / cfg.warmup_steps
             for group in optimiser.param_groups:
                 group["lr"] = lr_now
             with tuner.step():
