@@ -301,3 +301,13 @@ def test_a_checkpoint_to_resume_wins_over_init(tmp_path):
                                checkpoint_path=ck, resume=True, command="two", init=init_from_model(str(path))))
     assert [c["command"] for c in report.chain] == ["one", "two"]
     assert report.chain[-1]["start_step"] == 100 and "initialised_from" not in report.chain[-1]
+
+
+def test_train_flowtie_init_from_bad_model_is_one_line_before_any_work(capsys):
+    """An unknown model, or a model of another method, is refused at once (before the multislice banks)."""
+    from napari_phase.cli import main
+
+    assert main(["train", "flowtie", "--init-from", "nosuch", "--steps", "1", "--quiet"]) == 2
+    assert main(["train", "flowtie", "--init-from", "airpi_default", "--steps", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "no model named 'nosuch'" in err[0] and "its card says method" in err[1]

@@ -129,10 +129,14 @@ def init_from_model(name: str) -> dict[str, Any]:
     when its checkpoint is gone: weights (float32), the step it reached, its validation history and
     command chain, from its card."""
     from . import models
+    from .jobs import InputError
 
-    card = models.model_card(name)
+    try:
+        card = models.model_card(name)
+    except KeyError as exc:
+        raise InputError(f"cannot continue from {name!r}: {exc.args[0]}") from None
     state = {k: v.clone() for k, v in models.load_state_dict(str(name), "cpu").items()}
-    return {"state": state, "step": int(card.get("steps", 0)), "history": list(card.get("validation_history", [])),
+    return {"card": card, "state": state, "step": int(card.get("steps", 0)), "history": list(card.get("validation_history", [])),
             "chain": list(card.get("command_chain", [])), "source": f"{name} (sha256 {card.get('sha256', '?')[:12]})"}
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..jobs import Progress, resolve_device
+from ..jobs import InputError, Progress, resolve_device
 from . import evaluate as _evaluate  # imported now: a long run must not pick up later edits of it
 from .data import APERTURE_MRAD, DOSE_E_PER_A2, DZ_NM, NOISE_FREE_FRACTION, THICKNESS_NM, VOLTAGES_KEV, ExitWaveBank
 from .flow import curl_t, divergence_t, gradient_t
@@ -143,6 +143,10 @@ def train_flowtie_job(
     from ..training import TrainConfig, init_from_model, train_job
 
     t_start = time.perf_counter()
+    init = init_from_model(init_from) if init_from else None  # before the banks: a wrong name fails at once
+    if init is not None and init["card"].get("method") != "FlowTIE":
+        raise InputError(f"cannot continue FlowTIE training from {init_from!r}: its card says method "
+                         f"{init['card'].get('method')!r}")
     dev = resolve_device(device)
     if threads:
         torch.set_num_threads(int(threads))
@@ -171,7 +175,7 @@ def train_flowtie_job(
                       seed=int(seed), device=str(dev), threads=threads)
     report = yield from train_job(model, make_batch=make_batch, loss_fn=loss_fn, validate=validate, config=cfg,
                                   checkpoint_path=checkpoint, resume=resume, select="val_loss", command=command or None,
-                                  init=init_from_model(init_from) if init_from else None)
+                                  init=init)
     card = {
         "method": "FlowTIE",
         "architecture_config": model.config(),
