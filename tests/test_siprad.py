@@ -186,6 +186,8 @@ def test_previews(noisy):
         (dict(amplitude="fancy"), "amplitude"),
         (dict(iterations=0), "iterations"),
         (dict(image="series_constant_frame"), "frame 1"),
+        (dict(network_binning=0), "network_binning"),
+        (dict(network_binning=16), "network_binning 16 is too coarse"),
     ],
 )
 def test_bad_input(change, message):
@@ -222,6 +224,26 @@ def test_odd_non_square_size():
     small = simulate("stripes", (17, 23), pixel_size_nm=PX, defocus_nm=-2e5, noise=0.0, seed=2)
     r = siprad(small.image, pixel_size_nm=PX, defocus_nm=-2e5, iterations=5, pretrain_iterations=5, device="cpu")
     assert r.phase.shape == (17, 23)
+
+
+def test_network_binning_runs_coarser_and_still_recovers_the_phase():
+    """network_binning=2: the network sees 2×2-averaged input and its output is upsampled (odd,
+    non-square image); the phase keeps its size (not only its shape)."""
+    import torch
+
+    from napari_phase.ltem.dip import make_phase_net
+
+    net = make_phase_net((8, 16), full_res_head=False, binning=2)
+    seen = []
+    net.down[0].register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
+    out = net(torch.zeros(1, 1, 45, 61))
+    assert seen == [(23, 31)] and out.shape[-2:] == (45, 61)
+    s = simulate("skyrmions", (48, 56), pixel_size_nm=PX, defocus_nm=DF, noise=0.2, seed=5)
+    r = siprad(s.image, pixel_size_nm=PX, defocus_nm=DF, network_binning=2, seed=0, **FAST)
+    assert r.metadata["parameters"]["network_binning"] == 2
+    assert pearson_accuracy(r.phase, s.phase_m, CROP) > 0.9
+    ratio = float(np.std(r.phase) / np.std(s.phase_m))
+    assert 0.7 < ratio < 1.3, ratio
 
 
 def test_deterministic_with_seed():

@@ -38,11 +38,18 @@ class UNetDIP(nn.Module):
     ``channels``: widths of the encoder levels, the first at half resolution. ``full_res_head``:
     end with a small 3×3 conv at full resolution on the upsampled features concatenated with the
     input; otherwise (SIPRAD's choice: as accurate on the project's textures, and cheaper) a 1×1
-    conv at half resolution followed by bilinear upsampling. Works for any input size ≥ 2^len(channels) px (odd sizes included).
+    conv at half resolution followed by bilinear upsampling. ``binning``: the network sees the input
+    averaged over binning × binning pixels (so every layer works at 1/binning of the resolution it
+    would otherwise) and its output is upsampled bilinearly to the input size. Works for any input
+    size ≥ binning · 2^len(channels) px (odd sizes included).
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, channels=DEFAULT_CHANNELS, full_res_head: bool = True) -> None:
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, channels=DEFAULT_CHANNELS, full_res_head: bool = True,
+                 binning: int = 1) -> None:
         super().__init__()
+        self.binning = int(binning)
+        if self.binning < 1:
+            raise ValueError(f"binning must be >= 1, got {binning!r}")
         ch = [int(c) for c in channels]
         if not ch or min(ch) < 1:
             raise ValueError(f"channels must be positive widths, got {channels!r}")
@@ -63,7 +70,7 @@ class UNetDIP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         skips = []
-        h = x
+        h = F.avg_pool2d(x, self.binning, ceil_mode=True) if self.binning > 1 else x
         for block in self.down:
             h = block(h)
             skips.append(h)
@@ -78,11 +85,11 @@ class UNetDIP(nn.Module):
         return F.interpolate(self.head(h), size=size, mode="bilinear", align_corners=False)
 
 
-def min_size_px(channels=DEFAULT_CHANNELS) -> int:
+def min_size_px(channels=DEFAULT_CHANNELS, binning: int = 1) -> int:
     """Smallest image side the network accepts (reflect padding needs ≥ 2 px at the coarsest level)."""
-    return 2 ** (len(tuple(channels)) + 1)
+    return int(binning) * 2 ** (len(tuple(channels)) + 1)
 
 
-def make_phase_net(channels=DEFAULT_CHANNELS, full_res_head: bool = True) -> UNetDIP:
-    """The phase network: 1 input channel (normalised SITIE phase) → 1 output (φm / scale)."""
-    return UNetDIP(1, 1, channels, full_res_head)
+def make_phase_net(channels=DEFAULT_CHANNELS, full_res_head: bool = True, binning: int = 1) -> UNetDIP:
+    """The phase network: 1 input channel (normalised seed phase) → 1 output (φm / scale)."""
+    return UNetDIP(1, 1, channels, full_res_head, binning)

@@ -99,6 +99,7 @@ DEFAULTS = {
     "init": "auto",
     "noise_floor": 0.03,
     "channels": (8, 16, 32, 32),  # = dip.DEFAULT_CHANNELS
+    "network_binning": 1,
     "mean_inner_potential_v": 20.0,
     "extinction_length_nm": 10.0,
     "project_every": 100,
@@ -499,7 +500,8 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
     frames = problem.frames
     n_frames = len(frames)
     ny, nx = frames.shape[-2:]
-    levels = max(1, min(len(opts["channels"]), int(math.log2(min(ny, nx))) - 2))
+    binning = int(opts["network_binning"])
+    levels = max(1, min(len(opts["channels"]), int(math.log2(min(ny, nx) / binning)) - 2))
     channels = tuple(opts["channels"])[:levels]
     gen = torch.Generator(device=dev)
     gen.manual_seed(int(opts["seed"]))
@@ -508,7 +510,7 @@ def _siprad_body(device, problem: Problem, opts: dict, preview_every: int, tuner
     total = n_frames * per_frame
     mode = problem.amplitude_mode
 
-    phase_net = seeded(lambda: _dip.make_phase_net(channels, full_res_head=False), opts["seed"])
+    phase_net = seeded(lambda: _dip.make_phase_net(channels, full_res_head=False, binning=binning), opts["seed"])
     phase_net = phase_net.to(dev).to(memory_format=torch.channels_last)
     joint = None  # joint mode: the detector-seeded amplitude of the frame being solved (.joint)
     joint_infos: list[dict] = []  # ... and what it seeded and kept, per frame
@@ -762,6 +764,7 @@ def siprad_job(
     init: str = DEFAULTS["init"],
     noise_floor: float = DEFAULTS["noise_floor"],
     channels=DEFAULTS["channels"],
+    network_binning: int = DEFAULTS["network_binning"],
     mean_inner_potential_v: float = DEFAULTS["mean_inner_potential_v"],
     extinction_length_nm: float = DEFAULTS["extinction_length_nm"],
     project_every: int = DEFAULTS["project_every"],
@@ -807,6 +810,7 @@ def siprad_job(
         "init": _check_init(init),
         "noise_floor": _non_negative(noise_floor, "noise_floor"),
         "channels": _check_channels(channels),
+        "network_binning": _int_at_least(network_binning, "network_binning", 1),
         "mean_inner_potential_v": _non_negative(mean_inner_potential_v, "mean_inner_potential_v"),
         "extinction_length_nm": positive(extinction_length_nm, "extinction_length_nm", "nm"),
         "project_every": _int_at_least(project_every, "project_every", 1),
@@ -816,6 +820,9 @@ def siprad_job(
         "seed": _int_at_least(seed, "seed", 0),
         "num_threads": None if num_threads is None else _int_at_least(num_threads, "num_threads", 1),
     }
+    side = min(problem.data.shape[-2:])
+    if opts["network_binning"] * 4 > side:
+        raise InputError(f"network_binning {opts['network_binning']} is too coarse for a {side}-px image side (at most {side // 4})")
     preview_every = int(preview_every or 0)
     return (yield from with_cpu_fallback(lambda dev: _siprad_run(dev, problem, opts, preview_every), device))
 
@@ -885,7 +892,10 @@ def siprad(
     ``pretrain_learning_rate``, ``pretrain_tolerance``, ``input_noise``, ``patience``,
     ``tolerance``, ``discrepancy``, ``smoothing_px``, ``init_smoothing_px`` (smooth the SITIE start;
     2 px helped stripes/skyrmions at small defocus and high noise but hurt bubbles, a wash over the
-    benchmark grid, so off by default), ``channels``, ``mean_inner_potential_v`` (V0, V),
+    benchmark grid, so off by default), ``channels``, ``network_binning`` (the network works on
+    binning × binning averaged pixels and its output is upsampled: ~2× cheaper steps at 2, but on
+    clean 256² windows less accurate, e.g. bubbles −0.5 mm 0.881 vs 0.946, so 1 by default;
+    docs/benchmarks_ltem_windows.md Run 6), ``mean_inner_potential_v`` (V0, V),
     ``extinction_length_nm`` (ξ), ``project_every`` (joint mode), ``contaminant_learning_rate``,
     ``qc_per_nm`` (SITIE start), ``boundary`` ("auto" | "extend" | "periodic" | "reflect", see the
     module doc), ``pad_px`` (border ring / padding, default from the defocus), ``settle_tolerance``,
