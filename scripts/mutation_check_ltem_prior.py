@@ -29,7 +29,7 @@ MUT = [
     ("low-contrast fallback never taken", PW,
      "            low = self.cnr < LOW_CNR or", "            low = False and", PRIOR + ["-k", "low_contrast or clean"]),
     ("SIPRAD seeds from the kept rung (no room to fit)", SP,
-     '    roomy = [i for i, st in enumerate(solver.stages) if st["residual"] >= SEED_ROOM]\n    k = (max(roomy, key=lambda i: -solver.stages[i]["weight"]) if roomy\n         else max(range(len(solver.stages)), key=lambda i: solver.stages[i]["residual"]))',
+     '    k = seed_rung(solver.stages)',
      "    k = solver.kept", PRIOR + ["-k", "siprad"]),
     ("SIPRAD auto never seeds with the pixel-wise solution", SP,
      '                init_kind = "pixelwise" if heavy else "sitie"', '                init_kind = "sitie"', PRIOR + ["-k", "siprad"]),

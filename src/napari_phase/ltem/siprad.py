@@ -18,7 +18,7 @@ standard deviation — to φm (times the same scale). The seed (``init``): ``"si
 phase, optionally smoothed by a Gaussian of ``init_smoothing_px`` (default 0); ``"pixelwise"`` —
 the pixel-wise solution with the TV prior whose weight is chosen from the data
 (:class:`~napari_phase.ltem.pixelwise.FrameSolver`; the weakest rung of its weight ladder whose
-residual is still ``SEED_ROOM`` = 1.05 σ̂², so the fit has room), on the whole canvas; ``"auto"`` (default) — the
+residual is still ``SEED_ROOM`` = 1.2 σ̂², so the fit has room), on the whole canvas; ``"auto"`` (default) — the
 pixel-wise seed when the image is noisy (σ̂ ≥ ``AUTO_SEED_NOISE`` = 0.2 of the mean) and its
 contrast-to-noise ratio (var I − σ̂²)/σ̂² lies in ``AUTO_SEED_CNR`` = 0.4–2 (and the boundary
 is a window's free ring, ``"extend"``, and λ|Δf| ≤ ``AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2`` = 3500 nm²,
@@ -432,12 +432,24 @@ def _as_channels_last(x):
 SEED_PROGRESS_STEPS = 600
 #: The pixel-wise seed must leave the network room to fit: SIPRAD starts from the weakest rung of
 #: the seed's weight ladder whose data residual is still at least SEED_ROOM × σ̂² (else the rung
-#: with the largest residual). A seed at the noise level (the discrepancy choice itself) left the
-#: fit nothing to do (stopped after 1–100 steps: SIPRAD returned the TV solution). Measured
-#: (256², 50 % noise, seed 1, phase / B): bubbles −2 mm 0.955 / 0.961 (residual 0.99) → 0.962 /
-#: 0.977 (1.02); bubbles window −1 mm 0.960 / 0.972 (1.00) → 0.959 / 0.978 (1.06); stripes window
-#: −1 mm 0.973 / 0.983 (1.00) → 0.977 / 0.987 (1.14).
-SEED_ROOM = 1.05
+#: with the largest residual, i.e. the strongest prior). A seed at the noise level (the discrepancy
+#: choice itself) left the fit nothing to do (stopped after 1–100 steps: SIPRAD returned the TV
+#: solution). 1.05 (session 4) → 1.2 (session 7, docs/benchmarks_ltem_windows.md Run 7): on all 8
+#: windows where the TV seed is used (−0.25…−1 mm, 50/100 %, seeds 1–2, 256²) the phase gains
+#: +0.006 on average (−0.005 … +0.012), B +0.002 (none lower); bubbles −1 mm 50 %, seeds 1 / 2:
+#: 0.959 / 0.935 → 0.967 / 0.947; runs ~4–6 s longer (more fit steps from a smoother seed).
+SEED_ROOM = 1.2
+
+
+def seed_rung(stages: list[dict], room: float | None = None) -> int:
+    """Index of the network's seed on the pixel-wise weight ladder (``stages``: dicts with
+    ``weight`` and ``residual`` in units of σ̂²): the weakest rung whose residual is still ≥ ``room``
+    (default SEED_ROOM), so the fit has room; if none is that high, the rung with the largest residual."""
+    room = SEED_ROOM if room is None else float(room)
+    roomy = [i for i, st in enumerate(stages) if st["residual"] >= room]
+    if roomy:
+        return min(roomy, key=lambda i: stages[i]["weight"])
+    return max(range(len(stages)), key=lambda i: stages[i]["residual"])
 
 
 def _pixelwise_seed(fm, y, frame, problem, opts, tuner, seed_state, step0, total, t, n_frames):
@@ -467,10 +479,7 @@ def _pixelwise_seed(fm, y, frame, problem, opts, tuner, seed_state, step0, total
         canvas = stop.value
     if opts["warm_start"]:
         seed_state.update(canvas=canvas, weight=solver.weight)
-    # the network's seed: the weakest rung still SEED_ROOM above the noise level (so the fit has room)
-    roomy = [i for i, st in enumerate(solver.stages) if st["residual"] >= SEED_ROOM]
-    k = (max(roomy, key=lambda i: -solver.stages[i]["weight"]) if roomy
-         else max(range(len(solver.stages)), key=lambda i: solver.stages[i]["residual"]))
+    k = seed_rung(solver.stages)
     seed_state["info"] = {"weight": solver.stages[k]["weight"], "residual": solver.stages[k]["residual"],
                           "iterations": solver.iterations}
     return solver.canvases[k]
