@@ -3,6 +3,11 @@
     napari-phase bench [--quick]                  (this section inside docs/benchmarks.md)
     python benchmarks/bench_ltem.py [--quick] [--out docs/benchmarks_ltem.md] [--device auto]
                                     [--only grid,boundary,contaminants,speed,busy,detector]
+                                    [--textures stripes,skyrmions,bubbles] [--from-json A.json,B.json]
+
+The grid can be split over processes (``--only grid --textures stripes`` in one, ``--textures
+bubbles`` in another, each ``--out`` its own file) and the section assembled from their .json files
+with ``--from-json`` (parts found there are not run again).
 
 Writes a markdown section (and the raw numbers as JSON beside it). ``run(out_path, quick)`` does
 the same from Python; ``markdown(quick, device)`` returns the section without writing it.
@@ -102,13 +107,14 @@ def _timed(fn, *args, **kwargs):
 # ----------------------------------------------------------------------------- grid
 
 
-def bench_grid(quick: bool, device: str) -> list[dict]:
+def bench_grid(quick: bool, device: str, textures=None) -> list[dict]:
     from napari_phase.ltem.simulate import simulate
 
     if quick:
-        textures, defoci, noises, seeds = ("stripes", "bubbles"), (-1.0, -4.0), (0.1, 0.5), (1,)
+        default, defoci, noises, seeds = ("stripes", "bubbles"), (-1.0, -4.0), (0.1, 0.5), (1,)
     else:
-        textures, defoci, noises, seeds = TEXTURES, DEFOCI_MM, NOISES, (1, 2)
+        default, defoci, noises, seeds = TEXTURES, DEFOCI_MM, NOISES, (1, 2)
+    textures = default if textures is None else tuple(textures)
     methods = _methods(device)
     rows = []
     n_total = len(textures) * len(defoci) * len(noises) * len(seeds)
@@ -550,8 +556,15 @@ def _speed_md(rows: list[dict]) -> list[str]:
     return out
 
 
-def markdown(quick: bool = False, device: str = "auto", only=PARTS, raw: dict | None = None) -> str:
-    """Run the selected parts and return the markdown section (``raw`` receives the numbers)."""
+def markdown(quick: bool = False, device: str = "auto", only=PARTS, raw: dict | None = None, textures=None,
+             done: dict | None = None) -> str:
+    """Run the selected parts and return the markdown section (``raw`` receives the numbers).
+    ``textures``: the grid's textures (default all); ``done``: numbers of earlier runs (the .json
+    files :func:`run` writes, merged by :func:`merge_raw`) — parts found there are not run again."""
+    done = done or {}
+
+    def part(name, fn, *args):
+        return done[name] if name in done else fn(*args)
     import torch
 
     try:
@@ -578,54 +591,69 @@ def markdown(quick: bool = False, device: str = "auto", only=PARTS, raw: dict | 
              f"Runtimes are wall-clock on a machine shared with other jobs: treat them as upper bounds.",
              ""]
     if "grid" in only:
-        rows = bench_grid(quick, device)
+        rows = part("grid", bench_grid, quick, device, textures)
         raw["grid"] = rows
         lines += ["### Accuracy grid (defocus × noise)", ""] + _grid_md(rows)
     if "contaminants" in only:
-        rows = bench_contaminants(quick, device)
+        rows = part("contaminants", bench_contaminants, quick, device)
         raw["contaminants"] = rows
         lines += ["### Contaminants (skyrmions, −1 mm, 6 particles of A ≈ 0.5, φe ≈ 1 rad)", ""] + _contaminant_md(rows)
     if "speed" in only:
-        rows = bench_speed(quick, device)
+        rows = part("speed", bench_speed, quick, device)
         raw["speed"] = rows
         lines += ["### Speed (skyrmions, −1 mm, 50 % noise)", "",
                   f"Time to final accuracy: wall time until SIPRAD's kept iterate (previewed every 10 steps, scoring time excluded) "
                   f"is within {WITHIN} of the final phase accuracy; for the one-shot solvers, their runtime.", ""] + _speed_md(rows)
     if "boundary" in only:
-        rows = bench_boundary(quick, device)
+        rows = part("boundary", bench_boundary, quick, device)
         raw["boundary"] = rows
         lines += ["### Window vs periodic tile (−1 mm, 50 % noise, seed 1)", "",
                   "The same texture as a non-periodic window of a larger field and as one periodic tile; solvers with the "
                   "default boundary (`auto`: periodic if the opposite edges match, else a free border ring on an extended "
                   "canvas) and with the earlier reflect padding.", ""] + _boundary_md(rows)
     if "busy" in only:
-        rows = bench_busy(quick, device)
+        rows = part("busy", bench_busy, quick, device)
         raw["busy"] = rows
         lines += ["### A busy CPU (SIPRAD, bundled 256² skyrmion sample, fixed work)", "",
                   "Fixed thread counts vs the measured choice (`threads.ThreadTuner`), idle and with competing busy "
                   "processes started by the benchmark. Other users' jobs on a shared machine add to the load: compare "
                   "rows of one run only.", ""] + _busy_md(rows)
     if "detector" in only:
-        rows = bench_detector(quick, device)
+        rows = part("detector", bench_detector, quick, device)
         raw["detector"] = rows
         lines += ["### Contaminant detector (\"Suggest mask\")", "",
                   "IoU of `ltem.detect.suggest_contaminant_mask` (multi-scale features → two MLP stages, the second "
                   "seeing the first's probability map; trained on simulations with seeds 1000+ and 2000+, thresholds "
                   "picked on seeds 500–699) and of the automatic threshold mask with the true particle mask. "
                   "256² and −1 mm unless the row says otherwise.", ""] + _detector_md(rows)
-        jrows = bench_joint(quick, device)
+        jrows = part("detector_joint", bench_joint, quick, device)
         raw["detector_joint"] = jrows
         lines += ["#### Joint mode (SIPRAD `amplitude=\"joint\"`: the detector's particles, levels fitted with the phase)", "",
                   f"Seed {DETECTOR_SEEDS[0]}, 256², −1 mm, 6 particles.", ""] + _joint_md(jrows)
-    lines.append(f"_Benchmark wall time: {(time.perf_counter() - t0) / 60:.1f} min._")
+    if done:
+        lines.append(f"_Assembled from earlier partial runs (`--from-json`: {', '.join(sorted(done))}); "
+                     f"{(time.perf_counter() - t0) / 60:.1f} min here._")
+    else:
+        lines.append(f"_Benchmark wall time: {(time.perf_counter() - t0) / 60:.1f} min._")
     lines.append("")
     return "\n".join(lines)
 
 
-def run(out_path="docs/benchmarks_ltem.md", quick: bool = False, device: str = "auto", only=PARTS) -> str:
+def merge_raw(paths) -> dict:
+    """The numbers of several partial runs (their .json files) as one: lists of rows are joined
+    (e.g. the grid run per texture in parallel processes), so each part appears once."""
+    merged: dict = {}
+    for path in paths:
+        for name, rows in json.loads(Path(path).read_text()).items():
+            merged.setdefault(name, []).extend(rows)
+    return merged
+
+
+def run(out_path="docs/benchmarks_ltem.md", quick: bool = False, device: str = "auto", only=PARTS, textures=None,
+        done: dict | None = None) -> str:
     """Run the benchmark, write the markdown to ``out_path`` (and the numbers to .json beside it)."""
     raw: dict = {}
-    text = markdown(quick, device, only, raw)
+    text = markdown(quick, device, only, raw, textures, done)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
@@ -640,8 +668,21 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="a short run (few cases, 256² only)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {', '.join(PARTS)}")
+    ap.add_argument("--textures", default=None, help=f"the grid's textures, comma-separated (default: {', '.join(TEXTURES)})")
+    ap.add_argument("--from-json", default=None,
+                    help="comma-separated .json files of earlier partial runs (e.g. the grid split over processes): "
+                         "their parts are merged and not run again")
     args = ap.parse_args(argv)
-    run(args.out, args.quick, args.device, tuple(p.strip() for p in args.only.split(",") if p.strip()))
+    only = tuple(p.strip() for p in args.only.split(",") if p.strip())
+    bad = [p for p in only if p not in PARTS]
+    textures = None if args.textures is None else tuple(t.strip() for t in args.textures.split(",") if t.strip())
+    bad += [t for t in (textures or ()) if t not in TEXTURES]
+    if bad:
+        print(f"error: unknown part or texture: {', '.join(bad)} (parts: {', '.join(PARTS)}; textures: {', '.join(TEXTURES)})",
+              file=sys.stderr)
+        return 2
+    done = merge_raw(args.from_json.split(",")) if args.from_json else None
+    run(args.out, args.quick, args.device, only, textures, done)
     return 0
 
 
