@@ -25,7 +25,7 @@ MUT = [
     ("periodic tiles get the TV seed again", SP,
      '                         and problem.boundary == "extend"  #',
      '                         and problem.boundary != "reflect"  #', ROOM),
-    ("seed room halved", SP, "SEED_ROOM = 1.2\n", "SEED_ROOM = 0.6\n", ROOM),
+    ("seed room halved", SP, "SEED_ROOM = 1.1\n", "SEED_ROOM = 0.55\n", ROOM),
     ("no defocus bound on the TV seed", SP,
      "abs(problem.microscope.defocus_nm) <= AUTO_SEED_MAX_LAMBDA_DEFOCUS_NM2)",
      "abs(problem.microscope.defocus_nm) <= float('inf'))", FAR),
