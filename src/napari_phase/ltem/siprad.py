@@ -446,7 +446,7 @@ SEED_PROGRESS_STEPS = 600
 #: choice itself) left the fit nothing to do (stopped after 1–100 steps: SIPRAD returned the TV
 #: solution). 1.05 (session 4) → 1.1 (session 7, docs/benchmarks_ltem_windows.md Run 7): on the 8
 #: windows where the TV seed is used (−0.25…−1 mm, 50/100 %, seeds 1–2, 256²) and the former grid's
-#: mirror-padded stripes −0.5 mm 50 %, no phase or B lower than with 1.05; bubbles −1 mm 50 %,
+#: mirror-padded stripes −0.5 mm 50 %, no B and one phase (−0.005) lower than with 1.05; bubbles −1 mm 50 %,
 #: seeds 1 / 2: 0.959 / 0.935 → 0.967 / 0.947. 1.2 gained more phase on stripes and skyrmions but
 #: cost the mirror-padded stripes cell 0.037 in B.
 SEED_ROOM = 1.1
