@@ -30,3 +30,19 @@ def test_cli_refuses_unknown_part_or_texture(capsys):
     assert "nosuch" in capsys.readouterr().err
     assert bench.main(["--only", "grid", "--textures", "vortex", "--out", "/nonexistent/x.md"]) == 2
     assert "vortex" in capsys.readouterr().err
+
+
+def test_cells_run_again_replace_their_rows(tmp_path):
+    first, again = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"grid": [_row("stripes", 0.91), {**_row("bubbles", 0.5), "defocus_mm": -4.0}]}))
+    again.write_text(json.dumps({"grid": [{**_row("bubbles", 0.95), "defocus_mm": -4}]}))
+    rows = bench.merge_raw([first, again])["grid"]
+    assert len(rows) == 2 and [r["texture"] for r in rows] == ["stripes", "bubbles"]
+    assert rows[1]["SIPRAD"]["phase_acc"] == 0.95  # the later run of the same cell
+
+
+def test_cli_cells_must_be_cells(capsys):
+    assert bench.main(["--only", "grid", "--cells", "[[1, 2]]", "--out", "/nonexistent/x.md"]) == 2
+    assert "--cells" in capsys.readouterr().err
+    assert bench.main(["--only", "grid", "--cells", '[["vortex", -1, 0.1, 1]]', "--out", "/nonexistent/x.md"]) == 2
+    assert "unknown texture" in capsys.readouterr().err

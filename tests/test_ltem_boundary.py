@@ -23,6 +23,14 @@ def test_periodic_tiles_are_recognised_and_windows_are_not():
         window = simulate("skyrmions", (128, 128), pixel_size_nm=PX, defocus_nm=DF, noise=0.5, seed=seed, boundary="window")
         assert looks_periodic(tile.image)
         assert not looks_periodic(window.image)
+    # lattices whose period fits one axis of the window, at large defocus (the earlier test called
+    # these periodic: wrap excess within 0.1 of the spread), and a clean tile it missed
+    for tex, df_mm, noise in (("stripes", -2, 0.0), ("skyrmions", -4, 0.1)):
+        window = simulate(tex, (256, 256), pixel_size_nm=PX, defocus_nm=df_mm * 1e6, noise=noise, seed=1, boundary="window")
+        assert not looks_periodic(window.image), (tex, df_mm)
+        assert make_problem(window.image, pixel_size_nm=PX, defocus_nm=df_mm * 1e6).boundary == "extend"
+    tile = simulate("skyrmions", (256, 256), pixel_size_nm=PX, defocus_nm=-2.5e5, noise=0.0, seed=1, boundary="periodic")
+    assert looks_periodic(tile.image)
     assert not looks_periodic(np.ones((64, 64)))  # nothing varies: not confidently periodic
     assert not looks_periodic(np.random.default_rng(0).random((6, 6)))  # too small to tell
 

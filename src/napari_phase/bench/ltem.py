@@ -3,7 +3,7 @@
     napari-phase bench [--quick]                  (this section inside docs/benchmarks.md)
     python benchmarks/bench_ltem.py [--quick] [--out docs/benchmarks_ltem.md] [--device auto]
                                     [--only grid,boundary,contaminants,speed,busy,detector]
-                                    [--textures stripes,skyrmions,bubbles] [--from-json A.json,B.json]
+                                    [--textures stripes,skyrmions,bubbles] [--cells JSON] [--from-json A.json,B.json]
 
 The grid can be split over processes (``--only grid --textures stripes`` in one, ``--textures
 bubbles`` in another, each ``--out`` its own file) and the section assembled from their .json files
@@ -107,7 +107,9 @@ def _timed(fn, *args, **kwargs):
 # ----------------------------------------------------------------------------- grid
 
 
-def bench_grid(quick: bool, device: str, textures=None) -> list[dict]:
+def bench_grid(quick: bool, device: str, textures=None, cells=None) -> list[dict]:
+    """The grid; ``textures`` limits it to some textures, ``cells`` (a list of [texture,
+    defocus_mm, noise, seed]) to some cells."""
     from napari_phase.ltem.simulate import simulate
 
     if quick:
@@ -115,27 +117,27 @@ def bench_grid(quick: bool, device: str, textures=None) -> list[dict]:
     else:
         default, defoci, noises, seeds = TEXTURES, DEFOCI_MM, NOISES, (1, 2)
     textures = default if textures is None else tuple(textures)
+    if cells is None:
+        cells = [(t, d, n, s) for t in textures for d in defoci for n in noises for s in seeds]
     methods = _methods(device)
     rows = []
-    n_total = len(textures) * len(defoci) * len(noises) * len(seeds)
+    n_total = len(cells)
     k = 0
-    for tex in textures:
-        for df_mm in defoci:
-            for noise in noises:
-                for seed in seeds:
-                    k += 1
-                    sample = simulate(tex, (256, 256), pixel_size_nm=PIXEL_NM, defocus_nm=df_mm * 1e6, noise=noise, seed=seed,
-                                      boundary=GRID_BOUNDARY)
-                    common = dict(pixel_size_nm=PIXEL_NM, defocus_nm=df_mm * 1e6)
-                    row = {"texture": tex, "defocus_mm": df_mm, "noise": noise, "seed": seed}
-                    for name, fn in methods.items():
-                        res, dt = _timed(fn, sample.image, **common)
-                        sc = _scores(res, sample)
-                        row[name] = {**sc, "runtime_s": dt, "iterations": res.metadata.get("iterations_run"),
-                                     "stop": res.metadata.get("stop_reason")}
-                    rows.append(row)
-                    _log(f"grid {k}/{n_total} {tex} {df_mm} mm {noise:.0%} seed {seed}: "
-                         + ", ".join(f"{m} {row[m]['phase_acc']:.3f}/{row[m]['b_acc']:.3f} ({row[m]['runtime_s']:.1f}s)" for m in methods))
+    for tex, df_mm, noise, seed in cells:
+        df_mm, noise, seed = float(df_mm), float(noise), int(seed)
+        k += 1
+        sample = simulate(tex, (256, 256), pixel_size_nm=PIXEL_NM, defocus_nm=df_mm * 1e6, noise=noise, seed=seed,
+                          boundary=GRID_BOUNDARY)
+        common = dict(pixel_size_nm=PIXEL_NM, defocus_nm=df_mm * 1e6)
+        row = {"texture": tex, "defocus_mm": df_mm, "noise": noise, "seed": seed}
+        for name, fn in methods.items():
+            res, dt = _timed(fn, sample.image, **common)
+            sc = _scores(res, sample)
+            row[name] = {**sc, "runtime_s": dt, "iterations": res.metadata.get("iterations_run"),
+                         "stop": res.metadata.get("stop_reason"), "boundary": (res.metadata.get("parameters") or {}).get("boundary")}
+        rows.append(row)
+        _log(f"grid {k}/{n_total} {tex} {df_mm} mm {noise:.0%} seed {seed}: "
+             + ", ".join(f"{m} {row[m]['phase_acc']:.3f}/{row[m]['b_acc']:.3f} ({row[m]['runtime_s']:.1f}s)" for m in methods))
     return rows
 
 
@@ -557,7 +559,7 @@ def _speed_md(rows: list[dict]) -> list[str]:
 
 
 def markdown(quick: bool = False, device: str = "auto", only=PARTS, raw: dict | None = None, textures=None,
-             done: dict | None = None) -> str:
+             done: dict | None = None, cells=None) -> str:
     """Run the selected parts and return the markdown section (``raw`` receives the numbers).
     ``textures``: the grid's textures (default all); ``done``: numbers of earlier runs (the .json
     files :func:`run` writes, merged by :func:`merge_raw`) — parts found there are not run again."""
@@ -591,7 +593,7 @@ def markdown(quick: bool = False, device: str = "auto", only=PARTS, raw: dict | 
              f"Runtimes are wall-clock on a machine shared with other jobs: treat them as upper bounds.",
              ""]
     if "grid" in only:
-        rows = part("grid", bench_grid, quick, device, textures)
+        rows = part("grid", bench_grid, quick, device, textures, cells)
         raw["grid"] = rows
         lines += ["### Accuracy grid (defocus × noise)", ""] + _grid_md(rows)
     if "contaminants" in only:
@@ -641,19 +643,26 @@ def markdown(quick: bool = False, device: str = "auto", only=PARTS, raw: dict | 
 
 def merge_raw(paths) -> dict:
     """The numbers of several partial runs (their .json files) as one: lists of rows are joined
-    (e.g. the grid run per texture in parallel processes), so each part appears once."""
+    (e.g. the grid run per texture in parallel processes), so each part appears once; a grid cell
+    found in a later file replaces the same cell of an earlier one (cells re-run with ``--cells``)."""
     merged: dict = {}
     for path in paths:
         for name, rows in json.loads(Path(path).read_text()).items():
             merged.setdefault(name, []).extend(rows)
+    if "grid" in merged:  # a cell run again in a later file replaces the earlier row, in place
+        keyed: dict = {}
+        for row in merged["grid"]:
+            key = (row["texture"], float(row["defocus_mm"]), float(row["noise"]), int(row["seed"]))
+            keyed[key] = row
+        merged["grid"] = list(keyed.values())
     return merged
 
 
 def run(out_path="docs/benchmarks_ltem.md", quick: bool = False, device: str = "auto", only=PARTS, textures=None,
-        done: dict | None = None) -> str:
+        done: dict | None = None, cells=None) -> str:
     """Run the benchmark, write the markdown to ``out_path`` (and the numbers to .json beside it)."""
     raw: dict = {}
-    text = markdown(quick, device, only, raw, textures, done)
+    text = markdown(quick, device, only, raw, textures, done, cells)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
@@ -672,8 +681,20 @@ def main(argv=None) -> int:
     ap.add_argument("--from-json", default=None,
                     help="comma-separated .json files of earlier partial runs (e.g. the grid split over processes): "
                          "their parts are merged and not run again")
+    ap.add_argument("--cells", default=None, help='only these grid cells, JSON: [["stripes", -2, 0.1, 1], ...] '
+                    "(texture, defocus mm, noise fraction, seed)")
     args = ap.parse_args(argv)
     only = tuple(p.strip() for p in args.only.split(",") if p.strip())
+    cells = None
+    if args.cells is not None:
+        try:
+            cells = [(str(t), float(d), float(n), int(sd)) for t, d, n, sd in json.loads(args.cells)]
+        except (ValueError, TypeError) as err:
+            print(f"error: --cells must be a JSON list of [texture, defocus_mm, noise, seed]: {err}", file=sys.stderr)
+            return 2
+        if any(c[0] not in TEXTURES for c in cells):
+            print(f"error: --cells: unknown texture (textures: {', '.join(TEXTURES)})", file=sys.stderr)
+            return 2
     bad = [p for p in only if p not in PARTS]
     textures = None if args.textures is None else tuple(t.strip() for t in args.textures.split(",") if t.strip())
     bad += [t for t in (textures or ()) if t not in TEXTURES]
@@ -682,7 +703,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     done = merge_raw(args.from_json.split(",")) if args.from_json else None
-    run(args.out, args.quick, args.device, only, textures, done)
+    run(args.out, args.quick, args.device, only, textures, done, cells)
     return 0
 
 
