@@ -340,7 +340,7 @@ def test_pixelwise_seed_leaves_the_network_room_and_periodic_tiles_keep_sitie(mo
     monkeypatch.undo()
     kw.pop("boundary")
 
-    tile = simulate("stripes", (80, 80), pixel_size_nm=PX, defocus_nm=DF, noise=0.5, seed=1, boundary="periodic")
+    tile = simulate("stripes", (96, 96), pixel_size_nm=PX, defocus_nm=DF, noise=0.5, seed=1, boundary="periodic")
     y = tile.image / tile.image.mean()
     assert noise_variance(y) ** 0.5 >= AUTO_SEED_NOISE and AUTO_SEED_CNR[0] <= contrast_to_noise(y) <= AUTO_SEED_CNR[1]
     r = siprad(tile.image, **kw)  # noisy enough for the TV seed, but a periodic tile
