@@ -563,11 +563,13 @@ def markdown(quick: bool = False, device: str = "auto", only=PARTS, raw: dict | 
     """Run the selected parts and return the markdown section (``raw`` receives the numbers).
     ``textures``: the grid's textures (default all); ``done``: numbers of earlier runs (the .json
     files :func:`run` writes, merged by :func:`merge_raw`) — parts found there are not run again."""
+    import torch
+
     done = done or {}
 
-    def part(name, fn, *args):
+    def part(name, fn, *args):  # a part's rows from an earlier run, else run it now
         return done[name] if name in done else fn(*args)
-    import torch
+
 
     try:
         from napari_phase.bench import machine_description
