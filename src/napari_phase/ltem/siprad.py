@@ -843,8 +843,10 @@ def siprad_job(
         "seed": _int_at_least(seed, "seed", 0),
         "num_threads": None if num_threads is None else _int_at_least(num_threads, "num_threads", 1),
     }
+    from .dip import min_size_px
+
     side = min(problem.data.shape[-2:])
-    if opts["network_binning"] * 4 > side:
+    if min_size_px(opts["channels"][:1], opts["network_binning"]) > side:  # even a one-level network would not fit
         raise InputError(f"network_binning {opts['network_binning']} is too coarse for a {side}-px image side (at most {side // 4})")
     preview_every = int(preview_every or 0)
     return (yield from with_cpu_fallback(lambda dev: _siprad_run(dev, problem, opts, preview_every), device))
