@@ -675,3 +675,24 @@ def test_viewer_opens_file_with_plugin(make_napari_viewer, tmp_path, rng):
     back = load(out)
     np.testing.assert_allclose(np.asarray(back.data), res.phase)
     assert back.layer_metadata["napari_phase"]["parameters"] == res.metadata["parameters"]
+
+
+def test_flowtie_sample_reads_without_the_method(tmp_path):
+    """The FlowTIE triplet sample is read by io (no FlowTIE import): three layers, Å scale from the
+    file's pixel_size_a, truths hidden; a file without its truth is one InputError naming it."""
+    from napari_phase.io.sample_data import load_triplet_sample_npz
+
+    tri = np.stack([np.full((6, 8), v, np.float32) for v in (0.9, 1.0, 1.1)])
+    sv = np.arange(48, dtype=np.float32).reshape(6, 8)
+    path = tmp_path / "tri.npz"
+    np.savez(path, triplet=tri, sigma_v=sv, exit_wave_phase=-sv,
+             metadata_json=json.dumps({"pixel_size_a": 0.25, "defocus_step_nm": 2.0, "energy_kev": 300.0}))
+    (t, tkw, tk), (s, skw, _), (e, ekw, _) = load_triplet_sample_npz(path, name="tri")
+    assert tk == "image" and t.shape == (3, 6, 8) and t[0, 0, 0] == pytest.approx(0.9) and t[2, 0, 0] == pytest.approx(1.1)
+    assert tkw["scale"] == [1.0, 0.25, 0.25] and skw["scale"] == [0.25, 0.25]
+    assert tkw["metadata"]["defocus_step_nm"] == 2.0 and tkw["metadata"]["source_path"] == str(path)
+    assert np.array_equal(s, sv) and np.array_equal(e, -sv) and not skw["visible"] and not ekw["visible"]
+    assert skw["metadata"]["array_name"] == "sigma_v" and ekw["metadata"]["array_name"] == "exit_wave_phase"
+    np.savez(tmp_path / "bad.npz", triplet=tri, metadata_json=json.dumps({"pixel_size_a": 0.25}))
+    with pytest.raises(InputError, match="bad.npz.*sigma_v"):
+        load_triplet_sample_npz(tmp_path / "bad.npz")

@@ -5,6 +5,7 @@ seen through a 20 mrad objective aperture at dz = ±2 nm, Poisson noise at 1e5 e
 0.1 Å; with the truths: σV band-limited to the aperture, and the phase of the aperture-filtered exit
 wave. At this thickness dynamical scattering makes the exit-wave phase differ from σV and the
 classical TIE fails against σV (it recovers something close to the exit-wave phase instead).
+The file is read by ``napari_phase.io.sample_data.load_triplet_sample_npz`` (no method needed).
 """
 
 from __future__ import annotations
@@ -56,31 +57,3 @@ def save_triplet_sample(path) -> dict:
     np.savez_compressed(path, triplet=d["triplet"], sigma_v=d["sigma_v"], exit_wave_phase=d["exit_wave_phase"],
                         metadata_json=json.dumps(d["metadata"], default=float))
     return d["metadata"]
-
-
-def load_triplet_layers(path, name: str = "FlowTIE SrTiO3 triplet") -> list[tuple]:
-    """napari LayerData: the stacked triplet (3, H, W) with its calibration in the metadata, and
-    the truths σV and exit-wave phase (hidden, rad), all scaled in Å."""
-    from ..jobs import InputError
-
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            tri = np.asarray(npz["triplet"], np.float32)
-            sv = np.asarray(npz["sigma_v"], np.float32)
-            ew = np.asarray(npz["exit_wave_phase"], np.float32)
-            meta = json.loads(str(np.asarray(npz["metadata_json"]).item()))
-    except (OSError, KeyError, ValueError) as exc:
-        raise InputError(f"Cannot read the FlowTIE sample {path}: {exc}") from exc
-    px = float(meta["pixel_size_a"])
-    spatial = {"scale": [px, px], "units": ["angstrom", "angstrom"]}
-    base = {**meta, "source_path": str(path)}
-    return [
-        (tri, {"name": name, "colormap": "gray", "scale": [1.0, px, px], "units": ["pixel", "angstrom", "angstrom"],
-               "metadata": {**base, "array_name": "triplet", "unit": ""}}, "image"),
-        (sv, {"name": f"{name} true σV [rad]", "colormap": "gray", "visible": False, **spatial,
-              "metadata": {**base, "kind": "ground_truth", "array_name": "sigma_v", "unit": "rad"}}, "image"),
-        (ew, {"name": f"{name} true exit-wave phase [rad]", "colormap": "gray", "visible": False, **spatial,
-              "metadata": {**base, "kind": "ground_truth", "array_name": "exit_wave_phase", "unit": "rad"}}, "image"),
-    ]
-
-

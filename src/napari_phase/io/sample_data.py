@@ -110,9 +110,36 @@ def _packaged(fname: str) -> Path:
 
 def flowtie_srtio3_triplet() -> list[tuple]:
     """Defocus triplet (−2, 0, +2 nm) of 20 nm SrTiO3 [001] (300 kV, 20 mrad, 1e5 e/Å²) + true σV and exit-wave phase."""
-    from ..flowtie.sample import load_triplet_layers
+    return load_triplet_sample_npz(sample_path("flowtie_srtio3"), name=SAMPLES["flowtie_srtio3"][1])
 
-    return load_triplet_layers(sample_path("flowtie_srtio3"), name=SAMPLES["flowtie_srtio3"][1])
+
+def load_triplet_sample_npz(path: str | Path, name: str = "FlowTIE SrTiO3 triplet") -> list[tuple]:
+    """napari LayerData for a FlowTIE sample .npz (``triplet`` (3, H, W) ordered (−dz, 0, +dz),
+    ``sigma_v`` and ``exit_wave_phase`` in rad, ``metadata_json`` with ``pixel_size_a``): the stacked
+    triplet with its calibration flat in the metadata, and the two truths (hidden), all scaled in Å.
+    (The file is written by ``napari_phase.flowtie.sample``; reading it needs no method.)"""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            tri = np.asarray(npz["triplet"], np.float32)
+            sv = np.asarray(npz["sigma_v"], np.float32)
+            ew = np.asarray(npz["exit_wave_phase"], np.float32)
+            meta = _meta(npz, p)
+        px = float(meta["pixel_size_a"])
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"Cannot read the FlowTIE sample {p}: {exc}") from exc
+    spatial = {"scale": [px, px], "units": ["angstrom", "angstrom"]}
+    base = {**meta, "source_path": str(p)}
+    return [
+        (tri, {"name": name, "colormap": "gray", "scale": [1.0, px, px], "units": ["pixel", "angstrom", "angstrom"],
+               "metadata": {**base, "array_name": "triplet", "unit": ""}}, "image"),
+        (sv, {"name": f"{name} true σV [rad]", "colormap": "gray", "visible": False, **spatial,
+              "metadata": {**base, "kind": "ground_truth", "array_name": "sigma_v", "unit": "rad"}}, "image"),
+        (ew, {"name": f"{name} true exit-wave phase [rad]", "colormap": "gray", "visible": False, **spatial,
+              "metadata": {**base, "kind": "ground_truth", "array_name": "exit_wave_phase", "unit": "rad"}}, "image"),
+    ]
 
 
 def srtio3_4dstem() -> list[tuple]:
