@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     s.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
     s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    s.add_argument("--parts", default=None,
+                   help="comma-separated parts to run (default all: ltem,stem,flowtie,series)")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("bench", help="accuracy / speed benchmarks against ground truth -> markdown")
@@ -350,9 +352,15 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .demo import SECTIONS, run_demo
 
-    run_demo(Path(args.out), quick=args.quick, device=args.device)
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip()) if args.parts else SECTIONS
+    bad = [p for p in parts if p not in SECTIONS]
+    if bad or not parts:
+        print(f"napari-phase demo: error: --parts: unknown {', '.join(bad) or '(none given)'}; "
+              f"expected some of {','.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    run_demo(Path(args.out), quick=args.quick, device=args.device, sections=parts)
     return 0
 
 

@@ -25,7 +25,8 @@ def to_uint8(image: np.ndarray, percentile: float = 0.5, symmetric: bool = False
 
 
 def montage(tiles: list[tuple[str, np.ndarray]], path: str | Path, columns: int = 4, tile_px: int = 256) -> Path:
-    """Save labelled tiles (title, image) in a grid as a PNG; returns the path."""
+    """Save labelled tiles (title, image) in a grid as a PNG, each fitted into ``tile_px`` (shrunk,
+    or enlarged by a whole factor); titles are drawn in PIL's default font (ASCII); returns the path."""
     from PIL import Image, ImageDraw
 
     rows = (len(tiles) + columns - 1) // columns
@@ -35,6 +36,9 @@ def montage(tiles: list[tuple[str, np.ndarray]], path: str | Path, columns: int 
     for i, (title, img) in enumerate(tiles):
         r, c = divmod(i, columns)
         tile = Image.fromarray(to_uint8(img) if img.dtype != np.uint8 else img)
+        up = tile_px // max(tile.size)  # a small map is enlarged by a whole factor (pixels kept square)
+        if up > 1:
+            tile = tile.resize((tile.width * up, tile.height * up), Image.NEAREST)
         tile.thumbnail((tile_px, tile_px))
         x0, y0 = c * tile_px, r * (tile_px + label_h)
         canvas.paste(tile, (x0, y0 + label_h))

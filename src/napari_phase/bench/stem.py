@@ -122,20 +122,26 @@ def _cnn_available() -> bool:
         return False
 
 
-def _methods(device: str) -> dict:
+def _methods(device: str, *, energy_kev: float = ENERGY_KEV, scan_step_a: float = STEP_A,
+             detector_mrad_per_px: float = DET_MRAD, semiangle_mrad: float = SEMIANGLE_MRAD,
+             compare: bool = True) -> dict:
+    """{label: method(data) -> StemResult} at the given calibration (the bench's by default);
+    ``compare`` adds py4DSTEM's rows when the optional extra is installed."""
     from napari_phase import stem
 
-    kw = dict(energy_kev=ENERGY_KEV, scan_step_a=STEP_A, detector_mrad_per_px=DET_MRAD)
+    kw = dict(energy_kev=energy_kev, scan_step_a=scan_step_a, detector_mrad_per_px=detector_mrad_per_px)
     out = {
         "iCoM": lambda d: stem.icom(d, **kw),
-        "SSB": lambda d: stem.ssb(d, semiangle_mrad=SEMIANGLE_MRAD, **kw),
+        "SSB": lambda d: stem.ssb(d, semiangle_mrad=semiangle_mrad, **kw),
     }
     if _cnn_available():
         # the default (low frequencies from iCoM, stem/airpi/lowfreq.py) and the network alone
-        out["CNN + iCoM low-q (default)"] = lambda d: stem.cnn(d, semiangle_mrad=SEMIANGLE_MRAD, oversample=2,
+        out["CNN + iCoM low-q (default)"] = lambda d: stem.cnn(d, semiangle_mrad=semiangle_mrad, oversample=2,
                                                                device=device, low_frequency="icom", **kw)
-        out["CNN (network only)"] = lambda d: stem.cnn(d, semiangle_mrad=SEMIANGLE_MRAD, oversample=2, device=device,
+        out["CNN (network only)"] = lambda d: stem.cnn(d, semiangle_mrad=semiangle_mrad, oversample=2, device=device,
                                                        low_frequency=None, **kw)
+    if not compare:
+        return out
     try:  # the optional [compare] extra; never imported by the package itself
         import py4DSTEM  # noqa: F401
 
@@ -210,6 +216,20 @@ def _py4dstem_methods() -> dict:
             f"py4DSTEM ptycho ({it} it. GD)": ptycho(None), f"py4DSTEM ptycho ({it} it. GD, batch 64)": ptycho(64)}
 
 
+def score(res, phase_true: np.ndarray, phase_px_a: float, scan_step_a: float, two_alpha_inv_a: float) -> dict:
+    """A 4D-STEM result against the true phase object (rad, ``phase_px_a`` Å pixels, origin at the
+    first scan position): xc (mean-removed, ``CROP`` scan steps cut at each edge), the FRC 0.5
+    cutoff (1/Å and as a fraction of 2α/λ = ``two_alpha_inv_a``) and std(phase)/std(truth)."""
+    from napari_phase.physics.metrics import xc
+
+    px = res.pixel_size_a
+    truth = truth_on_grid(phase_true, phase_px_a, res.phase.shape, px, res.metadata.get("origin_a", (0.0, 0.0)))
+    crop = int(round(CROP * scan_step_a / px))
+    q = frc_cutoff(res.phase, truth, px)
+    return {"xc": xc(res.phase, truth, crop), "frc_inv_a": q, "frc_vs_2alpha": q / two_alpha_inv_a,
+            "phase_std_ratio": float(np.std(res.phase) / np.std(truth))}
+
+
 def bench_accuracy(quick: bool, device: str, *, structures=None, doses=None, scan: int | None = None,
                    only=None) -> list[dict]:
     """Rows of xc/FRC/time per (structure, dose, method); ``only``: method labels to keep (substring match)."""
@@ -236,18 +256,10 @@ def bench_accuracy(quick: bool, device: str, *, structures=None, doses=None, sca
                     rows.append({"structure": name, "dose": dose, "method": label, "error": str(exc)[:120]})
                     continue
                 dt = time.perf_counter() - t1
-                px = res.pixel_size_a
-                truth = truth_on_grid(sim.phase, sim.phase_pixel_size_a, res.phase.shape, px,
-                                      res.metadata.get("origin_a", (0.0, 0.0)))
-                from napari_phase.physics.metrics import xc
-
-                crop = int(round(CROP * STEP_A / px))
-                q = frc_cutoff(res.phase, truth, px)
-                rows.append({"structure": name, "dose": dose, "method": label, "xc": xc(res.phase, truth, crop),
-                             "frc_inv_a": q, "frc_vs_2alpha": q / two_alpha, "time_s": dt,
-                             "patterns_per_s": scan * scan / dt if dt > 0 else float("inf"),
-                             "phase_std_ratio": float(np.std(res.phase) / np.std(truth))})
-                _log(f"{name} dose {dose} {label}: xc {rows[-1]['xc']:.3f}, FRC {q:.2f} 1/Å, {dt:.1f} s")
+                scores = score(res, sim.phase, sim.phase_pixel_size_a, STEP_A, two_alpha)
+                rows.append({"structure": name, "dose": dose, "method": label, **scores, "time_s": dt,
+                             "patterns_per_s": scan * scan / dt if dt > 0 else float("inf")})
+                _log(f"{name} dose {dose} {label}: xc {scores['xc']:.3f}, FRC {scores['frc_inv_a']:.2f} 1/Å, {dt:.1f} s")
     return rows
 
 

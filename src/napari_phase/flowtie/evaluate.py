@@ -51,8 +51,10 @@ def score(est, s) -> dict:
             "psnr_ew": psnr(est, e, CROP_PX)}
 
 
-def run_methods(s, methods, *, model="default", device="cpu", gd_steps=200, refine_steps=50) -> dict:
-    """{method: metrics + runtime_s} for one case."""
+def run_methods(s, methods, *, model="default", device="cpu", gd_steps=200, refine_steps=50,
+                estimates: dict | None = None) -> dict:
+    """{method: metrics + runtime_s} for one case; each method's phase (rad) also goes into
+    ``estimates`` when a dict is given."""
     from .baselines import tie_classical, tie_gradient_descent
     from .solve import flowtie
 
@@ -73,6 +75,8 @@ def run_methods(s, methods, *, model="default", device="cpu", gd_steps=200, refi
         else:
             raise ValueError(m)
         res[m] = {**score(est, s), "runtime_s": time.perf_counter() - t0}
+        if estimates is not None:
+            estimates[m] = est
     return res
 
 
