@@ -10,6 +10,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 #: Fixtures that build a napari viewer (its canvas needs OpenGL on a display).
 VIEWER_FIXTURES = {"make_napari_viewer", "make_napari_viewer_proxy", "napari_viewer"}
+#: pytest-qt fixtures that create the QApplication (fine offscreen, fatal without a display).
+QT_FIXTURES = {"qtbot", "qapp", "qtmodeltester"}
 #: NAPARI_PHASE_GUI_TESTS=1 runs the viewer tests without probing, =0 leaves them out.
 GUI_ENV = "NAPARI_PHASE_GUI_TESTS"
 HOW_TO = ("install Xvfb and Mesa (apt-get install xvfb xauth libgl1-mesa-dri; `make test` does it when root) "
@@ -57,13 +59,15 @@ def _needs_viewer(item) -> bool:
 def pytest_collection_modifyitems(config, items):
     """Without a display that gives OpenGL, leave the viewer tests out (one line at the end says why)
     and let the other Qt tests (qtbot, widgets without a canvas) run on Qt's offscreen platform."""
-    viewer_items = [it for it in items if _needs_viewer(it)]
-    if not viewer_items:
+    if not any(_needs_viewer(it) or QT_FIXTURES & set(getattr(it, "fixturenames", ())) for it in items):
         return
     why = viewer_tests_unavailable()
     if why is None:
         return
     os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before pytest-qt's qapp exists: no abort on a missing display
+    viewer_items = [it for it in items if _needs_viewer(it)]
+    if not viewer_items:
+        return
     keep = [it for it in items if not _needs_viewer(it)]
     config.hook.pytest_deselected(items=viewer_items)
     items[:] = keep

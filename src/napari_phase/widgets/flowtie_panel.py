@@ -24,7 +24,6 @@ from qtpy.QtWidgets import (
     QFrame,
     QGroupBox,
     QLabel,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -35,7 +34,8 @@ from . import _runner
 from ._layers import _geometry, _metadata, _robust_limits, add_or_update, layer_name, result_to_layers
 from ._form import device_choices as _device_choices
 from ._form import scrolling_panel, set_row_visible as _set_row_visible
-from ._form import spin as _spin, tidy_form as _tidy_form
+from ._form import Field, add_fields, prefill_fields, read_fields
+from ._form import tidy_form as _tidy_form
 from ._runner import JobRunner, LayerCombo
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,25 @@ def flow_layers(result: PhaseResult, base: str, source_layer=None, suffix: str =
                                    "arrow_scale": f"1 px of arrow = {1 / factor:.4g} {unit}"}, **geom}, "vectors"))
     return out
 
+#: The microscope fields (shown units = parameter units; the first four prefilled from layer metadata).
+MICROSCOPE = (
+    Field("dz_nm", "defocus_step_nm", "dz (nm)", 1.0, 0.001, 1e6, 3, 0.1, from_metadata=True,
+          tooltip="Defocus step dz in nm: the images are at −dz, 0, +dz (a defocus is a propagation by that distance)"),
+    Field("energy_kev", "energy_kev", "energy (keV)", 300.0, 1.0, 3000.0, 1, 10.0, "Beam energy in keV", from_metadata=True),
+    Field("pixel_a", "pixel_size_a", "pixel size (Å)", 0.1, 1e-4, 1e5, 4, 0.01,
+          "Pixel size in Å (images) or scan step in Å (4D-STEM)", from_metadata=True),
+    Field("semiangle", "semiangle_mrad", "aperture (mrad)", 20.0, 0.0, 500.0, 2, 1.0, special="none", from_metadata=True,
+          tooltip="Objective aperture semi-angle in mrad (for 4D-STEM: the probe's convergence semi-angle). 0 = none"),
+    Field("detector_mrad", "detector_mrad", "virtual BF radius (mrad)", 2.0, 0.01, 500.0, 2, 0.5,
+          "4D-STEM: radius of the virtual axial bright-field detector in mrad (small: reciprocity with conventional BF)"),
+    Field("detector_px", "detector_mrad_per_px", "detector (mrad/px)", 1.0, 1e-4, 1e4, 4, 0.1,
+          "4D-STEM: detector sampling in mrad per pixel"),
+)
+RECONSTRUCTION = (
+    Field("steps", "steps", "iterations", 300, 1, 100_000, tooltip="Iterations of gradient descent, or of the refinement",
+          integer=True),
+)
+
 
 class FlowTIEPanel(QWidget):
     """The FlowTIE dock panel (see module docstring)."""
@@ -150,22 +169,10 @@ class FlowTIEPanel(QWidget):
         f.addRow(self.input_info)
 
         # ---------------------------------------------------------------- microscope
-        self.dz_nm = _spin(1.0, 0.001, 1e6, 3, 0.1, "Defocus step dz in nm: the images are at −dz, 0, +dz (a defocus is a propagation by that distance)")
-        self.energy_kev = _spin(300.0, 1.0, 3000.0, 1, 10.0, "Beam energy in keV")
-        self.pixel_a = _spin(0.1, 1e-4, 1e5, 4, 0.01, "Pixel size in Å (images) or scan step in Å (4D-STEM)")
-        self.semiangle = _spin(20.0, 0.0, 500.0, 2, 1.0, "Objective aperture semi-angle in mrad (for 4D-STEM: the probe's convergence semi-angle). 0 = none")
-        self.semiangle.setSpecialValueText("none")
-        self.detector_mrad = _spin(2.0, 0.01, 500.0, 2, 0.5, "4D-STEM: radius of the virtual axial bright-field detector in mrad (small: reciprocity with conventional BF)")
-        self.detector_px = _spin(1.0, 1e-4, 1e4, 4, 0.1, "4D-STEM: detector sampling in mrad per pixel")
         mic_box = QGroupBox("Microscope")
         self._mic_form = m = QFormLayout(mic_box)
         _tidy_form(m)
-        m.addRow("dz (nm)", self.dz_nm)
-        m.addRow("energy (keV)", self.energy_kev)
-        m.addRow("pixel size (Å)", self.pixel_a)
-        m.addRow("aperture (mrad)", self.semiangle)
-        m.addRow("virtual BF radius (mrad)", self.detector_mrad)
-        m.addRow("detector (mrad/px)", self.detector_px)
+        add_fields(self, m, MICROSCOPE)
 
         # ---------------------------------------------------------------- method
         self.method = QComboBox()
@@ -176,20 +183,16 @@ class FlowTIEPanel(QWidget):
             "classical TIE: ∇·(I0∇φ) = −(2π/λ)∂I/∂z, two FFT Poisson solves (instant; thin specimens).\n"
             "gradient descent: phase pixels fitted to the triplet through the aperture (slow)."
         )
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 100_000)
-        self.steps.setValue(300)
-        self.steps.setToolTip("Iterations of gradient descent, or of the refinement")
+        rec_box = QGroupBox("Reconstruction")
+        self._rec_form = r = QFormLayout(rec_box)
+        _tidy_form(r)
+        r.addRow("method", self.method)
+        add_fields(self, r, RECONSTRUCTION)
         self.register = QCheckBox("register the three images")
         self.register.setToolTip("Sub-pixel alignment of −dz and +dz onto the in-focus image (needs in-focus contrast)")
         self.device = QComboBox()
         self.device.addItems(_device_choices())
         self.device.setToolTip("auto = CUDA GPU, then Apple MPS, then CPU")
-        rec_box = QGroupBox("Reconstruction")
-        self._rec_form = r = QFormLayout(rec_box)
-        _tidy_form(r)
-        r.addRow("method", self.method)
-        r.addRow("iterations", self.steps)
         r.addRow("", self.register)
         r.addRow("device", self.device)
 
@@ -258,11 +261,8 @@ class FlowTIEPanel(QWidget):
         return ok
 
     def parameters(self) -> dict:
-        alpha = float(self.semiangle.value())
-        return {"defocus_step_nm": float(self.dz_nm.value()), "energy_kev": float(self.energy_kev.value()),
-                "pixel_size_a": float(self.pixel_a.value()), "semiangle_mrad": alpha if alpha > 0 else None,
-                "detector_mrad": float(self.detector_mrad.value()), "detector_mrad_per_px": float(self.detector_px.value()),
-                "steps": int(self.steps.value()), "register": bool(self.register.isChecked()), "device": self.device.currentText()}
+        return {**read_fields(self, MICROSCOPE + RECONSTRUCTION), "register": bool(self.register.isChecked()),
+                "device": self.device.currentText()}
 
     def run(self) -> bool:
         ctx: dict[str, Any] = {}
@@ -338,15 +338,7 @@ class FlowTIEPanel(QWidget):
             self._info("No triplet yet: open one (File > Open Sample > napari-phase > FlowTIE triplet) or three images.")
             return
         md = layer.metadata or {}
-        notes = []
-        for key, widget in (("defocus_step_nm", self.dz_nm), ("energy_kev", self.energy_kev), ("pixel_size_a", self.pixel_a),
-                            ("semiangle_mrad", self.semiangle)):
-            if md.get(key) is not None:
-                try:
-                    widget.setValue(float(md[key]))
-                    notes.append(key.split("_")[0])
-                except (TypeError, ValueError):
-                    pass
+        notes = [key.split("_")[0] for key in prefill_fields(self, MICROSCOPE, md)]
         if "pixel_size_a" not in md:
             unit = str(layer.units[-1]) if getattr(layer, "units", None) is not None else "pixel"
             if unit not in ("pixel", "dimensionless"):

@@ -1,0 +1,64 @@
+"""widgets/_form.py: panel fields declared once, built, read and prefilled from one table
+(Qt widgets only, no viewer: runs on Qt's offscreen platform where there is no display)."""
+
+import pytest
+
+pytest.importorskip("qtpy")
+
+
+@pytest.fixture
+def fields():
+    from napari_phase.widgets._form import Field
+
+    return (Field("defocus", "defocus_nm", "defocus (mm)", -1.0, -100.0, 100.0, 3, 0.1, "tip d", scale=1e6,
+                  from_metadata=True),
+            Field("qc", "qc_per_nm", "qc (1/nm)", 0.0, 0.0, 1.0, 4, 0.001, special="auto", from_metadata=True),
+            Field("iters", "iterations", "iterations", 300, 1, 5000, integer=True),
+            Field("other", "voltage_kv", "voltage (kV)", 200.0, 1.0, 3000.0, 1))
+
+
+def test_fields_build_rows_in_order_with_units_and_tooltips(qtbot, fields):
+    from qtpy.QtWidgets import QFormLayout, QSpinBox, QWidget
+
+    from napari_phase.widgets._form import add_fields
+
+    w = QWidget()
+    qtbot.addWidget(w)
+    form = QFormLayout(w)
+    add_fields(w, form, fields)
+    assert [form.labelForField(getattr(w, f.attr)).text() for f in fields] == [f.label for f in fields]
+    assert w.defocus.value() == pytest.approx(-1.0) and w.defocus.decimals() == 3 and w.defocus.toolTip() == "tip d"
+    assert (w.defocus.minimum(), w.defocus.maximum()) == (-100.0, 100.0)
+    assert w.qc.specialValueText() == "auto" and w.qc.text() == "auto"
+    assert isinstance(w.iters, QSpinBox) and w.iters.value() == 300
+    assert not w.defocus.keyboardTracking()
+
+
+def test_read_scales_and_turns_special_text_into_none(qtbot, fields):
+    from qtpy.QtWidgets import QFormLayout, QWidget
+
+    from napari_phase.widgets._form import add_fields, read_fields
+
+    w = QWidget()
+    qtbot.addWidget(w)
+    add_fields(w, QFormLayout(w), fields)
+    p = read_fields(w, fields)
+    assert p == {"defocus_nm": pytest.approx(-1e6), "qc_per_nm": None, "iterations": 300, "voltage_kv": 200.0}
+    assert isinstance(p["iterations"], int)
+    w.defocus.setValue(0.5)
+    w.qc.setValue(0.002)
+    p = read_fields(w, fields)
+    assert p["defocus_nm"] == pytest.approx(5e5) and p["qc_per_nm"] == pytest.approx(0.002)
+
+
+def test_prefill_divides_by_the_scale_and_skips_what_is_not_a_number(qtbot, fields):
+    from qtpy.QtWidgets import QFormLayout, QWidget
+
+    from napari_phase.widgets._form import add_fields, prefill_fields
+
+    w = QWidget()
+    qtbot.addWidget(w)
+    add_fields(w, QFormLayout(w), fields)
+    done = prefill_fields(w, fields, {"defocus_nm": -2.5e6, "qc_per_nm": "x", "voltage_kv": 300.0, "iterations": 9})
+    assert done == ["defocus_nm"]  # qc is not a number; voltage and iterations are not prefilled fields
+    assert w.defocus.value() == pytest.approx(-2.5) and w.other.value() == pytest.approx(200.0) and w.iters.value() == 300
