@@ -18,7 +18,6 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -34,7 +33,7 @@ from ..jobs import InputError
 from . import _runner
 from ._layers import add_or_update, result_to_layers
 from ._runner import JobRunner, LayerCombo
-from ._form import scrolling_panel, spin as _spin, tidy_form as _tidy_form
+from ._form import Field, add_fields, read_fields, scrolling_panel, spin as _spin, tidy_form as _tidy_form
 from .siprad_panel import pixel_size_from_layer
 
 HELP = (
@@ -119,6 +118,23 @@ def parse_floats(text: str, name: str) -> list[float] | None:
         return [float(t) for t in text.replace(",", " ").split()]
     except ValueError:
         raise InputError(f"{name}: give numbers separated by commas, got {text!r}") from None
+
+
+#: "Simulate from OVF": keyword arguments of ltem.simulate_from_magnetization (defocus shown in mm).
+OVF_FIELDS = (
+    Field("ovf_tilt_x", "tilt_x_deg", "tilt x (°)", 0.0, -79.0, 79.0, 1, 5.0, "Specimen tilt about the image x axis (Néel textures need one)"),
+    Field("ovf_tilt_y", "tilt_y_deg", "tilt y (°)", 0.0, -79.0, 79.0, 1, 5.0, "Specimen tilt about the image y axis"),
+    Field("ovf_defocus", "defocus_nm", "defocus (mm)", -0.1, -1000.0, 1000.0, 4, 0.05, "Defocus in mm, negative = under-focus",
+          scale=1e6),
+    Field("ovf_ms", "ms_a_per_m", "Ms (A/m)", 0.0, 0.0, 1e8, 0, 1e4, special="from file",
+          tooltip="Saturation magnetisation in A/m (needed for unit-vector files; 0 = from the file)"),
+    Field("ovf_film", "film_thickness_nm", "film thickness (nm)", 0.0, 0.0, 1e4, 1, 10.0, special="from file",
+          tooltip="Film thickness along the beam in nm (0 = the file's cells); a run with one cell through the film "
+                  "often stands for a thicker film: B·t and the contrast scale with it"),
+    Field("ovf_px", "pixel_size_nm", "pixel size (nm)", 0.0, 0.0, 1e3, 3, 0.5, "Image pixel size in nm (0 = the cell size)",
+          special="cell size"),
+    Field("ovf_noise", "noise", "noise", 0.0, 0.0, 10.0, 3, 0.05, "Gaussian noise σ as a fraction of the mean intensity (0.1 = 10 %)"),
+)
 
 
 class TieSeriesPanel(QWidget):
@@ -243,30 +259,14 @@ class TieSeriesPanel(QWidget):
         self.result_info.setStyleSheet("color: #a0a0a0;")
 
         # ---------------------------------------------------------------- simulate from OVF
-        self.ovf_path = QLineEdit()
-        self.ovf_path.setPlaceholderText("OOMMF / mumax3 .ovf or .omf file")
-        browse = QPushButton("…")
-        browse.setMaximumWidth(30)
-        browse.clicked.connect(lambda *_: self._browse())
-        prow = QWidget()
-        pl = QHBoxLayout(prow)
-        pl.setContentsMargins(0, 0, 0, 0)
-        pl.addWidget(self.ovf_path, 1)
-        pl.addWidget(browse)
+        from magicgui.widgets import FileEdit
+
+        self.ovf_file = FileEdit(mode="r", filter="OVF (*.ovf *.omf);;All files (*)")
+        self.ovf_file.line_edit.native.setPlaceholderText("OOMMF / mumax3 .ovf or .omf file")
+        self.ovf_path = self.ovf_file.line_edit.native  # the path as text (empty: none chosen yet)
         self.ovf_axis = QComboBox()
         self.ovf_axis.addItems(["z", "y", "x", "auto (single-cell axis)"])
         self.ovf_axis.setToolTip("Beam direction in the simulator's frame (the beam travels along −axis)")
-        self.ovf_tilt_x = _spin(0.0, -79.0, 79.0, 1, 5.0, "Specimen tilt about the image x axis (Néel textures need one)")
-        self.ovf_tilt_y = _spin(0.0, -79.0, 79.0, 1, 5.0, "Specimen tilt about the image y axis")
-        self.ovf_defocus = _spin(-0.1, -1000.0, 1000.0, 4, 0.05, "Defocus in mm, negative = under-focus")
-        self.ovf_ms = _spin(0.0, 0.0, 1e8, 0, 1e4, "Saturation magnetisation in A/m (needed for unit-vector files; 0 = from the file)")
-        self.ovf_ms.setSpecialValueText("from file")
-        self.ovf_film = _spin(0.0, 0.0, 1e4, 1, 10.0, "Film thickness along the beam in nm (0 = the file's cells); a run "
-                              "with one cell through the film often stands for a thicker film: B·t and the contrast scale with it")
-        self.ovf_film.setSpecialValueText("from file")
-        self.ovf_px = _spin(0.0, 0.0, 1e3, 3, 0.5, "Image pixel size in nm (0 = the cell size)")
-        self.ovf_px.setSpecialValueText("cell size")
-        self.ovf_noise = _spin(0.0, 0.0, 10.0, 3, 0.05, "Gaussian noise σ as a fraction of the mean intensity (0.1 = 10 %)")
         self.ovf_button = QPushButton("Simulate from OVF")
         self.ovf_button.setToolTip("Image the magnetisation with the LTEM forward model; adds the image and its true phase and B·t")
         self.ovf_button.clicked.connect(lambda *_: self.simulate_from_ovf())
@@ -275,15 +275,9 @@ class TieSeriesPanel(QWidget):
         sim = QWidget()
         sf = QFormLayout(sim)
         _tidy_form(sf)
-        sf.addRow("file", prow)
+        sf.addRow("file", self.ovf_file.native)
         sf.addRow("beam along", self.ovf_axis)
-        sf.addRow("tilt x (°)", self.ovf_tilt_x)
-        sf.addRow("tilt y (°)", self.ovf_tilt_y)
-        sf.addRow("defocus (mm)", self.ovf_defocus)
-        sf.addRow("Ms (A/m)", self.ovf_ms)
-        sf.addRow("film thickness (nm)", self.ovf_film)
-        sf.addRow("pixel size (nm)", self.ovf_px)
-        sf.addRow("noise", self.ovf_noise)
+        add_fields(self, sf, OVF_FIELDS)
         sf.addRow(self.ovf_button)
         self.ovf_section = QCollapsible("Simulate from OVF (micromagnetic file)")
         self.ovf_section.addWidget(sim)
@@ -412,15 +406,8 @@ class TieSeriesPanel(QWidget):
                 raise InputError("choose an .ovf/.omf file first")
             mag = read_magnetization(path)
             axis = self.ovf_axis.currentText()
-            ms = float(self.ovf_ms.value())
-            px = float(self.ovf_px.value())
-            film = float(self.ovf_film.value())
-            sample = simulate_from_magnetization(
-                mag, thickness_axis=None if axis.startswith("auto") else axis, defocus_nm=float(self.ovf_defocus.value()) * 1e6,
-                tilt_x_deg=float(self.ovf_tilt_x.value()), tilt_y_deg=float(self.ovf_tilt_y.value()),
-                ms_a_per_m=ms if ms > 0 else None, pixel_size_nm=px if px > 0 else None, noise=float(self.ovf_noise.value()),
-                film_thickness_nm=film if film > 0 else None,
-            )
+            sample = simulate_from_magnetization(mag, thickness_axis=None if axis.startswith("auto") else axis,
+                                                 **read_fields(self, OVF_FIELDS))
         except (InputError, FileNotFoundError) as exc:
             _runner.warn(str(exc))
             return None
@@ -520,7 +507,3 @@ class TieSeriesPanel(QWidget):
         self.phase_e_prior.setEnabled(on)
         self.qc.setEnabled(REGULARISATION[self.regularisation.currentText()] == "value")
 
-    def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Micromagnetic file", "", "OVF (*.ovf *.omf);;All files (*)")
-        if path:
-            self.ovf_path.setText(path)
