@@ -62,3 +62,36 @@ def test_prefill_divides_by_the_scale_and_skips_what_is_not_a_number(qtbot, fiel
     done = prefill_fields(w, fields, {"defocus_nm": -2.5e6, "qc_per_nm": "x", "voltage_kv": 300.0, "iterations": 9})
     assert done == ["defocus_nm"]  # qc is not a number; voltage and iterations are not prefilled fields
     assert w.defocus.value() == pytest.approx(-2.5) and w.other.value() == pytest.approx(200.0) and w.iters.value() == 300
+
+
+def test_panels_read_their_tables_as_their_solvers_expect(qtbot):
+    """The FlowTIE panel and the TIE series panel's OVF section, built on a headless ViewerModel:
+    the defaults read as the keywords their functions take (mm shown → nm passed, 'none'/'from
+    file'/'cell size' → None)."""
+    from napari.components import ViewerModel
+
+    from napari_phase.widgets._form import read_fields
+    from napari_phase.widgets.flowtie_panel import FlowTIEPanel
+    from napari_phase.widgets.tie_series_panel import OVF_FIELDS, TieSeriesPanel
+
+    ft = FlowTIEPanel(ViewerModel())
+    qtbot.addWidget(ft)
+    assert ft.parameters() == {"defocus_step_nm": 1.0, "energy_kev": 300.0, "pixel_size_a": 0.1, "semiangle_mrad": 20.0,
+                               "detector_mrad": 2.0, "detector_mrad_per_px": 1.0, "steps": 300, "register": False,
+                               "device": "auto"}
+    ft.semiangle.setValue(0.0)
+    assert ft.parameters()["semiangle_mrad"] is None
+    tie = TieSeriesPanel(ViewerModel())
+    qtbot.addWidget(tie)
+    assert read_fields(tie, OVF_FIELDS) == {"tilt_x_deg": 0.0, "tilt_y_deg": 0.0, "defocus_nm": pytest.approx(-1e5),
+                                            "ms_a_per_m": None, "film_thickness_nm": None, "pixel_size_nm": None,
+                                            "noise": 0.0}
+    tie.ovf_ms.setValue(8e5)
+    tie.ovf_defocus.setValue(0.25)
+    p = read_fields(tie, OVF_FIELDS)
+    assert p["ms_a_per_m"] == pytest.approx(8e5) and p["defocus_nm"] == pytest.approx(2.5e5)
+    import inspect
+
+    from napari_phase.ltem.micromagnetic import simulate_from_magnetization
+
+    assert set(p) <= set(inspect.signature(simulate_from_magnetization).parameters)
