@@ -36,6 +36,7 @@ from ._layers import add_or_update, result_to_layers
 from ._form import device_choices as _device_choices
 from ._form import set_row_visible as _set_row_visible
 from ._form import scrolling_panel as _scrolling_panel
+from ._form import Field, add_fields, prefill_fields, read_fields
 from ._form import spin as _spin, tidy_form as _tidy_form
 from ._runner import JobRunner, LayerCombo
 from .mask_tool import MASK_LAYER_NAME, MaskTool
@@ -168,6 +169,23 @@ def _prefer_not_truth(layers: list):
     return None
 
 
+#: The microscope fields (defocus shown in mm, passed in nm); defocus, voltage and Cs prefilled from
+#: the layer's metadata (the pixel size from its scale or metadata: pixel_size_from_layer).
+MICROSCOPE = (
+    Field("pixel_size", "pixel_size_nm", "pixel size (nm)", 1.0, 1e-4, 1e5, 4, 0.1,
+          "Image sampling in nm per pixel (prefilled from the layer's scale or metadata)"),
+    Field("defocus_mm", "defocus_nm", "defocus (mm)", -1.0, -1000.0, 1000.0, 4, 0.1, scale=1e6, from_metadata=True,
+          tooltip="Defocus Δf in mm. Negative = under-focus (weakened lens). "
+                  "PyLorentz users: its defocus sign is the opposite of this one."),
+    Field("voltage_kv", "voltage_kv", "voltage (kV)", 200.0, 1.0, 3000.0, 1, 10.0, "Accelerating voltage in kV",
+          from_metadata=True),
+    Field("cs_mm", "cs_mm", "Cs (mm)", 1.0, 0.0, 1e4, 3, 0.1, "Spherical aberration Cs in mm", from_metadata=True),
+    Field("divergence_mrad", "divergence_mrad", "divergence (mrad)", 0.01, 0.0, 10.0, 4, 0.001,
+          "Beam divergence (illumination semi-angle) θc in mrad; small values keep the mm-defocus contrast"),
+    Field("defocus_spread_nm", "defocus_spread_nm", "defocus spread (nm)", 100.0, 0.0, 1e5, 1, 10.0,
+          "Defocus spread Δ in nm (temporal coherence envelope)"),
+)
+
 class SipradPanel(QWidget):
     """The SIPRAD (LTEM) dock panel (see module docstring)."""
 
@@ -191,22 +209,10 @@ class SipradPanel(QWidget):
         self.image_info.setWordWrap(True)
 
         # ---------------------------------------------------------------- microscope
-        self.pixel_size = _spin(1.0, 1e-4, 1e5, 4, 0.1, "Image sampling in nm per pixel (prefilled from the layer's scale or metadata)")
-        self.defocus_mm = _spin(-1.0, -1000.0, 1000.0, 4, 0.1, "Defocus Δf in mm. Negative = under-focus (weakened lens). "
-                                "PyLorentz users: its defocus sign is the opposite of this one.")
-        self.voltage_kv = _spin(200.0, 1.0, 3000.0, 1, 10.0, "Accelerating voltage in kV")
-        self.cs_mm = _spin(1.0, 0.0, 1e4, 3, 0.1, "Spherical aberration Cs in mm")
-        self.divergence_mrad = _spin(0.01, 0.0, 10.0, 4, 0.001, "Beam divergence (illumination semi-angle) θc in mrad; small values keep the mm-defocus contrast")
-        self.defocus_spread_nm = _spin(100.0, 0.0, 1e5, 1, 10.0, "Defocus spread Δ in nm (temporal coherence envelope)")
         mic_box = QGroupBox("Microscope")
         mic = QFormLayout(mic_box)
         _tidy_form(mic)
-        mic.addRow("pixel size (nm)", self.pixel_size)
-        mic.addRow("defocus (mm)", self.defocus_mm)
-        mic.addRow("voltage (kV)", self.voltage_kv)
-        mic.addRow("Cs (mm)", self.cs_mm)
-        mic.addRow("divergence (mrad)", self.divergence_mrad)
-        mic.addRow("defocus spread (nm)", self.defocus_spread_nm)
+        add_fields(self, mic, MICROSCOPE)
 
         # ---------------------------------------------------------------- reconstruction
         self.solver = QComboBox()
@@ -347,12 +353,7 @@ class SipradPanel(QWidget):
         """The microscope and solver parameters as the jobs take them (defocus in nm)."""
         qc = float(self.qc.value())
         return {
-            "pixel_size_nm": float(self.pixel_size.value()),
-            "defocus_nm": float(self.defocus_mm.value()) * 1e6,
-            "voltage_kv": float(self.voltage_kv.value()),
-            "cs_mm": float(self.cs_mm.value()),
-            "divergence_mrad": float(self.divergence_mrad.value()),
-            "defocus_spread_nm": float(self.defocus_spread_nm.value()),
+            **read_fields(self, MICROSCOPE),
             "iterations": int(self.iterations.value()),
             "seed": int(self.seed.value()),
             "device": self.device.currentText(),
@@ -514,18 +515,11 @@ class SipradPanel(QWidget):
         else:
             notes.append(f"pixel size {source}")
         md = layer.metadata or {}
-        if md.get("defocus_nm") is not None:
-            self.defocus_mm.setValue(float(md["defocus_nm"]) / 1e6)
+        if "defocus_nm" in prefill_fields(self, MICROSCOPE, md):  # defocus, voltage, Cs
             notes.append("defocus from metadata")
         elif md.get("defocus_mm") is not None:
             self.defocus_mm.setValue(float(md["defocus_mm"]))
             notes.append("defocus from metadata")
-        for key, widget in (("voltage_kv", self.voltage_kv), ("cs_mm", self.cs_mm)):
-            if md.get(key) is not None:
-                try:
-                    widget.setValue(float(md[key]))
-                except (TypeError, ValueError):
-                    pass
         self._set_image_info(f"{size}; " + ", ".join(notes))
 
     def _refresh_empty_info(self, *_) -> None:
