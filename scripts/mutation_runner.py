@@ -34,7 +34,8 @@ def run_one(k: int, mutation, default_tests=None, tag: str = "mut") -> bool | No
     open(f, "w").write(text.replace(old, new))
     gui = bool(tests) and tests[0] == "GUI"
     args = [t for t in tests if t != "GUI"]
-    cmd = [f"{ROOT}/.venv/bin/python", "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore", *args]
+    python = f"{ROOT}/.venv/bin/python" if os.path.exists(f"{ROOT}/.venv/bin/python") else sys.executable
+    cmd = [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore", *args]
     if gui:
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
     env = {**os.environ, "PYTHONPATH": f"{d}/src", "QT_API": "pyqt6"}
