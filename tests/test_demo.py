@@ -47,6 +47,9 @@ def test_stem_part_scores_icom_and_ssb_against_the_truth(tmp_path, monkeypatch):
     for m in ("iCoM", "SSB"):  # a wrong scan step, rotation or sign leaves xc far below these
         assert scores[m]["xc"] > 0.9, (m, scores[m])
         assert 0.5 < scores[m]["frc_vs_2alpha"] < 1.5
+        # magnitude: std(phase)/std(truth) is 0.63 (iCoM) and ~0.8 (SSB) at the sample's 300 kV; a wrong
+        # energy rescales it by about λ(E')/λ(300 kV)
+        assert 0.5 < scores[m]["phase_std_ratio"] < 1.1, (m, scores[m])
     assert "not run: CNN + iCoM low-q (default), CNN (network only)" in (tmp_path / "summary.md").read_text()
 
 

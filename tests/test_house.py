@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+import napari_phase
+
 ROOT = Path(__file__).resolve().parents[1]
-PKG = ROOT / "src" / "napari_phase"
+PKG = Path(napari_phase.__file__).resolve().parent  # the package these tests import (src/ in a checkout)
 #: Packages above io/physics/jobs: a lower module importing one of these runs the house backwards.
 UPPER = ("ltem", "stem", "flowtie", "widgets", "cli", "demo", "bench", "training", "validate", "figures")
 LOWER = ("io", "physics", "jobs", "result", "threads")
@@ -56,7 +58,7 @@ def _third_party():
         for mod, top in _imports(path):
             root = mod.split(".")[0]
             if root not in std and root != "napari_phase":
-                yield path.relative_to(ROOT), root, top
+                yield path.relative_to(PKG.parent), root, top
 
 
 def test_every_imported_package_is_declared():
@@ -82,6 +84,6 @@ def test_the_check_sees_the_panels_imports():
 def test_lower_layers_import_no_method_panel_or_cli(layer):
     paths = [PKG / f"{layer}.py"] if (PKG / f"{layer}.py").is_file() else sorted((PKG / layer).rglob("*.py"))
     assert paths, layer
-    wrong = [f"{p.relative_to(ROOT)} imports {mod}" for p in paths for mod, _ in _imports(p)
+    wrong = [f"{p.relative_to(PKG.parent)} imports {mod}" for p in paths for mod, _ in _imports(p)
              if mod.split(".")[0] == "napari_phase" and len(mod.split(".")) > 1 and mod.split(".")[1] in UPPER]
     assert not wrong, "\n".join(wrong)
