@@ -51,7 +51,7 @@ def test_icom_cli_options_override_and_auto_rotation(scan, tmp_path, capsys):
     assert "rotation guess" in capsys.readouterr().err
 
 
-def test_ssb_cli_with_detector_from_disc(scan, tmp_path):
+def test_ssb_cli_with_detector_from_disc(scan, tmp_path, capsys):
     out = tmp_path / "ssb.h5"
     assert main(["ssb", str(scan["bare"]), "--energy-kev", "300", "--scan-step-a", str(scan["step"]),
                  "--semiangle-mrad", "20", "--detector-from-disc", "--center", "disc", "--out", str(out), "--quiet"]) == 0
@@ -59,6 +59,10 @@ def test_ssb_cli_with_detector_from_disc(scan, tmp_path):
     truth = scan["phi"][::STEP, ::STEP]
     assert xc(res.phase, truth) > 0.98
     assert np.std(res.phase) == pytest.approx(np.std(truth), rel=0.1)
+    # the 0.4 Å step undersamples SSB's band (λ/(4α) = 0.246 Å): one warning line, no Python warning text
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "undersamples SSB" in ln]
+    assert len(lines) == 1 and lines[0].startswith("napari-phase: warning: scan step 0.4 Å") and "UserWarning" not in err
 
 
 @pytest.mark.parametrize("case, message", [

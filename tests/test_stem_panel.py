@@ -62,6 +62,16 @@ def test_icom_through_the_panel_matches_truth(make_napari_viewer, sim, notes):
     assert not notes["error"]
 
 
+def test_ssb_through_the_panel_warns_when_the_step_undersamples(make_napari_viewer, sim, notes):
+    viewer = make_napari_viewer()
+    panel, _ = _panel(viewer, sim)  # 0.4 Å step > λ/(4α) = 0.246 Å at 300 kV, 20 mrad
+    panel.method.setCurrentText("SSB")
+    assert panel.run()
+    assert panel.runner.wait(60000) and panel.runner.last_outcome == "done", panel.runner.status_text
+    assert "SSB phase [rad]" in viewer.layers  # the result is kept; the warning only tells
+    assert len([m for m in notes["warning"] if "undersamples SSB" in m]) == 1 and not notes["error"]
+
+
 def test_ssb_cancel_keeps_partial_rows(make_napari_viewer, sim, notes, monkeypatch):
     import napari_phase.stem as stem
 

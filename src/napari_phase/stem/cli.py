@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from importlib.util import find_spec
 
 from ..jobs import DEVICE_CHOICES, InputError
@@ -169,7 +170,11 @@ def cmd_stem(args) -> int:
                       batch_size=args.batch_size, threads=args.threads,
                       low_frequency=None if args.low_frequency == "none" else args.low_frequency, **common)
         label = "CNN"
-    result = run_with_tqdm(job, label, disable=args.quiet)
+    with warnings.catch_warnings():  # a method's advisory warning becomes one line below
+        warnings.simplefilter("ignore", UserWarning)
+        result = run_with_tqdm(job, label, disable=args.quiet)
+    if result.metadata.get("warning"):
+        print(f"napari-phase: warning: {result.metadata['warning']}", file=sys.stderr)
     result.metadata.setdefault("source_file", str(args.file))
     result.metadata["center"] = where
     if note:

@@ -20,31 +20,45 @@ Detector frame: k_det = F(R(−θ) Q_scan) (rotation/transpose as in calibration
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..jobs import InputError, Job, JobCancelled, Progress, Stopwatch, run_job
 from ..physics.optics import chi
 from ..result import PhaseResult
 from ._data import check_4d, read_rows, rows_per_block
 from ._grid import square_result
+from . import ssb_wiener
 from .calibration import Calibration
 
 
-def _trotter_weights(det_shape, center, aperture_px, inv_a_per_px, q_yx, rotation_deg, transpose,
-                     wavelength_a, defocus_a, cs_a):
-    """Sparse W (n_disc_pixels × n_Q, complex64), the disc pixel indices and N(Q)."""
-    import scipy.sparse as sp
+def undersampling_message(step_yx_a, wavelength_a: float, semiangle_mrad: float) -> str | None:
+    """One line when the scan cannot sample the SSB band: the trotters carry Q up to 2α/λ, a step
+    s samples up to its Nyquist 1/(2s), so every step must be ≤ λ/(4α); None when it is."""
+    limit_a = wavelength_a / (4 * semiangle_mrad * 1e-3)
+    coarse = max(float(v) for v in step_yx_a)
+    if coarse <= limit_a * (1 + 1e-9):
+        return None
+    return (f"scan step {coarse:g} Å undersamples SSB: its Nyquist 1/(2·step) = {0.5 / coarse:.3g} 1/Å is below the "
+            f"band 2α/λ = {2 * semiangle_mrad * 1e-3 / wavelength_a:.3g} 1/Å (steps ≤ λ/(4α) = {limit_a:.3g} Å sample "
+            "all of it); the finest detail aliases")
 
+
+def _disc_pixels(det_shape, center, aperture_px):
+    """Indices (flat) of the bright-field pixels and their (ky, kx) from the centre, px."""
     cy, cx = center
     yy, xx = np.indices(det_shape, dtype=np.float64)
     ky = (yy - cy).ravel()
     kx = (xx - cx).ravel()
-    disc = ky**2 + kx**2 < aperture_px**2
-    idx = np.flatnonzero(disc)
-    ky, kx = ky[idx], kx[idx]
-    # Q (scan frame, 1/Å) -> detector frame in px: k_det = F(R(-θ) Q)
+    idx = np.flatnonzero(ky**2 + kx**2 < aperture_px**2)
+    return idx, ky[idx], kx[idx]
+
+
+def _q_detector_px(q_yx, inv_a_per_px, rotation_deg, transpose):
+    """Q (scan frame, 1/Å) -> detector frame in px: k_det = F(R(−θ) Q)."""
     t = math.radians(rotation_deg)
     c, s = math.cos(t), math.sin(t)
     qy_s, qx_s = q_yx
@@ -52,6 +66,15 @@ def _trotter_weights(det_shape, center, aperture_px, inv_a_per_px, q_yx, rotatio
     qy_d = (-s * qx_s + c * qy_s) / inv_a_per_px
     if transpose:
         qx_d, qy_d = qy_d, qx_d
+    return qy_d, qx_d
+
+
+def _trotter_weights(det_shape, center, aperture_px, inv_a_per_px, q_yx, rotation_deg, transpose,
+                     wavelength_a, defocus_a, cs_a):
+    """Sparse W (n_disc_pixels × n_Q, complex64), the disc pixel indices and N(Q)."""
+    idx, ky, kx = _disc_pixels(det_shape, center, aperture_px)
+    qy_s = q_yx[0]
+    qy_d, qx_d = _q_detector_px(q_yx, inv_a_per_px, rotation_deg, transpose)
     r2 = aperture_px**2
     abr = bool(defocus_a or cs_a)
 
@@ -97,7 +120,7 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
             detector_mrad_per_px: float | None, rotation_deg: float = 0.0, transpose: bool = False,
             center: tuple[float, float] | None = None, defocus_a: float = 0.0, cs_mm: float = 0.0,
             block_rows: int | None = None, preview_every: int = 4, mode: str = "auto",
-            max_fft_bytes: int = 512 * 2**20) -> Job:
+            max_fft_bytes: int = 512 * 2**20, weighting: str = "wiener") -> Job:
     """SSB as a job (see module doc). Partial results every ``preview_every`` blocks show the
     accumulation so far. Returns a PhaseResult: ``phase`` (rad) on the scan grid (pixel = scan
     step in Å, origin at the first scan position).
@@ -105,7 +128,14 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
     ``mode``: "accumulate" (per block, memory = W + one block, cost ∝ patterns × Σ_Q trotter size),
     "fft" (keeps the bright-field pixels of every pattern, ~16 bytes each, and Fourier-transforms
     them over the scan: the same numbers, far faster on large scans), or "auto" (fft when that
-    cube stays below ``max_fft_bytes``)."""
+    cube stays below ``max_fft_bytes``).
+
+    ``weighting``: "wiener" (default: each Q weighted by S/(S + σ²/N) with the noise and signal
+    power measured from the data, ssb_wiener.py) or "none" (the plain trotter average, noisy at
+    low dose). A scan step coarser than λ/(4α) cannot sample the band up to 2α/λ: a one-line
+    warning (``warnings.warn`` and ``metadata["warning"]``)."""
+    if weighting not in ("wiener", "none"):
+        raise InputError(f"weighting must be 'wiener' or 'none', got {weighting!r}")
     if mode not in ("auto", "fft", "accumulate"):
         raise InputError(f"mode must be 'auto', 'fft' or 'accumulate', got {mode!r}")
     shape = check_4d(data)
@@ -129,6 +159,21 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
                                          cal.wavelength_a, cal.defocus_a, cal.cs_mm * 1e7)
     used = norm > 0
     q_count = int(used.sum())
+    warning = undersampling_message(cal.step_yx_a, cal.wavelength_a, cal.semiangle_mrad)
+    if warning:
+        warnings.warn(warning, UserWarning, stacklevel=2)
+    # noise-only pixels for σ² (ssb_wiener.py): extra columns of W, accumulated with the trotters
+    n_sel = len(sel)
+    cols = sel
+    noise_counts = np.zeros(0, np.int64)
+    if weighting == "wiener":
+        sub = ssb_wiener.noise_q_subset(q[sel])
+        _, ky_px, kx_px = _disc_pixels(shape[2:], center_px, cal.aperture_radius_px)
+        qy_d, qx_d = _q_detector_px((qyy.ravel()[sel[sub]], qxx.ravel()[sel[sub]]), cal.detector_inv_a_per_px,
+                                    cal.rotation_deg, cal.transpose)
+        wn, noise_counts = ssb_wiener.noise_region(ky_px, kx_px, cal.aperture_radius_px, qy_d, qx_d)
+        w = sp.hstack([w, wn], format="csc")
+        cols = np.concatenate([sel, sel[sub]])
     use_fft = mode == "fft" or (mode == "auto" and sy * sx * len(disc_idx) * 12 <= max_fft_bytes)
     if use_fft:
         cube = np.zeros((sy, sx, len(disc_idx)), np.float32)
@@ -138,20 +183,20 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
         # rows per block: keep the (patterns × Q) complex product near 32 MB
         n = block_rows or int(max(1, min(sy, 32 * 2**20 // max(1, 8 * sx * len(sel)))))
     blocks = -(-sy // n)
-    acc = np.zeros(len(sel), np.complex128)
     bf_sum = 0.0
     rows_done = 0
-    ex = None if use_fft else np.exp(-2j * np.pi * np.outer(np.arange(sx) * step_x, qxx.ravel()[sel])).astype(np.complex64)
-    qy_sel = qyy.ravel()[sel]
+    acc = np.zeros(len(cols), np.complex128)
+    ex = None if use_fft else np.exp(-2j * np.pi * np.outer(np.arange(sx) * step_x, qxx.ravel()[cols])).astype(np.complex64)
+    qy_sel = qyy.ravel()[cols]
 
     def fft_accumulate() -> None:
         import scipy.fft
 
         g = scipy.fft.fft2(cube, axes=(0, 1)).reshape(sy * sx, -1)  # G(k, Q), complex64
         chunk = max(1, (16 * 2**20) // max(1, 8 * g.shape[1]))
-        for c0 in range(0, len(sel), chunk):  # Φ(Q) = Σ_k W(k, Q) G(k, Q), a few MB at a time
-            c1 = min(len(sel), c0 + chunk)
-            acc[c0:c1] = np.asarray(wt[c0:c1].multiply(g[sel[c0:c1]]).sum(axis=1)).ravel()
+        for c0 in range(0, len(cols), chunk):  # Φ(Q) = Σ_k W(k, Q) G(k, Q), a few MB at a time
+            c1 = min(len(cols), c0 + chunk)
+            acc[c0:c1] = np.asarray(wt[c0:c1].multiply(g[cols[c0:c1]]).sum(axis=1)).ravel()
         del g
 
     def make(extra: dict) -> PhaseResult:
@@ -159,8 +204,18 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
             fft_accumulate()
         spec = np.zeros(sy * sx, np.complex128)
         level = bf_sum / max(1, rows_done * sx * len(disc_idx))
+        filt = {"weighting": "none"}
         if level > 0:
-            spec[sel[used]] = acc[used] / norm[used] / level
+            phi = acc[:n_sel][used] / norm[used] / level
+            sigma2 = ssb_wiener.pixel_noise_variance(acc[n_sel:] / level, noise_counts) if weighting == "wiener" else None
+            if sigma2 is not None:
+                gain, info = ssb_wiener.wiener_gain(phi, norm[used], sigma2, q[sel[used]],
+                                                    1.0 / max(sy * step_y, sx * step_x), 2 * cal.aperture_inv_a)
+                phi = phi * gain
+                filt = {"weighting": "wiener", **info}
+            elif weighting == "wiener":
+                filt = {"weighting": "none", "weighting_skipped": "no noise-only bright-field pixels to measure σ²"}
+            spec[sel[used]] = phi
         phase = np.fft.ifft2(spec.reshape(sy, sx)).real
         phase = (phase - phase.mean()).astype(np.float32)
         meta = {"method": "ssb", "energy_kev": cal.energy_kev, "semiangle_mrad": cal.semiangle_mrad,
@@ -168,7 +223,8 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
                 "rotation_deg": cal.rotation_deg, "transpose": cal.transpose, "center_px": list(center_px),
                 "defocus_a": cal.defocus_a, "cs_mm": cal.cs_mm, "band_inv_a": 2 * cal.aperture_inv_a,
                 "spatial_frequencies_used": q_count, "input_shape": list(shape), "origin": "first scan position",
-                "mode": "fft" if use_fft else "accumulate",
+                "mode": "fft" if use_fft else "accumulate", "ssb_filter": filt,
+                **({"warning": warning} if warning else {}),
                 "runtime_s": watch.elapsed_s, "device": "cpu", **extra}
         return square_result(PhaseResult({"phase": phase}, pixel_size=step_x, pixel_unit="Å", metadata=meta), step_y, step_x)
 

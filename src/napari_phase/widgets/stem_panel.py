@@ -595,6 +595,8 @@ class StemPanel(QWidget):
     # ------------------------------------------------------------------ results (main thread)
     def _show_result(self, ctx: dict, result: PhaseResult) -> None:
         suffix = " (cancelled)" if result.cancelled else ""
+        if result.metadata.get("warning"):  # e.g. SSB: the scan step undersamples its band
+            _runner.warn(str(result.metadata["warning"]))
         self._remove_live_layer()
         layers = add_or_update(self.viewer, result_to_layers(result, ctx["base"], suffix=suffix))
         self._raise_disc()
