@@ -104,6 +104,38 @@ def standardise(patterns, weights=None, eps: float = 1e-6):
     return x
 
 
+def powered(windows):
+    """I^0.1 of patterns (…, N, N), clamped at 0: standardise's first step, done once per pattern
+    at inference, where each pattern serves in nine kernels."""
+    import torch
+
+    return torch.clamp(windows, min=0.0) ** INTENSITY_POWER
+
+
+def pattern_sums(xp):
+    """Σ x and Σ x² of each powered pattern (…, N, N) -> two (…) float64 tensors."""
+    import torch
+
+    return xp.sum(dim=(-2, -1), dtype=torch.float64), xp.square().sum(dim=(-2, -1), dtype=torch.float64)
+
+
+def standardise_kernels(xp, ky, kx, sums, weights, eps: float = 1e-6):
+    """:func:`standardise` of the kernels ``xp[ky, kx]`` (B, 9, N, N) from already-powered windows
+    ``xp`` (R, C, N, N) and their :func:`pattern_sums`: each kernel's mean and (unbiased) std come
+    from the nine patterns' sums, so the kernel is read once, in one fused subtract-and-scale."""
+    import torch
+
+    s1, s2 = sums
+    m = 9 * xp.shape[-1] * xp.shape[-2]
+    k1 = s1[ky, kx].sum(dim=1)
+    k2 = s2[ky, kx].sum(dim=1)
+    mean = k1 / m
+    std = torch.sqrt(torch.clamp((k2 - m * mean * mean) / (m - 1), min=0.0))
+    w = torch.as_tensor(weights, dtype=torch.float64, device=xp.device).view(1, 9)
+    scale = (w / (std[:, None] + eps)).float()
+    return (xp[ky, kx] - mean.float().view(-1, 1, 1, 1)) * scale[:, :, None, None]
+
+
 def probe_channels(probe, batch: int):
     """The probe as two input channels: amplitude (max-normalised) and phase (rad), (B, 2, N, N)."""
     import torch

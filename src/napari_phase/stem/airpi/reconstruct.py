@@ -33,11 +33,12 @@ import torch
 
 from ...jobs import InputError, JobCancelled, Progress, Stopwatch, resolve_device, run_job, with_cpu_fallback
 from ...result import PhaseResult
-from ...threads import ThreadTuner
+from ...threads import ThreadTuner, torch_threads
 from .._data import check_4d, read_rows, rows_per_block, shape_of
 from .._grid import is_square
 from ..calibration import Calibration
 from . import lowfreq
+from .inference import PRECISIONS, inference_network, resolve_precision
 from .model import build
 from .preprocess import (
     BF_RADIUS_PX,
@@ -46,9 +47,11 @@ from .preprocess import (
     kernel_indices,
     neighbour_weights,
     probe_channels,
+    pattern_sums,
+    powered,
     probe_window,
     resample_patterns,
-    standardise,
+    standardise_kernels,
     window_pixel_a,
 )
 from .stitch import ObjectAccumulator, stitch
@@ -68,6 +71,13 @@ def _model_name(model: str | None) -> str:
     return DEFAULT_MODEL if model in (None, "", "default") else str(model)
 
 
+def fast_network(model: str | None, device, precision: str = "auto"):
+    """The network ready for inference (inference.py: conv+BN folded, channels-last, inference
+    mode, bfloat16 on an AMX CPU for ``precision="auto"``), cached per (model, device, precision)."""
+    net, _ = load_network(model, device)
+    return inference_network(net, (_model_name(model), id(net)), device, precision)
+
+
 def load_network(model: str | None = "default", device="cpu"):
     """The trained network (cached per (model, device)) and its card."""
     from ... import models
@@ -83,8 +93,10 @@ def load_network(model: str | None = "default", device="cpu"):
 class _Setup:
     """Everything a block needs, picklable (sent to dask workers)."""
 
-    def __init__(self, cal: Calibration, shape, oversample: int, model: str, batch_size: int, edge: str):
+    def __init__(self, cal: Calibration, shape, oversample: int, model: str, batch_size: int, edge: str,
+                 precision: str = "auto"):
         self.cal = cal
+        self.precision = precision
         self.shape = tuple(int(s) for s in shape)
         self.oversample = int(oversample)
         self.model = model
@@ -123,37 +135,44 @@ def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, 
     """Object accumulator of scan rows [r0, r1) given ``rows_data`` = scan rows starting at
     ``row0`` that cover the halo (r0 − 1 … r1, clipped). The accumulator covers the object rows
     the patches of these positions reach; returns (accumulator, its first object row).
-    ``tuner``: each batch (network + stitching) is one timed step of the thread tuner."""
+    ``tuner``: each batch's network call is one timed step of the thread tuner. On the CPU everything
+    around the network (resampling, kernels, stitching: many small steps) runs on one torch thread
+    (threads.torch_threads: on a busy CPU that is ~15× faster for such steps than two)."""
     import contextlib
 
     step = tuner.step if tuner is not None else contextlib.nullcontext
+    single = (lambda: torch_threads(1)) if torch.device(device).type == "cpu" else contextlib.nullcontext
     if net is None:
-        net, _ = load_network(setup.model, device)
+        net = fast_network(setup.model, device, setup.precision)
     ny, nx = setup.shape[:2]
     psy, psx = setup.pos_scale
-    windows = setup.resample(rows_data, device)  # (R, nx, N, N)
     r = setup.pixel_a / setup.dx_a  # window px per object px
     from .stitch import patch_half_width
 
-    half = patch_half_width(setup.probe, r)
-    top = max(0, int(math.floor(r0 * psy)) - half - 1)
-    bottom = min(setup.grid_shape[0], int(math.ceil((r1 - 1) * psy)) + half + 2)
-    acc = ObjectAccumulator((bottom - top, setup.grid_shape[1]), device=device)
-    rows = np.repeat(np.arange(r0, r1), nx)
-    cols = np.tile(np.arange(nx), r1 - r0)
-    idx = kernel_indices(rows, cols, (ny, nx), setup.edge)  # (P,9,2) global
-    probe = setup.probe.to(device)
-    pch = probe_channels(probe, 1).to(device)
-    w = torch.as_tensor(setup.weights, device=device)
+    with single():
+        windows = powered(setup.resample(rows_data, device))  # (R, nx, N, N), I^0.1 once per pattern
+        sums = pattern_sums(windows)
+        half = patch_half_width(setup.probe, r)
+        top = max(0, int(math.floor(r0 * psy)) - half - 1)
+        bottom = min(setup.grid_shape[0], int(math.ceil((r1 - 1) * psy)) + half + 2)
+        acc = ObjectAccumulator((bottom - top, setup.grid_shape[1]), device=device)
+        rows = np.repeat(np.arange(r0, r1), nx)
+        cols = np.tile(np.arange(nx), r1 - r0)
+        idx = kernel_indices(rows, cols, (ny, nx), setup.edge)  # (P,9,2) global
+        probe = setup.probe.to(device)
+        pch = probe_channels(probe, 1).to(device)
+        w = torch.as_tensor(setup.weights, device=device)
     for b0 in range(0, len(rows), setup.batch_size):
         sl = slice(b0, b0 + setup.batch_size)
-        with step():
+        with single():
             ky = torch.as_tensor(idx[sl, :, 0] - row0, device=device)
             kx = torch.as_tensor(idx[sl, :, 1], device=device)
-            kern = windows[ky, kx]  # (B,9,N,N)
-            x = torch.cat([standardise(kern, w), pch.expand(kern.shape[0], -1, -1, -1)], dim=1)
-            with torch.no_grad():
-                amp, phase = net(x)
+            kern = standardise_kernels(windows, ky, kx, sums, w)  # (B,9,N,N), as standardise(windows[ky, kx])
+            x = torch.cat([kern, pch.expand(kern.shape[0], -1, -1, -1)], dim=1).contiguous(
+                memory_format=torch.channels_last)
+        with step():
+            amp, phase = net(x)
+        with single():
             psi = torch.polar(amp, phase)
             pos = torch.as_tensor(np.stack([rows[sl] * psy, cols[sl] * psx], -1), dtype=torch.float64)
             stitch(acc, psi, probe, pos, r, origin=(top, 0))
@@ -209,6 +228,7 @@ def cnn_job(
     low_frequency: str | None = LOW_FREQUENCY_DEFAULT,
     low_frequency_cutoff: float = lowfreq.DEFAULT_CUTOFF,
     low_frequency_epsilon: float | None = lowfreq.DEFAULT_EPSILON,
+    precision: str = "auto",
 ):
     """The CNN reconstruction as a job (progress with the growing phase after every block of rows;
     cancel returns the rows done so far). Returns a PhaseResult: ``phase`` (rad) and ``amplitude``
@@ -219,7 +239,10 @@ def cnn_job(
     crossover at ``low_frequency_cutoff`` · α/λ, weighted down where the CoM field's signal-to-noise
     ratio is low (``low_frequency_epsilon``: the CNN's error power relative to the signal's; None =
     the crossover alone; lowfreq.com_confidence). The partial results while the CNN runs are the
-    plain CNN."""
+    plain CNN. ``precision``: "auto" (bfloat16 convolutions on a CPU with AMX tiles, float32
+    elsewhere), "float32" or "bfloat16" (inference.py)."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if low_frequency is not None and low_frequency not in lowfreq.SOURCES:
         raise InputError(f"low_frequency must be 'icom', 'ssb' or None, got {low_frequency!r}")
     try:
@@ -247,7 +270,12 @@ def cnn_job(
     _, card = load_network(name, "cpu")  # clear error for an unknown model before any work
 
     def make(dev):
-        return _run(data, shape, cal, oversample, name, card, dev, client, int(batch_size), block_rows, edge, threads)
+        try:  # on a cluster each worker resolves "auto" for its own CPU
+            prec = precision if client is not None else resolve_precision(precision, dev)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        return _run(data, shape, cal, oversample, name, card, dev, client, int(batch_size), block_rows, edge, threads,
+                    prec)
 
     result = yield from with_cpu_fallback(make, device)
     if low_frequency is None or result.metadata.get("cancelled"):
@@ -357,6 +385,8 @@ def _result(setup: _Setup, acc: ObjectAccumulator, card: dict, dev, watch, extra
         "origin": "first scan position", "rows_done": rows_done, "device": str(dev),
         "runtime_s": watch.elapsed_s, "patterns_per_s": rows_done * setup.shape[1] / max(watch.elapsed_s, 1e-9),
         "threads": torch.get_num_threads(),  # _run replaces it with the tuner's choice and record
+        "inference": {"conv_bn_fused": True, "memory_format": "channels_last", "precision": setup.precision,
+                      "inference_mode": True},
     }
     tr = card.get("training_ranges", {})
     if tr:
@@ -380,15 +410,16 @@ def _result(setup: _Setup, acc: ObjectAccumulator, card: dict, dev, watch, extra
     return PhaseResult({"phase": phase, "amplitude": amp}, pixel_size=setup.pixel_a, pixel_unit="Å", metadata=meta)
 
 
-def _run(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows, edge, threads=None):
+def _run(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows, edge, threads=None,
+         precision="float32"):
     """The job on one device; on the CPU inside a ThreadTuner (restores the caller's thread count)."""
     if client is not None:
         return (yield from _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows,
-                                     edge, None))
+                                     edge, None, precision))
     # inference batches are long (~1 s), so one warm-up and two timed batches per candidate
     with ThreadTuner.for_device(torch.device(dev), threads, probe_steps=2, warmup_steps=1) as tuner:
         return (yield from _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows,
-                                     edge, tuner))
+                                     edge, tuner, precision))
 
 
 def _tuned(result: PhaseResult, tuner: ThreadTuner | None) -> PhaseResult:
@@ -398,9 +429,10 @@ def _tuned(result: PhaseResult, tuner: ThreadTuner | None) -> PhaseResult:
     return result
 
 
-def _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows, edge, tuner):
+def _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows, edge, tuner,
+              precision="float32"):
     watch = Stopwatch()
-    setup = _Setup(cal, shape, oversample, name, batch_size, edge)
+    setup = _Setup(cal, shape, oversample, name, batch_size, edge, precision)
     ny = shape[0]
     if block_rows is None:
         block_rows = max(1, min(ny, rows_per_block(shape, 32 * 2**20)))
@@ -411,7 +443,7 @@ def _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size,
         yield from _run_distributed(client, data, setup, blocks, acc, total)
         yield Progress(total, total, "CNN: stitched", None)
         return _result(setup, acc, card, "dask.distributed", watch, {"distributed": True, "blocks": total, "threads": None}, ny)
-    net, _ = load_network(name, dev)
+    net = fast_network(name, dev, precision)
     rows_done = 0
     signal = False
     last_preview = None

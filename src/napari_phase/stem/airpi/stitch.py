@@ -82,12 +82,18 @@ def stitch(
     offs = torch.arange(-h, h + 2, device=dev, dtype=torch.float64)  # (M,)
     jy = base[:, 0:1] + offs[None]  # (B,M) object px (full-grid frame)
     jx = base[:, 1:2] + offs[None]
-    uy = n / 2 + (jy - pos[:, 0:1]) * r  # window px
-    ux = n / 2 + (jx - pos[:, 1:2]) * r
-    ey = torch.exp(2j * math.pi * uy[..., None] * k / n).to(torch.complex64)  # (B,M,N)
+    # the DFT matrices depend only on the sub-pixel part of the position: built once per distinct
+    # fraction (one for a square scan with an integer oversample), the weight once per distinct pair
+    frac, inv = torch.unique(pos - base, dim=0, return_inverse=True)  # (U,2), (B,)
+    uy = n / 2 + (offs[None] - frac[:, 0:1]) * r  # (U,M) window px
+    ux = n / 2 + (offs[None] - frac[:, 1:2]) * r
+    ey = torch.exp(2j * math.pi * uy[..., None] * k / n).to(torch.complex64)  # (U,M,N)
     ex = torch.exp(2j * math.pi * ux[..., None] * k / n).to(torch.complex64)
-    patch = ey @ spec @ ex.transpose(-2, -1) / (n * n)  # (B,M,M)
-    weight = (ey @ wspec @ ex.transpose(-2, -1)).real / (n * n)
+    weight = ((ey @ wspec @ ex.transpose(-2, -1)).real / (n * n))[inv]  # (B,M,M)
+    if len(frac) == 1:
+        patch = ey[0] @ spec @ ex[0].transpose(-2, -1) / (n * n)  # (B,M,M)
+    else:
+        patch = ey[inv] @ spec @ ex[inv].transpose(-2, -1) / (n * n)
     wmax = float((probe.abs() ** 2).max())
     keep = weight >= MASK_LEVEL * wmax
     patch = torch.where(keep, patch, torch.zeros_like(patch))

@@ -1,0 +1,128 @@
+"""The CNN's inference path (issue 16 §2, stem/airpi/inference.py): conv+BN folded, channels-last,
+inference mode, bfloat16 on AMX CPUs — the same phase as the plain module, and the helpers it uses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_phase.jobs import InputError
+from napari_phase.physics.metrics import xc
+from napari_phase.stem import cnn
+from napari_phase.stem.airpi import data as airpi_data
+from napari_phase.stem.airpi import inference, reconstruct
+from napari_phase.stem.airpi.preprocess import neighbour_weights, pattern_sums, powered, standardise, standardise_kernels
+from napari_phase.threads import torch_threads
+from test_stem_sim import smooth_phase
+
+
+@pytest.fixture(scope="module")
+def scan():
+    """A 12x12 scan of a smooth phase object (0.3 rad rms) at 300 kV, 20 mrad, noise-free."""
+    phi = smooth_phase(96, 0.2461, qmax=1.0, rms=0.3, seed=2)
+    return airpi_data.simulate_scan(phi, scan_shape=(12, 12), seed=0)
+
+
+def _cal(s):
+    return dict(energy_kev=s.energy_kev, semiangle_mrad=s.semiangle_mrad, scan_step_a=s.scan_step_a,
+                detector_mrad_per_px=s.detector_mrad_per_px, device="cpu", low_frequency=None, threads=1)
+
+
+def _plain(monkeypatch):
+    """Make cnn() run the shipped module as before: eval mode, no_grad, float32, no folding."""
+    def plain_network(model, device, precision="auto"):
+        net, _ = reconstruct.load_network(model, device)
+
+        def run(x):
+            with torch.no_grad():
+                return net(x.contiguous())
+        return run
+    monkeypatch.setattr(reconstruct, "fast_network", plain_network)
+
+
+def test_optimised_path_gives_the_plain_modules_phase(scan, monkeypatch):
+    fast32 = cnn(scan.data, **_cal(scan), precision="float32")
+    assert fast32.metadata["inference"] == {"conv_bn_fused": True, "memory_format": "channels_last",
+                                            "precision": "float32", "inference_mode": True}
+    with monkeypatch.context() as m:
+        _plain(m)
+        plain = cnn(scan.data, **_cal(scan))
+    known = plain.arrays["amplitude"] > 0
+    assert np.std(plain.phase[known]) > 0.1  # a real phase, not a flat map
+    # float32 folding reorders sums only: float noise
+    np.testing.assert_allclose(fast32.phase, plain.phase, atol=2e-4)
+    np.testing.assert_allclose(fast32.arrays["amplitude"], plain.arrays["amplitude"], rtol=1e-3, atol=1e-4)
+    # bfloat16 convolutions (float32 accumulation): measured max |Δφ| ~0.01 rad, xc 0.9999
+    bf16 = cnn(scan.data, **_cal(scan), precision="bfloat16")
+    assert bf16.metadata["inference"]["precision"] == "bfloat16"
+    assert xc(bf16.phase, plain.phase) > 0.999
+    assert np.abs(bf16.phase - plain.phase)[known].max() < 0.05
+    assert np.std(bf16.phase[known]) == pytest.approx(np.std(plain.phase[known]), rel=0.01)
+
+
+def test_folded_network_equals_the_module_on_random_weights():
+    from napari_phase.stem.airpi.model import AirpiNet
+
+    torch.manual_seed(1)
+    net = AirpiNet(width=4, depth=2).eval()
+    for m in net.modules():  # non-trivial BN statistics, so a missing or wrong fold shows
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    x = torch.randn(3, 11, 64, 64)
+    with torch.no_grad():
+        a_ref, p_ref = net(x)
+    fast = inference.InferenceNet(net, "cpu", "float32")
+    assert fast.fused == sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) > 0
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.module.modules())
+    a, p = fast(x)
+    assert a.dtype == torch.float32 and p.dtype == torch.float32
+    torch.testing.assert_close(a, a_ref, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(p, p_ref, atol=1e-5, rtol=1e-4)
+    # the original module is untouched (still has its BN layers, still trainable)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+
+
+def test_kernels_standardised_from_pattern_sums_equal_standardise():
+    torch.manual_seed(0)
+    win = torch.rand(5, 7, 64, 64) ** 4 * 50
+    ky, kx = torch.randint(0, 5, (33, 9)), torch.randint(0, 7, (33, 9))
+    w = neighbour_weights(1.3)
+    ref = standardise(win[ky, kx], w)
+    xp = powered(win)
+    got = standardise_kernels(xp, ky, kx, pattern_sums(xp), w)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    assert float(ref.std()) > 0.3  # not a degenerate case
+
+
+def test_precision_choice_and_bad_values(scan):
+    assert inference.resolve_precision("float32", "cpu") == "float32"
+    auto = inference.resolve_precision("auto", "cpu")
+    assert auto == ("bfloat16" if inference.cpu_has_amx_bf16() else "float32")
+    assert inference.resolve_precision("auto", "cuda") == "float32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        inference.resolve_precision("fp8", "cpu")
+    with pytest.raises(InputError, match="precision must be one of auto, float32, bfloat16"):
+        cnn(scan.data, **_cal(scan), precision="half")
+
+
+def test_torch_threads_restores_the_count():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with torch_threads(1):
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def test_flops_per_pattern_of_the_shipped_network():
+    net, _ = reconstruct.load_network("default", "cpu")
+    # 0.35 GFLOP per pattern (docs/benchmarks.md); the count follows the architecture
+    assert inference.flops_per_pattern(net) == pytest.approx(0.3509e9, rel=0.01)
