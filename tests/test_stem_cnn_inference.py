@@ -51,13 +51,13 @@ def test_optimised_path_gives_the_plain_modules_phase(scan, monkeypatch):
     known = plain.arrays["amplitude"] > 0
     assert np.std(plain.phase[known]) > 0.1  # a real phase, not a flat map
     # float32 folding reorders sums only: float noise
-    np.testing.assert_allclose(fast32.phase, plain.phase, atol=2e-4)
+    np.testing.assert_allclose(fast32.phase, plain.phase, atol=1e-5)  # measured 4e-7 rad
     np.testing.assert_allclose(fast32.arrays["amplitude"], plain.arrays["amplitude"], rtol=1e-3, atol=1e-4)
-    # bfloat16 convolutions (float32 accumulation): measured max |Δφ| ~0.01 rad, xc 0.9999
+    # bfloat16 convolutions (float32 accumulation): measured max |Δφ| 0.002 rad, xc 0.999997
     bf16 = cnn(scan.data, **_cal(scan), precision="bfloat16")
     assert bf16.metadata["inference"]["precision"] == "bfloat16"
-    assert xc(bf16.phase, plain.phase) > 0.999
-    assert np.abs(bf16.phase - plain.phase)[known].max() < 0.05
+    assert xc(bf16.phase, plain.phase) > 0.9999
+    assert np.abs(bf16.phase - plain.phase)[known].max() < 0.02
     assert np.std(bf16.phase[known]) == pytest.approx(np.std(plain.phase[known]), rel=0.01)
 
 

@@ -119,10 +119,11 @@ def pattern_sums(xp):
     return xp.sum(dim=(-2, -1), dtype=torch.float64), xp.square().sum(dim=(-2, -1), dtype=torch.float64)
 
 
-def standardise_kernels(xp, ky, kx, sums, weights, eps: float = 1e-6):
+def standardise_kernels(xp, ky, kx, sums, weights, eps: float = 1e-6, out=None):
     """:func:`standardise` of the kernels ``xp[ky, kx]`` (B, 9, N, N) from already-powered windows
     ``xp`` (R, C, N, N) and their :func:`pattern_sums`: each kernel's mean and (unbiased) std come
-    from the nine patterns' sums, so the kernel is read once, in one fused subtract-and-scale."""
+    from the nine patterns' sums, so the kernel is read once, in one fused subtract-and-scale
+    (x·s − mean·s), written into ``out`` when given (e.g. channels 0–8 of a channels-last batch)."""
     import torch
 
     s1, s2 = sums
@@ -132,8 +133,12 @@ def standardise_kernels(xp, ky, kx, sums, weights, eps: float = 1e-6):
     mean = k1 / m
     std = torch.sqrt(torch.clamp((k2 - m * mean * mean) / (m - 1), min=0.0))
     w = torch.as_tensor(weights, dtype=torch.float64, device=xp.device).view(1, 9)
-    scale = (w / (std[:, None] + eps)).float()
-    return (xp[ky, kx] - mean.float().view(-1, 1, 1, 1)) * scale[:, :, None, None]
+    scale = w / (std[:, None] + eps)
+    shift = (-mean[:, None] * scale).float()[:, :, None, None]
+    scale = scale.float()[:, :, None, None]
+    if out is None:
+        return torch.addcmul(shift, xp[ky, kx], scale)
+    return torch.addcmul(shift, xp[ky, kx], scale, out=out)
 
 
 def probe_channels(probe, batch: int):

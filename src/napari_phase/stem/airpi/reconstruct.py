@@ -167,9 +167,10 @@ def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, 
         with single():
             ky = torch.as_tensor(idx[sl, :, 0] - row0, device=device)
             kx = torch.as_tensor(idx[sl, :, 1], device=device)
-            kern = standardise_kernels(windows, ky, kx, sums, w)  # (B,9,N,N), as standardise(windows[ky, kx])
-            x = torch.cat([kern, pch.expand(kern.shape[0], -1, -1, -1)], dim=1).contiguous(
-                memory_format=torch.channels_last)
+            # the network input, built in place in channels-last layout: standardise(windows[ky, kx]) | probe
+            x = torch.empty((len(ky), 11, *windows.shape[-2:]), device=device, memory_format=torch.channels_last)
+            standardise_kernels(windows, ky, kx, sums, w, out=x[:, :9])
+            x[:, 9:] = pch
         with step():
             amp, phase = net(x)
         with single():
