@@ -126,3 +126,21 @@ def test_flops_per_pattern_of_the_shipped_network():
     net, _ = reconstruct.load_network("default", "cpu")
     # 0.35 GFLOP per pattern (docs/benchmarks.md); the count follows the architecture
     assert inference.flops_per_pattern(net) == pytest.approx(0.3509e9, rel=0.01)
+
+
+def test_speed_bench_table_reports_medians_and_spread():
+    from napari_phase.bench import cnn_speed
+
+    assert cnn_speed.matmul_gflops(n=128, repeats=1) > 0
+    label = cnn_speed.FOLDED["float32"]
+    result = {"gflop_per_pattern": 0.35, "scan": 8, "repeats": 3, "threads": (2,), "default_precision": "float32",
+              "matmul": {2: [100.0, 50.0, 80.0]},
+              "variants": {(label, 2): [{"pps": p, "gflops": p * 0.35, "ratio_mm": r}
+                                        for p, r in ((100, 0.35), (120, 0.6), (90, 0.4))]},
+              "e2e": [{"pps": 80, "ratio_net": 0.8}, {"pps": 90, "ratio_net": 0.9}, {"pps": 70, "ratio_net": 0.7}],
+              "e2e_threads": [2, 1, 2]}
+    text = cnn_speed.markdown(result)
+    assert f"| network alone: {label} | 2 | 100 (90–120) | 35.0 (31.5–42.0) | 80 (50–100) | 0.40 (0.35–0.60) | |" in text
+    assert "| tuned: 1/2 | 80 (70–90) | 28.0 (24.5–31.5) | | | 0.80 (0.70–0.90) |" in text
+    with pytest.raises(SystemExit):
+        cnn_speed.main(["--threads", "0"])

@@ -28,9 +28,10 @@ def test_bench_cli_parses_subsets(monkeypatch, capsys):
 
     monkeypatch.setattr(bench_stem, "markdown", fake_markdown)
     assert bench_stem.main(["--quick", "--structures", "LaAlO3", "--doses", "1e5,inf", "--scan", "20",
-                            "--only", "CNN,py4DSTEM", "--no-memory"]) == 0
+                            "--only", "CNN,py4DSTEM", "--no-memory", "--no-speed"]) == 0
     assert seen["structures"] == ["LaAlO3"] and seen["doses"] == [1e5, None] and seen["scan"] == 20
-    assert seen["only"] == ["CNN", "py4DSTEM"] and seen["memory"] is False
+    assert seen["only"] == ["CNN", "py4DSTEM"] and seen["memory"] is False and seen["speed"] is False
+    assert bench_stem.main(["--quick"]) == 0 and seen["speed"] is True
     with pytest.raises(SystemExit):
         bench_stem.main(["--structures", "Unobtainium"])
 

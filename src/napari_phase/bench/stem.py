@@ -311,7 +311,7 @@ def _fmt(v, nd=3):
 
 
 def markdown(quick: bool = False, device: str = "auto", raw: dict | None = None, *, structures=None, doses=None,
-             scan: int | None = None, only=None, memory: bool = True) -> str:
+             scan: int | None = None, only=None, memory: bool = True, speed: bool = True) -> str:
     import torch
 
     from napari_phase.bench import machine_description
@@ -363,6 +363,12 @@ def markdown(quick: bool = False, device: str = "auto", raw: dict | None = None,
             continue
         lines.append(f"| {r['structure']} | {dose} | {r['method']} | {r['xc']:.3f} | {r['frc_inv_a']:.2f} | "
                      f"{r['frc_vs_2alpha']:.2f} | {r['phase_std_ratio']:.2f} | {r['time_s']:.2f} | {r['patterns_per_s']:.0f} |")
+    if speed and _cnn_available():  # the network against this CPU's matmul (bench/cnn_speed.py)
+        from napari_phase.bench import cnn_speed
+
+        speed_result = cnn_speed.run(scan=48 if quick else 64, repeats=2 if quick else 3)
+        raw.update(cnn_speed=speed_result)
+        lines += ["", cnn_speed.markdown(speed_result).rstrip()]
     if not mem:
         lines += ["", f"Section run time {time.perf_counter() - t0:.0f} s.", ""]
         return "\n".join(lines)
@@ -389,6 +395,7 @@ def main(argv=None) -> int:
     p.add_argument("--scan", type=int, default=None, help="scan positions per side (default 32 quick, 64 full)")
     p.add_argument("--only", default=None, help="comma-separated method labels to run (substring match, e.g. CNN,iCoM,py4DSTEM)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory-mapped streaming table")
+    p.add_argument("--no-speed", action="store_true", help="skip the CNN-against-matmul speed table (bench/cnn_speed.py)")
     args = p.parse_args(argv)
     structures = None if args.structures is None else [s.strip() for s in args.structures.split(",") if s.strip()]
     for s in structures or ():
@@ -398,7 +405,7 @@ def main(argv=None) -> int:
                                              for v in args.doses.split(",")]
     only = None if args.only is None else [v.strip() for v in args.only.split(",") if v.strip()]
     text = markdown(args.quick, args.device, structures=structures, doses=doses, scan=args.scan, only=only,
-                    memory=not args.no_memory)
+                    memory=not args.no_memory, speed=not args.no_speed)
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}")
