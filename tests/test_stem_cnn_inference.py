@@ -144,3 +144,61 @@ def test_speed_bench_table_reports_medians_and_spread():
     assert "| tuned: 1/2 | 80 (70–90) | 28.0 (24.5–31.5) | | | 0.80 (0.70–0.90) |" in text
     with pytest.raises(SystemExit):
         cnn_speed.main(["--threads", "0"])
+
+
+def test_network_input_equals_the_plain_construction(scan, monkeypatch):
+    """The batch the network sees (built in place, channels-last) is torch.cat([standardise(windows[ky, kx]),
+    probe channels]) of the resampled patterns, as before the in-place build."""
+    from napari_phase.stem.airpi.preprocess import kernel_indices, probe_channels
+    from napari_phase.stem.calibration import Calibration
+
+    seen = []
+
+    def recording(model, device, precision="auto"):
+        net, _ = reconstruct.load_network(model, device)
+
+        def run(x):
+            seen.append(x.clone())
+            with torch.no_grad():
+                return net(x.contiguous())
+        return run
+    monkeypatch.setattr(reconstruct, "fast_network", recording)
+    cnn(scan.data, **_cal(scan))
+    cal = Calibration(energy_kev=scan.energy_kev, semiangle_mrad=scan.semiangle_mrad, scan_step_a=scan.scan_step_a,
+                      detector_mrad_per_px=scan.detector_mrad_per_px)
+    setup = reconstruct._Setup(cal, scan.data.shape, 2, "airpi_default", 256, "reflect")
+    ny, nx = scan.data.shape[:2]
+    windows = setup.resample(scan.data, "cpu")
+    rows, cols = np.repeat(np.arange(ny), nx), np.tile(np.arange(nx), ny)
+    idx = kernel_indices(rows, cols, (ny, nx), "reflect")
+    kern = standardise(windows[torch.as_tensor(idx[..., 0]), torch.as_tensor(idx[..., 1])], setup.weights)
+    expected = torch.cat([kern, probe_channels(setup.probe, 1).expand(len(rows), -1, -1, -1)], dim=1)
+    assert len(seen) == 1 and seen[0].shape == expected.shape == (ny * nx, 11, 64, 64)
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(seen[0], expected, atol=2e-5, rtol=1e-5)
+
+
+def test_stitch_places_sub_pixel_positions_and_mixes_fractions():
+    from napari_phase.stem.airpi.preprocess import probe_window
+    from napari_phase.stem.airpi.stitch import ObjectAccumulator, stitch
+
+    probe = torch.as_tensor(probe_window(0.0, 0.0))
+    probe = probe / probe.abs().max()
+    psi = probe[None].clone()  # ψout = ψin: the patch is |ψin|², symmetric about the window centre
+    r = 0.5  # window px per object px
+    positions = torch.tensor([[20.5, 17.25], [21.0, 43.75]], dtype=torch.float64)
+    yy, xx = np.indices((64, 64))
+    for p in positions:
+        acc = ObjectAccumulator((64, 64))
+        stitch(acc, psi, probe, p[None], r)
+        w = acc.obj.real.numpy()
+        cy, cx = (w * yy).sum() / w.sum(), (w * xx).sum() / w.sum()
+        assert (cy, cx) == (pytest.approx(float(p[0]), abs=0.05), pytest.approx(float(p[1]), abs=0.05))
+    # two fractions in one batch = each on its own (each patch keeps its own DFT matrices and weight)
+    both = ObjectAccumulator((64, 64))
+    stitch(both, psi.expand(2, -1, -1).clone(), probe, positions, r)
+    one = ObjectAccumulator((64, 64))
+    for p in positions:
+        stitch(one, psi, probe, p[None], r)
+    torch.testing.assert_close(both.obj, one.obj, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(both.weight, one.weight, atol=1e-5, rtol=1e-5)
