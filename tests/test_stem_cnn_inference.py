@@ -110,6 +110,8 @@ def test_precision_choice_and_bad_values(scan):
 
 
 def test_torch_threads_restores_the_count():
+    outer = torch.get_num_threads()
+    torch.set_num_threads(2)  # not 1, so a missing restore shows
     before = torch.get_num_threads()
     with torch_threads(1):
         assert torch.get_num_threads() == 1
@@ -120,6 +122,7 @@ def test_torch_threads_restores_the_count():
     assert torch.get_num_threads() == before
     with torch_threads(None):
         assert torch.get_num_threads() == before
+    torch.set_num_threads(outer)
 
 
 def test_flops_per_pattern_of_the_shipped_network():
