@@ -39,16 +39,16 @@ from .._grid import is_square
 from ..calibration import Calibration
 from . import lowfreq
 from .inference import PRECISIONS, inference_network, resolve_precision
-from .model import build
+from .model import IN_CHANNELS, build
 from .preprocess import (
     BF_RADIUS_PX,
     WINDOW_PX,
     edge_defocus_phase,
     kernel_indices,
     neighbour_weights,
-    probe_channels,
     pattern_sums,
     powered,
+    probe_channels,
     probe_window,
     resample_patterns,
     standardise_kernels,
@@ -168,7 +168,7 @@ def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, 
             ky = torch.as_tensor(idx[sl, :, 0] - row0, device=device)
             kx = torch.as_tensor(idx[sl, :, 1], device=device)
             # the network input, built in place in channels-last layout: standardise(windows[ky, kx]) | probe
-            x = torch.empty((len(ky), 11, *windows.shape[-2:]), device=device, memory_format=torch.channels_last)
+            x = torch.empty((len(ky), IN_CHANNELS, *windows.shape[-2:]), device=device, memory_format=torch.channels_last)
             standardise_kernels(windows, ky, kx, sums, w, out=x[:, :9])
             x[:, 9:] = pch
         with step():
