@@ -80,7 +80,24 @@ def forward_job(job: Job, cancel: CancelToken | None = None) -> Job:
             else:
                 item = next(job)
     except StopIteration as stop:
+        check_finite(stop.value)
         return stop.value
+
+
+def check_finite(result: Any) -> None:
+    """No result leaves a method with NaN/inf in it unnoticed: raise InputError naming the array
+    and the method (every driver, CLI and panel alike, returns through :func:`forward_job`)."""
+    import numpy as np
+
+    arrays = getattr(result, "arrays", None)
+    if not isinstance(result, PhaseResult) or not isinstance(arrays, dict):
+        return
+    for key, arr in arrays.items():
+        a = np.asarray(arr)
+        if a.dtype.kind in "fc" and a.size and not np.isfinite(a).all():
+            bad = int((~np.isfinite(a)).sum())
+            method = (result.metadata or {}).get("method", "the method")
+            raise InputError(f"{method} produced {bad} NaN/inf value(s) in {key!r}: check the input and its calibration")
 
 
 def run_job(

@@ -67,10 +67,106 @@ def non_negative(value, name: str) -> float:
 
 def finite(value, name: str) -> float:
     """A finite real number (e.g. Cs, which may be zero or negative)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
+    v = number(value, name)
     if not math.isfinite(v):
         raise InputError(f"{name} must be finite, got {v}")
     return v
+
+
+def number(value, name: str) -> float:
+    """A real number (not a string, bool, sequence or complex); may be NaN/inf (see :func:`finite`)."""
+    if isinstance(value, (str, bytes, bool, np.bool_)) or isinstance(value, complex) or np.iscomplexobj(value):
+        raise InputError(f"{name} must be a number, got {value!r}")
+    if np.ndim(value) != 0:
+        raise InputError(f"{name} must be one number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+
+
+#: beam energies every method accepts, kV (a value in volts, 2e5, is refused rather than used)
+ENERGY_KV_RANGE = (1.0, 5000.0)
+
+
+def energy_kv(value, name: str = "voltage_kv") -> float:
+    """The beam energy in kV, finite and within :data:`ENERGY_KV_RANGE` (1–5000 kV)."""
+    v = finite(value, name)
+    lo, hi = ENERGY_KV_RANGE
+    if not lo <= v <= hi:
+        hint = ": that looks like volts, give kV (e.g. 200)" if v > hi else ""
+        raise InputError(f"{name} must be the beam energy in kV ({lo:g}–{hi:g}), got {v:g}{hint}")
+    return v
+
+
+def integer(value, name: str, lo: int | None = None, hi: int | None = None) -> int:
+    """A whole number (1.5 is refused, not truncated) within [lo, hi]."""
+    v = finite(value, name)
+    if v != int(v):
+        raise InputError(f"{name} must be a whole number, got {value!r}")
+    v = int(v)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        span = f"{lo}–{hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
+        raise InputError(f"{name} must be a whole number {span}, got {v}")
+    return v
+
+
+def pair(value, name: str, what: str = "two numbers (y, x)") -> tuple[float, float]:
+    """Two finite numbers, e.g. a centre (y, x) or a step (y, x)."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) != 2:
+        raise InputError(f"{name} must be {what}, got {value!r}")
+    return finite(value[0], name), finite(value[1], name)
+
+
+def point_on_grid(value, name: str, shape) -> tuple[float, float]:
+    """A point (y, x) in pixels that lies on a grid of ``shape`` (..., ny, nx): 0 <= y <= ny − 1,
+    0 <= x <= nx − 1 (e.g. the optical axis on the detector)."""
+    y, x = pair(value, name, "(y, x) in pixels")
+    ny, nx = int(shape[-2]), int(shape[-1])
+    if not (0 <= y <= ny - 1 and 0 <= x <= nx - 1):
+        raise InputError(f"{name} ({y:g}, {x:g}) px is off the {ny}x{nx} px detector: give (y, x) within 0..{ny - 1}, 0..{nx - 1}")
+    return y, x
+
+
+#: side of the box (px) over which an image's local mean must stay >= 0 (noise averages out)
+INTENSITY_BOX_PX = 5
+
+
+def intensities(arr, name: str = "image", box_px: int = INTENSITY_BOX_PX) -> None:
+    """Refuse intensities that are negative beyond noise: the local mean over ``box_px`` ×
+    ``box_px`` pixels below zero anywhere (an offset, a difference image or signed integers:
+    the TIE divides by I, and a negative I gives a phase of 10⁴ rad). Noise on counts (even
+    σ = mean) averages to a positive local mean."""
+    from scipy.ndimage import uniform_filter
+
+    a = np.asarray(arr, dtype=np.float32)
+    if a.ndim < 2 or float(a.min()) >= 0:
+        return
+    local = uniform_filter(a, size=[1] * (a.ndim - 2) + [box_px, box_px], mode="reflect")
+    bad = int((local < 0).sum())
+    if bad:
+        raise InputError(f"the {name} has negative intensities beyond noise ({bad} px with a negative {box_px}x{box_px} "
+                         f"local mean, min {float(a.min()):.3g}): give counts, not an offset or difference image")
+
+
+#: a pattern whose total is below −this × the largest |total| of its block is an offset, not noise
+NEGATIVE_SUM_FRACTION = 0.05
+
+
+def pattern_sums(sums, name: str = "4D-STEM data", *, require_positive: bool = True) -> None:
+    """Diffraction patterns must hold counts: none may sum to a total negative beyond noise (below
+    −:data:`NEGATIVE_SUM_FRACTION` × the largest |total|: an offset or signed integers, which make
+    the centre of mass and the CNN's normalisation meaningless), and (``require_positive``) some
+    must sum above zero."""
+    s = np.asarray(sums, dtype=np.float64)
+    if not s.size:
+        return
+    scale = float(np.abs(s).max())
+    neg = int((s < -NEGATIVE_SUM_FRACTION * scale).sum()) if scale > 0 else 0
+    if neg:
+        raise InputError(f"{neg} diffraction pattern(s) of the {name} sum to a negative total (min {float(s.min()):.3g}): "
+                         "the data have an offset or signed integers; give counts")
+    if require_positive and not (s > 0).any():
+        raise InputError(f"every diffraction pattern of the {name} sums to zero or less: nothing to reconstruct "
+                         "(wrong file or dark reference?)")
+

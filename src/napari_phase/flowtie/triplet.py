@@ -36,7 +36,7 @@ import numpy as np
 
 from ..jobs import InputError
 from ..physics.optics import electron_wavelength_a
-from ..validate import MIN_SIZE_PX, as_image, positive
+from ..validate import MIN_SIZE_PX, as_image, energy_kv, positive
 
 ORDER = "(-dz, 0, +dz): under-focus, in focus, over-focus"
 #: below this in-focus contrast (std/mean) shifts are not measured (nothing to register onto)
@@ -83,7 +83,7 @@ def check_parameters(defocus_step_nm, pixel_size_a, energy_kev, semiangle_mrad=N
     if not math.isfinite(dz_value) or dz_value < 0:
         raise InputError(f"defocus_step_nm must be a positive step dz (images ordered -dz, 0, +dz), got {dz_value:g} nm")
     px = positive(pixel_size_a, "pixel_size_a", "Å")
-    kev = positive(energy_kev, "energy_kev", "keV")
+    kev = energy_kv(energy_kev, "energy_kev")
     alpha = None if semiangle_mrad in (None, 0, 0.0) else positive(semiangle_mrad, "semiangle_mrad", "mrad")
     return dz_value, px, kev, alpha
 

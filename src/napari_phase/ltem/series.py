@@ -48,7 +48,7 @@ import numpy as np
 
 from ..jobs import InputError, Progress, Stopwatch
 from ..physics.optics import electron_wavelength_nm
-from ..validate import as_image, positive
+from ..validate import as_image, energy_kv, intensities, positive
 from . import align as _align
 from ._poisson import inverse_laplacian_kernel, mirror_pad, solve_tie
 from .phase_e_prior import PHASE_E_PRIORS, amplitude_prior
@@ -157,6 +157,8 @@ def check_series(arr: np.ndarray, z: np.ndarray, label: str = "") -> np.ndarray:
     if float(out[mid].mean()) <= 0 or float(out.mean()) <= 0:
         what = "in-focus image" if n > 1 else "image"
         raise InputError(f"the {label}{what} has a non-positive mean intensity; TIE needs intensities (counts)")
+    for k in range(n):
+        intensities(out[k], label + _frame_name(k, n, z[k]))
     if n > 1 and all(np.array_equal(out[k], out[n - 1 - k]) for k in range(mid)):
         raise InputError(f"the {label}under- and over-focus images are identical: no intensity change to reconstruct from")
     return out
@@ -365,7 +367,7 @@ def tie_series_job(
     n = arr.shape[0]
     z = defoci_nm(n, defocus_step_nm, defocus_nm)
     px = positive(pixel_size_nm, "pixel_size_nm", "nm")
-    kv = positive(voltage_kv, "voltage_kv", "kV")
+    kv = energy_kv(voltage_kv, "voltage_kv")
     if boundary not in SERIES_BOUNDARIES:
         raise InputError(f"boundary must be one of {SERIES_BOUNDARIES} (free: the field is a window of a larger specimen; mirror: zero flux at the edges; auto: free when alignment moved or cropped the images), got {boundary!r}")
     if derivative not in ("least_squares", "spectral"):

@@ -74,7 +74,7 @@ from ..physics.induction import induction_from_phase
 from ..physics.optics import interaction_constant
 from ..result import PhaseResult
 from ..threads import ThreadTuner
-from ..validate import MIN_SIZE_PX, as_image, nonzero, positive
+from ..validate import MIN_SIZE_PX, as_image, energy_kv, intensities, nonzero, positive
 from ..validate import finite as _finite
 from ..validate import non_negative as _non_negative
 
@@ -189,9 +189,10 @@ def make_problem(
     means = data.reshape(-1, data.shape[-2] * data.shape[-1]).mean(axis=1)
     if (means <= 0).any():
         raise InputError("the image has a non-positive mean intensity; give intensities (counts), not a difference image")
+    intensities(data, "image")
     px = positive(pixel_size_nm, "pixel_size_nm", "nm")
     df = nonzero(defocus_nm, "defocus_nm", "nm")
-    kv = positive(voltage_kv, "voltage_kv", "kV")
+    kv = energy_kv(voltage_kv, "voltage_kv")
     cs = _finite(cs_mm, "cs_mm")
     div = _non_negative(divergence_mrad, "divergence_mrad")
     spread = _non_negative(defocus_spread_nm, "defocus_spread_nm")

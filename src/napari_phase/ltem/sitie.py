@@ -23,7 +23,7 @@ from ..jobs import InputError, JobCancelled, Progress, Stopwatch, run_job
 from ..physics.induction import induction_from_phase
 from ..physics.optics import electron_wavelength_nm
 from ..result import PhaseResult
-from ..validate import as_image, nonzero, positive
+from ..validate import as_image, energy_kv, intensities, nonzero, positive
 from ._poisson import solve_tie
 
 #: Default Tikhonov cut-off, in units of 1/FOV (FOV = max(ny, nx) · pixel size): qc = 2/FOV.
@@ -47,7 +47,7 @@ def default_qc_per_nm(shape, pixel_size_nm: float) -> float:
 def _check_params(pixel_size_nm, defocus_nm, voltage_kv, qc_per_nm, shape) -> tuple[float, float, float, float]:
     px = positive(pixel_size_nm, "pixel_size_nm", "nm")
     df = nonzero(defocus_nm, "defocus_nm", "nm")
-    kv = positive(voltage_kv, "voltage_kv", "kV")
+    kv = energy_kv(voltage_kv, "voltage_kv")
     qc = check_qc(qc_per_nm, shape, px)
     return px, df, kv, qc
 
@@ -96,6 +96,7 @@ def _sitie_frame(image: np.ndarray, px: float, df: float, kv: float, qc: float, 
     i0 = float(img.mean())
     if i0 <= 0:
         raise InputError("the image has a non-positive mean intensity; SITIE needs intensities (counts), not a difference image")
+    intensities(img, "image")
     if auto:
         img, info = auto_filter(img, px, pad)
         if chosen is not None:

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..jobs import InputError
+from ..validate import pattern_sums
 
 #: bytes of float32 patterns one block holds at most
 BLOCK_BYTES = 64 * 2**20
@@ -63,6 +64,7 @@ def read_rows(data: Any, r0: int, r1: int, name: str = "4D-STEM data") -> np.nda
     if not np.isfinite(block).all():
         bad = int((~np.isfinite(block)).sum())
         raise InputError(f"the {name} has {bad} NaN/inf value(s) in scan rows {r0}-{r1 - 1}; fix or crop them first")
+    pattern_sums(block.sum(axis=(-2, -1), dtype=np.float64), name, require_positive=False)
     return block
 
 

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .. import validate as _v
 from ..jobs import InputError
 from ..physics.optics import electron_wavelength_a
 
@@ -59,6 +60,14 @@ def _num(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None
+
+
+def _positive(value: Any, label: str, field: str, unit: str) -> float:
+    """A finite number > 0; the message names the quantity and the argument."""
+    v = _v.finite(value, f"{label} ({field})")
+    if not v > 0:
+        raise InputError(f"{label} must be positive ({field}), got {v:g} {unit}")
+    return v
 
 
 @dataclasses.dataclass
@@ -182,26 +191,39 @@ class Calibration:
             raise InputError(f"missing calibration: {names}. It is not in the file: please enter it")
         return self
 
+    def _normalise(self, detector_shape) -> None:
+        """Every value through the shared checks (:mod:`napari_phase.validate`), in place: numbers
+        (not strings), finite, positive where they must be, the energy in kV (1–5000), the scan
+        step one value or (y, x), the centre (y, x) on the detector."""
+        if self.energy_kev is not None:
+            self.energy_kev = _v.energy_kv(self.energy_kev, "beam energy (energy_kev)")
+        if self.scan_step_a is not None:
+            s = self.scan_step_a
+            if np.ndim(s) == 0:
+                self.scan_step_a = _positive(s, "scan step", "scan_step_a", "Å")
+            else:
+                sy, sx = _v.pair(s, "scan step (scan_step_a)", "one step in Å or (step_y, step_x)")
+                self.scan_step_a = (_positive(sy, "scan step", "scan_step_a", "Å"), _positive(sx, "scan step", "scan_step_a", "Å"))
+        if self.detector_mrad_per_px is not None:
+            self.detector_mrad_per_px = _positive(self.detector_mrad_per_px, "detector sampling", "detector_mrad_per_px", "mrad/px")
+        if self.semiangle_mrad is not None:
+            self.semiangle_mrad = _positive(self.semiangle_mrad, "convergence semi-angle", "semiangle_mrad", "mrad")
+        for name in ("rotation_deg", "defocus_a", "cs_mm"):
+            setattr(self, name, _v.finite(getattr(self, name), name))
+        if self.center_px is not None:
+            if isinstance(self.center_px, str):
+                raise InputError(f"center must be (y, x) in detector pixels or None (the detector centre), got "
+                                 f"{self.center_px!r}; for the bright-field disc's centre use stem.disc.detect_disc(mean "
+                                 "pattern).center_px (the CLI's --center disc)")
+            self.center_px = (_v.point_on_grid(self.center_px, "center", detector_shape) if detector_shape is not None
+                              else _v.pair(self.center_px, "center", "(y, x) in detector pixels"))
+
     def validate(self, detector_shape: Iterable[int] | None = None, *, needs: Iterable[str] = ()) -> "Calibration":
         """Check required fields are present and every value is physical; with ``detector_shape``
         also that the bright-field disc fits on the detector."""
         needs = tuple(needs)
         self.require(*needs)
-        if self.energy_kev is not None and not (self.energy_kev > 0):
-            raise InputError(f"beam energy must be positive, got {self.energy_kev:g} kV")
-        if self.energy_kev is not None and self.energy_kev > 5000:
-            raise InputError(f"beam energy {self.energy_kev:g} kV is not plausible; give kV (e.g. 300), not V")
-        if self.scan_step_a is not None:
-            for s in self.step_yx_a:
-                if not (s > 0) or not math.isfinite(s):
-                    raise InputError(f"scan step must be positive, got {s:g} Å (a zero step has no scan)")
-        if self.detector_mrad_per_px is not None and not (self.detector_mrad_per_px > 0):
-            raise InputError(f"detector sampling must be positive, got {self.detector_mrad_per_px:g} mrad/px")
-        if self.semiangle_mrad is not None and not (self.semiangle_mrad > 0):
-            raise InputError(f"convergence semi-angle must be positive, got {self.semiangle_mrad:g} mrad")
-        for name in ("rotation_deg", "defocus_a", "cs_mm"):
-            if not math.isfinite(float(getattr(self, name))):
-                raise InputError(f"{name} must be finite")
+        self._normalise(detector_shape)
         if detector_shape is not None and self.semiangle_mrad is not None and self.detector_mrad_per_px is not None:
             shape = tuple(detector_shape)
             cy, cx = self.center_for(shape)

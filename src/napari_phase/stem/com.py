@@ -189,7 +189,7 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
     shape = check_4d(data)
     cal = Calibration(energy_kev=energy_kev, scan_step_a=scan_step_a, detector_mrad_per_px=detector_mrad_per_px,
                       rotation_deg=float(rotation_deg or 0.0), transpose=bool(transpose), center_px=center)
-    cal.validate(needs=("energy_kev", "scan_step_a", "detector_mrad_per_px"))
+    cal.validate(shape[2:], needs=("energy_kev", "scan_step_a", "detector_mrad_per_px"))
     step_y, step_x = cal.step_yx_a  # non-square steps: native here, the result resampled to square pixels
     cy, cx = cal.center_for(shape[2:])
     auto = auto_rotation or rotation_deg is None

@@ -420,7 +420,7 @@ class SipradPanel(QWidget):
         params = self.parameters()
         validate.positive(params["pixel_size_nm"], "pixel size", "nm")
         validate.nonzero(params["defocus_nm"], "defocus", "nm")
-        validate.positive(params["voltage_kv"], "voltage", "kV")
+        validate.energy_kv(params["voltage_kv"], "voltage")
         if key != "sitie":
             mode = self.amplitude.currentText()
             params["amplitude"] = self._capture_mask(image) if mode == AMP_MASK else ("joint" if mode == AMP_JOINT else "uniform")

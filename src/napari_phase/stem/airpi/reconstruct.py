@@ -34,6 +34,7 @@ import torch
 from ...jobs import InputError, JobCancelled, Progress, Stopwatch, resolve_device, run_job, with_cpu_fallback
 from ...result import PhaseResult
 from ...threads import ThreadTuner, torch_threads
+from ...validate import integer
 from .._data import check_4d, read_rows, rows_per_block, shape_of
 from .._grid import is_square
 from ..calibration import Calibration
@@ -189,14 +190,8 @@ def _validate(data, *, energy_kev, semiangle_mrad, scan_step_a, detector_mrad_pe
                       cs_mm=float(cs_mm or 0.0))
     cal.validate(shape[2:], needs=("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px"))
     sy, sx = cal.step_yx_a
-    try:
-        oversample = int(oversample)
-    except (TypeError, ValueError):
-        raise InputError(f"oversample must be an integer 1–8, got {oversample!r}") from None
-    if not 1 <= oversample <= 8:
-        raise InputError(f"oversample must be an integer 1–8, got {oversample}")
-    if int(batch_size) < 1:
-        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    oversample = integer(oversample, "oversample", 1, 8)
+    integer(batch_size, "batch_size", 1)
     for step in {sy, sx}:
         step_px = step / window_pixel_a(cal.energy_kev, cal.semiangle_mrad)
         if not STEP_PX_LIMITS[0] <= step_px <= STEP_PX_LIMITS[1]:
@@ -362,6 +357,8 @@ def unwrap_object_phase(phase: np.ndarray, known: np.ndarray) -> np.ndarray:
 
     if known.sum() < 4 or min(phase.shape) < 2:
         return phase
+    if not np.isfinite(phase[known]).all():  # skimage's C loop never returns on NaN: refuse instead
+        raise InputError("the CNN's stitched phase has NaN/inf values: check the calibration and that the patterns hold counts")
     un = unwrap_phase(np.ma.masked_array(phase.astype(np.float64), mask=~known))
     un = np.ma.filled(un, 0.0)
     k = np.round(np.median(un[known] - phase[known]) / (2 * np.pi))

@@ -228,7 +228,7 @@ def finetune_job(
     command: str | None = None,
 ):
     """Fine-tune ``base`` to one instrument configuration; saves a user model at ``out``."""
-    e = V.positive(energy_kev, "energy_kev", "kV")
+    e = V.energy_kv(energy_kev, "energy_kev")
     a = V.positive(semiangle_mrad, "semiangle_mrad", "mrad")
     d = V.positive(detector_mrad_per_px, "detector_mrad_per_px", "mrad/px")
     if not 1.0 <= a <= 200.0:
