@@ -147,6 +147,6 @@ def test_cnn_cli_threads_option(scan, tmp_path, capsys):
     res_plain = load_result(plain)
     assert res_plain.metadata["low_frequency"] is None
     assert not np.allclose(res_plain.phase, res.phase)  # the flag reaches the reconstruction
-    assert main(["cnn", str(small), "--model", str(tiny), "--threads", "0", "--out", str(out), "--quiet"]) == 2
+    assert main(["cnn", str(small), "--model", str(tiny), "--threads", "0", "--out", str(out), "--overwrite", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "threads must be a positive integer" in err[-1]

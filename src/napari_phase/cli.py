@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .io.output import add_output_args
 from .jobs import DEVICE_CHOICES, InputError, JobCancelled
 
 EXAMPLES = """\
@@ -35,9 +36,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        check_outputs(args)
         return int(args.func(args) or 0)
-    except (InputError, FileNotFoundError, IsADirectoryError) as exc:
+    except InputError as exc:
         print(f"napari-phase: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unreadable input, permission, disk: one line, never a traceback
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"napari-phase: error:{where} {exc.strerror or exc}", file=sys.stderr)
         return 2
     except JobCancelled:
         print("napari-phase: cancelled", file=sys.stderr)
@@ -45,6 +51,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("napari-phase: interrupted", file=sys.stderr)
         return 130
+
+
+#: argparse destinations that hold input files (checked against --out)
+INPUT_ARGS = ("image", "images", "file", "files", "flip", "amplitude", "ovf")
+
+
+def check_outputs(args) -> None:
+    """Before any work: a command that writes a result (``output_suffixes`` set by its parser)
+    gets its --out checked by :func:`napari_phase.io.output.check_output` (suffix, folder, not an
+    input, not existing without --overwrite)."""
+    suffixes = getattr(args, "output_suffixes", None)
+    if suffixes is None or getattr(args, "out", None) is None:
+        return
+    from .io.output import check_output
+
+    inputs = []
+    for name in INPUT_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            inputs.append(value)
+        elif isinstance(value, (list, tuple)):
+            inputs += [v for v in value if isinstance(v, str)]
+    check_output(args.out, inputs, overwrite=bool(getattr(args, "overwrite", False)),
+                 suffixes=None if suffixes == "result" else suffixes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--film-thickness-nm", type=float, default=None,
                    help="with --ovf: the film's thickness along the beam in nm (default: the file's cells; a run with one "
                         "cell through the film often stands for a thicker film: B·t scales with it)")
-    s.add_argument("--out", required=True, help="output .npz (image, phase_true, ...) or .tif (image only)")
+    add_output_args(s, "output .npz (image, phase_true, ...) or .tif (image only)", (".npz", ".tif", ".tiff"))
     s.set_defaults(func=cmd_simulate)
 
     for name, helptext in (
@@ -171,7 +201,7 @@ def _ltem_args(s: argparse.ArgumentParser, defocus: bool = True) -> None:
                        help="defocus in mm, negative = under-focus (default: from the file)")
     s.add_argument("--voltage-kv", type=float, default=None, help="accelerating voltage (default: file or 200)")
     s.add_argument("--cs-mm", type=float, default=1.0, help="spherical aberration in mm (SIPRAD forward model)")
-    s.add_argument("--out", required=True, help="result file: .h5, .npz or .tif (one TIFF per array)")
+    add_output_args(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -224,13 +254,10 @@ def _ltem_params(args, calib: dict) -> dict:
     return params
 
 
-def _write(result, out: str) -> None:
-    from .io.writer import save_result
+def _save(result, out) -> None:
+    from .io.output import write_result
 
-    written = save_result(result, out)
-    print(result.summary())
-    for path in written if isinstance(written, (list, tuple)) else [out]:
-        print(f"wrote {path}")
+    write_result(result, out)
 
 
 def cmd_sitie(args) -> int:
@@ -241,7 +268,7 @@ def cmd_sitie(args) -> int:
 
     data, calib = _load_image(args.image)
     result = run_with_tqdm(sitie_job(np.asarray(data), **_ltem_params(args, calib)), "SITIE", disable=args.quiet)
-    _write(result, args.out)
+    _save(result, args.out)
     return 0
 
 
@@ -272,7 +299,7 @@ def cmd_siprad(args) -> int:
     result = run_with_tqdm(job, "SIPRAD" if args.solver == "dip" else "pixel-wise", disable=args.quiet)
     if result.cancelled:
         print("napari-phase: cancelled; writing the best result so far", file=sys.stderr)
-    _write(result, args.out)
+    _save(result, args.out)
     return 0
 
 
@@ -309,7 +336,7 @@ def cmd_tie(args) -> int:
     else:
         kwargs["defocus_nm"] = [d * 1e6 for d in args.series_defocus_mm]
     result = run_with_tqdm(tie_job(stack, **params, **kwargs), "TIE", disable=args.quiet)
-    _write(result, args.out)
+    _save(result, args.out)
     return 0
 
 
@@ -318,6 +345,7 @@ def cmd_simulate(args) -> int:
 
     import numpy as np
 
+    from .io._atomic import atomic_paths
     from .ltem.simulate import simulate
 
     if args.ovf:
@@ -339,13 +367,14 @@ def cmd_simulate(args) -> int:
     out = Path(args.out)
     meta = {"pixel_size_nm": sample.pixel_size_nm, "defocus_nm": sample.microscope.defocus_nm,
             "voltage_kv": sample.microscope.voltage_kv, **sample.params}
-    if out.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
+    with atomic_paths([out]) as (tmp,):
+        if out.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
 
-        tifffile.imwrite(out, sample.image.astype(np.float32), description=json.dumps(meta, default=str))
-    else:
-        np.savez_compressed(out, image=sample.image, phase_true=sample.phase_m, bx_true=sample.bx, by_true=sample.by,
-                            mask_true=sample.mask, metadata_json=json.dumps(meta, default=str))
+            tifffile.imwrite(tmp, sample.image.astype(np.float32), description=json.dumps(meta, default=str))
+        else:
+            np.savez_compressed(tmp, image=sample.image, phase_true=sample.phase_m, bx_true=sample.bx, by_true=sample.by,
+                                mask_true=sample.mask, metadata_json=json.dumps(meta, default=str))
     print(f"wrote {out} ({args.texture}, {args.size} px, {sample.pixel_size_nm:g} nm/px, "
           f"defocus {args.defocus_mm:g} mm, noise {args.noise:g})")
     return 0

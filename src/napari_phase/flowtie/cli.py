@@ -11,6 +11,7 @@ import argparse
 import shlex
 import sys
 
+from ..io.output import add_output_args
 from ..jobs import DEVICE_CHOICES, InputError
 
 EXAMPLES = """\
@@ -41,7 +42,7 @@ def add_commands(sub, train_sub) -> None:
     s.add_argument("--register", action="store_true", help="register the -dz and +dz images onto the in-focus one")
     s.add_argument("--model", default="default", help="shipped model name or a .pt path")
     s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    s.add_argument("--out", required=True, help="result file: .h5, .npz or .tif")
+    add_output_args(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_flowtie)
 
@@ -101,7 +102,7 @@ def _value(arg, calib, keys, name):
 
 
 def cmd_flowtie(args) -> int:
-    from ..cli import _write
+    from ..io.output import write_result
     from ..jobs import run_with_tqdm
     from .baselines import tie_classical_job, tie_gradient_descent_job
     from .solve import flowtie_job
@@ -127,7 +128,7 @@ def cmd_flowtie(args) -> int:
         print(f"napari-phase: {msg}", file=sys.stderr)
     if result.cancelled:
         print("napari-phase: cancelled; writing the best result so far", file=sys.stderr)
-    _write(result, args.out)
+    write_result(result, args.out)
     return 0
 
 

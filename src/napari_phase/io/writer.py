@@ -19,6 +19,7 @@ npe2 writer contributions: :func:`write_single_image` (image -> .tif/.tiff/.h5) 
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 
 from ..jobs import InputError
 from ..result import PhaseResult
+from ._atomic import atomic_paths
 from ._calibration import _unit_family
 from ._json import _jsonable
 from .readers import (
@@ -42,6 +44,8 @@ from .readers import (
 
 _H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 _TIF_SUFFIXES = (".tif", ".tiff")
+#: what :func:`save_result` writes
+RESULT_SUFFIXES = _H5_SUFFIXES + _TIF_SUFFIXES + (".npz",)
 _KWARGS_KEPT = {
     "image": ("colormap", "contrast_limits", "rgb", "gamma", "opacity", "blending"),
     "labels": ("opacity", "blending"),
@@ -57,9 +61,13 @@ def write_single_image(path: str, data: Any, meta: dict) -> list[str]:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in _TIF_SUFFIXES:
-        return [_write_tiff(p, data, meta or {})]
+        with atomic_paths([p]) as (tmp,):
+            _write_tiff(tmp, data, meta or {})
+        return [str(p)]
     if suffix in _H5_SUFFIXES:
-        return [_write_h5(p, [(data, meta or {}, "image")])]
+        with atomic_paths([p]) as (tmp,):
+            _write_h5(tmp, [(data, meta or {}, "image")])
+        return [str(p)]
     raise InputError(f"Cannot write {p.name}: napari-phase writes an image as .tif, .tiff or .h5")
 
 
@@ -72,7 +80,9 @@ def write_layers(path: str, layer_data: Sequence[tuple]) -> list[str]:
         p = p.with_suffix(".h5")
     if not layer_data:
         raise InputError(f"Cannot write {p.name}: no layers selected")
-    return [_write_h5(p, list(layer_data))]
+    with atomic_paths([p]) as (tmp,):
+        _write_h5(tmp, list(layer_data))
+    return [str(p)]
 
 
 # ------------------------------------------------------------------------------ PhaseResult
@@ -126,23 +136,34 @@ def save_result(result: PhaseResult, path: str | Path) -> list[str]:
     """
     p = Path(path)
     suffix = p.suffix.lower()
-    p.parent.mkdir(parents=True, exist_ok=True)
+    if suffix not in RESULT_SUFFIXES:
+        raise InputError(f"Cannot save a result as {p.name}: use .h5, .tif or .npz")
     info = result_info(result)
     if suffix in _H5_SUFFIXES:
         layers = result_to_layer_data(result)
         names = [n for n, a in result.arrays.items() if np.ndim(a) - (1 if result.unit_of(n) == "RGB" else 0) >= 2]
-        return [_write_h5(p, layers, result_info=info, array_names=names)]
+        with atomic_paths([p]) as (tmp,):
+            _write_h5(tmp, layers, result_info=info, array_names=names)
+        return [str(p)]
     if suffix in _TIF_SUFFIXES:
-        written = []
-        for data, kwargs, _ in result_to_layer_data(result):
-            out = p.with_name(f"{p.stem}_{_sanitise(kwargs['name'])}{p.suffix}")
-            written.append(_write_tiff(out, data, kwargs))
-        return written
+        layers = result_to_layer_data(result)
+        targets = result_tiff_paths(result, p)
+        with atomic_paths(targets) as temps:  # all arrays or none
+            for tmp, (data, kwargs, _) in zip(temps, layers):
+                _write_tiff(tmp, data, kwargs)
+        return [str(t) for t in targets]
     if suffix == ".npz":
         arrays = {k: np.asarray(v) for k, v in result.arrays.items() if k != "metadata_json"}
-        np.savez_compressed(p, **arrays, metadata_json=np.array(json.dumps(info)))
+        with atomic_paths([p]) as (tmp,):
+            np.savez_compressed(tmp, **arrays, metadata_json=np.array(json.dumps(info)))
         return [str(p)]
     raise InputError(f"Cannot save a result as {p.name}: use .h5, .tif or .npz")
+
+
+def result_tiff_paths(result: PhaseResult, path: str | Path) -> list[Path]:
+    """The files :func:`save_result` writes for ``path`` ending .tif: one per array, ``out_phase.tif``, ..."""
+    p = Path(path)
+    return [p.with_name(f"{p.stem}_{_sanitise(kwargs['name'])}{p.suffix}") for _, kwargs, _ in result_to_layer_data(result)]
 
 
 def load_result(path: str | Path) -> PhaseResult:
@@ -295,7 +316,6 @@ def _write_tiff(path: Path, data: Any, meta: dict) -> str:
     import tifffile
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     info = _layer_json(data, meta, "image")
     rgb = bool(info["kwargs"].get("rgb"))
     arr = np.asarray(data)
@@ -350,9 +370,12 @@ def _write_h5(path: Path, layers: list[tuple], *, result_info: dict | None = Non
     from .. import __version__
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
-    with h5py.File(path, "w", track_order=True) as f:
+    # HDF5 never writes to the disk itself: a failing write (disk full) leaves the HDF5 library in a
+    # state that crashes the interpreter at exit. The file is built in memory and written by Python.
+    buffer = io.BytesIO()
+    f = h5py.File(buffer, "w", track_order=True)
+    try:
         f.attrs[FORMAT_ATTR] = RESULT_FORMAT if result_info is not None else LAYERS_FORMAT
         f.attrs["napari_phase_version"] = __version__
         if result_info is not None:
@@ -380,6 +403,10 @@ def _write_h5(path: Path, layers: list[tuple], *, result_info: dict | None = Non
                 if colors.ndim == 2 and colors.shape[0] == np.shape(data)[0]:
                     companion = f.create_dataset(_unique(f"{key}__edge_color", used), data=colors)
                     companion.attrs["companion_of"] = key
+    finally:
+        f.close()
+    with open(path, "wb") as fh:
+        fh.write(buffer.getbuffer())
     return str(path)
 
 

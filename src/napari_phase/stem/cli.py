@@ -14,6 +14,7 @@ import sys
 import warnings
 from importlib.util import find_spec
 
+from ..io.output import add_output_args
 from ..jobs import DEVICE_CHOICES, InputError
 
 EXAMPLES = """\
@@ -63,7 +64,7 @@ def add_commands(sub, train_sub) -> None:
             s.add_argument("--low-frequency", default="icom", choices=("icom", "ssb", "none"),
                            help="take the phase's low spatial frequencies (below ~1.2 alpha/lambda) from iCoM "
                                 "(default), SSB, or 'none' (the network alone)")
-        s.add_argument("--out", required=True, help="result file: .h5, .npz or .tif")
+        add_output_args(s)
         s.add_argument("--quiet", action="store_true", help="no progress bar")
         s.set_defaults(func=cmd_stem, method=name)
     if find_spec("napari_phase.stem.airpi.cli") is not None:
@@ -108,7 +109,7 @@ def load_4d(path: str, depth: int | None = None):
 
 
 def cmd_stem(args) -> int:
-    from ..cli import _write
+    from ..io.output import write_result
     from ..jobs import run_with_tqdm
     from ._data import check_4d, mean_pattern
     from .calibration import Calibration
@@ -185,5 +186,5 @@ def cmd_stem(args) -> int:
         g = result.metadata["rotation_guess"]
         print(f"napari-phase: scan rotation guess {g['rotation_deg']:.1f} deg, transpose {g['transpose']}",
               file=sys.stderr)
-    _write(result, args.out)
+    write_result(result, args.out)
     return 0
