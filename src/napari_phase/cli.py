@@ -254,10 +254,10 @@ def _ltem_params(args, calib: dict) -> dict:
     return params
 
 
-def _save(result, out) -> None:
+def _save(result, out) -> int:
     from .io.output import write_result
 
-    write_result(result, out)
+    return write_result(result, out)
 
 
 def cmd_sitie(args) -> int:
@@ -268,8 +268,7 @@ def cmd_sitie(args) -> int:
 
     data, calib = _load_image(args.image)
     result = run_with_tqdm(sitie_job(np.asarray(data), **_ltem_params(args, calib)), "SITIE", disable=args.quiet)
-    _save(result, args.out)
-    return 0
+    return _save(result, args.out)
 
 
 def cmd_siprad(args) -> int:
@@ -297,10 +296,7 @@ def cmd_siprad(args) -> int:
             amplitude = np.asarray(mask) != 0
         job = siprad_job(np.asarray(data), **params, amplitude=amplitude, **kwargs)
     result = run_with_tqdm(job, "SIPRAD" if args.solver == "dip" else "pixel-wise", disable=args.quiet)
-    if result.cancelled:
-        print("napari-phase: cancelled; writing the best result so far", file=sys.stderr)
-    _save(result, args.out)
-    return 0
+    return _save(result, args.out)
 
 
 def _load_series(paths: list[str], what: str):
@@ -336,8 +332,7 @@ def cmd_tie(args) -> int:
     else:
         kwargs["defocus_nm"] = [d * 1e6 for d in args.series_defocus_mm]
     result = run_with_tqdm(tie_job(stack, **params, **kwargs), "TIE", disable=args.quiet)
-    _save(result, args.out)
-    return 0
+    return _save(result, args.out)
 
 
 def cmd_simulate(args) -> int:

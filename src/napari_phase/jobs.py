@@ -135,18 +135,64 @@ def run_with_tqdm(job: Job, description: str = "", *, disable: bool = False) -> 
             bar.set_postfix_str(p.message, refresh=False)
         bar.refresh()
 
+    last: list[PhaseResult] = []
     gen = forward_job(job, cancel)
     try:
-        while True:
-            try:
-                show(next(gen))
-            except KeyboardInterrupt:
-                cancel.cancel()
+        with interrupt_cancels(cancel):
+            while True:
+                item = next(gen)
+                if item.partial is not None:
+                    last[:] = [item.partial]
+                show(item)
     except StopIteration as stop:
         return stop.value
+    except KeyboardInterrupt:
+        if not last:  # nothing computed that could be kept
+            raise
+        kept = last[0]  # stopped mid-step: keep the latest partial result the job showed
+        kept.metadata.update(cancelled=True, interrupted="stopped mid-step: the latest preview is kept")
+        check_finite(kept)
+        return kept
     finally:
         if bar is not None:
             bar.close()
+
+
+#: seconds a job gets after Ctrl-C to stop at its next step before it is interrupted where it is
+INTERRUPT_GRACE_S = 4.0
+
+
+@contextlib.contextmanager
+def interrupt_cancels(cancel: CancelToken, grace_s: float | None = None):
+    """While active (main thread only), the first Ctrl-C (SIGINT) sets ``cancel`` (the job stops at
+    its next step and returns its best result, as Cancel does in a panel); if it has not stopped
+    ``grace_s`` later, or at a second Ctrl-C, KeyboardInterrupt is raised where it runs."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    grace = INTERRUPT_GRACE_S if grace_s is None else grace_s
+    done = threading.Event()
+
+    def watchdog() -> None:
+        if not done.wait(grace):
+            import _thread
+
+            _thread.interrupt_main()
+
+    def handler(signum, frame) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+        threading.Thread(target=watchdog, daemon=True).start()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        done.set()
+        signal.signal(signal.SIGINT, previous)
 
 
 class Stopwatch:

@@ -126,10 +126,7 @@ def cmd_flowtie(args) -> int:
     result = run_with_tqdm(job, label, disable=args.quiet)
     for msg in result.metadata.get("messages", []):
         print(f"napari-phase: {msg}", file=sys.stderr)
-    if result.cancelled:
-        print("napari-phase: cancelled; writing the best result so far", file=sys.stderr)
-    write_result(result, args.out)
-    return 0
+    return write_result(result, args.out)
 
 
 def train_output(args) -> tuple[str, str, str | None]:

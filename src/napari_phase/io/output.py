@@ -66,12 +66,17 @@ def _glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
 
 
-def write_result(result, out: str | Path) -> list[str]:
-    """Save ``result`` atomically, print its summary and one ``wrote PATH`` line per file."""
+def write_result(result, out: str | Path) -> int:
+    """Save ``result`` atomically, print its summary and one ``wrote PATH`` line per file; returns
+    the exit status: 0, or 130 for a result cancelled by Ctrl-C (kept, but not complete)."""
+    import sys
+
     from .writer import save_result
 
+    if result.cancelled:
+        print("napari-phase: cancelled; writing the result so far", file=sys.stderr)
     written = save_result(result, out)
     print(result.summary())
     for path in written:
         print(f"wrote {path}")
-    return written
+    return 130 if result.cancelled else 0

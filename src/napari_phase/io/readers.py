@@ -147,6 +147,7 @@ def load_all(path: str | Path, *, lazy_threshold_bytes: int | None = None, lazy:
     """
     p = Path(str(path))
     threshold = LAZY_THRESHOLD_BYTES if lazy_threshold_bytes is None else int(lazy_threshold_bytes)
+    _check_kind(p)
     fmt = _format_of(p)
     if fmt is None:
         raise InputError(f"Cannot read {p.name}: unsupported file type {p.suffix or '(no extension)'!r}; "
@@ -176,6 +177,26 @@ def load_all(path: str | Path, *, lazy_threshold_bytes: int | None = None, lazy:
 
 
 # --------------------------------------------------------------------------------- dispatch
+
+
+def _check_kind(p: Path) -> None:
+    """Only a regular file or a folder is opened: a FIFO or a device would block the reader (or
+    never end); a folder that is not a zarr store is named as a folder, not as a file type."""
+    import stat
+
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        return  # named below, after the file type
+    except OSError as exc:
+        raise InputError(f"Cannot read {p}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        if _format_of(p) is None:
+            raise InputError(f"Cannot read {p.name}: it is a folder, not a file; napari-phase opens a folder only "
+                             "as a .zarr store (give a file inside it)")
+        return
+    if not stat.S_ISREG(mode):
+        raise InputError(f"Cannot read {p.name}: not a regular file (a pipe, socket or device); give a data file")
 
 
 def _format_of(p: Path) -> str | None:

@@ -180,11 +180,8 @@ def cmd_stem(args) -> int:
     result.metadata["center"] = where
     if note:
         result.metadata["depth"] = note
-    if result.cancelled:
-        print("napari-phase: cancelled; writing the rows done so far", file=sys.stderr)
     if "rotation_guess" in result.metadata:
         g = result.metadata["rotation_guess"]
         print(f"napari-phase: scan rotation guess {g['rotation_deg']:.1f} deg, transpose {g['transpose']}",
               file=sys.stderr)
-    write_result(result, args.out)
-    return 0
+    return write_result(result, args.out)
