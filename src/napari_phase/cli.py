@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --flip, the dI/dz used for the electrostatic phase (default spectral)")
     s.add_argument("--hot-pixel-sigma", type=float, default=None, help="replace pixels this many σ from their 3x3 median")
     s.add_argument("--roi", type=int, nargs=4, default=None, metavar=("Y0", "Y1", "X0", "X1"), help="region of interest in px")
-    s.add_argument("--qc-per-nm", type=lambda v: "auto" if v.strip().lower() == "auto" else float(v), default=None,
+    s.add_argument("--qc-per-nm", type=_qc_value, default=None,
                    help="Tikhonov cut-off in cycles/nm (default 0.5/FOV for a series, 2/FOV for one image; 0 = none; "
                         "auto = no cut-off, dI/dz Wiener-filtered with the noise measured in the images)")
     s.add_argument("--boundary", default="auto", choices=["auto", "free", "mirror"],
@@ -178,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     train_sub = train.add_subparsers(title="models", metavar="MODEL")
     _add_method_commands(sub, train_sub)
     return p
+
+
+def _qc_value(text: str):
+    """--qc-per-nm: a number (cycles/nm) or 'auto'."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in cycles/nm or 'auto', got {text!r}") from None
 
 
 #: Method packages that contribute sub-commands through ``add_commands(sub, train_sub)``.
@@ -230,7 +240,7 @@ def cmd_info(args) -> int:
 def _load_image(path: str):
     from .io.readers import load
 
-    ds = load(path)
+    ds = load(path, intensities=True)
     return ds.data, ds.calibration
 
 
@@ -292,8 +302,9 @@ def cmd_siprad(args) -> int:
         if amplitude not in ("uniform", "joint"):
             if not Path(amplitude).exists():
                 raise InputError(f"--amplitude must be 'uniform', 'joint' or an existing mask file, got {amplitude!r}")
-            mask, _ = _load_image(amplitude)
-            amplitude = np.asarray(mask) != 0
+            from .io.readers import load
+
+            amplitude = np.asarray(load(amplitude).data) != 0  # a mask: bool or numbers, non-zero = contaminant
         job = siprad_job(np.asarray(data), **params, amplitude=amplitude, **kwargs)
     result = run_with_tqdm(job, "SIPRAD" if args.solver == "dip" else "pixel-wise", disable=args.quiet)
     return _save(result, args.out)

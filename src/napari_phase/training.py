@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .jobs import JobCancelled, Progress, resolve_device
+from .jobs import InputError, JobCancelled, Progress, resolve_device
 from .threads import ThreadTuner
 
 
@@ -140,6 +140,25 @@ def init_from_model(name: str) -> dict[str, Any]:
             "chain": list(card.get("command_chain", [])), "source": f"{name} (sha256 {card.get('sha256', '?')[:12]})"}
 
 
+def load_checkpoint(path: str | Path, device: Any = "cpu") -> dict:
+    """A training checkpoint loaded safely (``weights_only=True``: tensors, numbers, strings, lists
+    and dicts only; a file that would need code to unpickle is refused, never run)."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(Path(path), map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = " ".join(str(exc).split())[:160]
+        raise InputError(f"--resume: cannot load the checkpoint {Path(path).name} safely (not a napari-phase "
+                         f"checkpoint, or it holds more than weights and numbers): {first}") from None
+    if not isinstance(state, dict) or not {"model", "optimiser", "step"} <= set(state):
+        raise InputError(f"--resume: {Path(path).name} is not a napari-phase training checkpoint "
+                         "(no model, optimiser and step in it)")
+    return state
+
+
 def train_job(
     model,
     *,
@@ -181,7 +200,7 @@ def train_job(
     chain: list[dict[str, Any]] = []
 
     if resume and ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt, device)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         generator.set_state(state["rng"])

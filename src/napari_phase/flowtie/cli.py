@@ -84,11 +84,11 @@ def _load_triplet(files):
     from ..io.readers import load
 
     if len(files) == 1:
-        ds = load(files[0])
+        ds = load(files[0], intensities=True)
         return np.asarray(ds.data), dict(ds.calibration or {})
     if len(files) != 3:
         raise InputError(f"give one file with the triplet or exactly three files (-dz, 0, +dz), got {len(files)}")
-    loaded = [load(f) for f in files]
+    loaded = [load(f, intensities=True) for f in files]
     return [np.asarray(d.data) for d in loaded], dict(loaded[1].calibration or {})
 
 

@@ -123,18 +123,33 @@ def read(path: str | Sequence[str], *, lazy_threshold_bytes: int | None = None) 
     return layers
 
 
+#: Dataset.metadata key naming the dtype the file held where the reader changed it for napari
+#: (complex -> amplitude + phase layers, bool -> uint8 labels)
+SOURCE_DTYPE_KEY = "napari_phase_source_dtype"
+
+
 def load(path: str | Path, key: str | None = None, *, lazy_threshold_bytes: int | None = None,
-         lazy: bool | None = None) -> Dataset:
+         lazy: bool | None = None, intensities: bool = False) -> Dataset:
     """The main dataset of a file: the one named ``key`` if given, else the first (4-D data first,
-    then file order). See :func:`load_all`."""
+    then file order). See :func:`load_all`. ``intensities=True`` (the CLI's methods): refuse data
+    the file holds as complex or bool, as the methods' API does, rather than use their conversion."""
     datasets = load_all(path, lazy_threshold_bytes=lazy_threshold_bytes, lazy=lazy)
     if key is None:
-        return datasets[0]
+        return _intensities(datasets[0], path) if intensities else datasets[0]
     for ds in datasets:
         if ds.name == key or ds.name.split("/")[-1] == key or ds.name.endswith(f" {key}"):
-            return ds
+            return _intensities(ds, path) if intensities else ds
     raise InputError(f"Cannot read {Path(path).name}: no array named {key!r} "
                      f"(it has: {', '.join(d.name for d in datasets)})")
+
+
+def _intensities(ds: Dataset, path) -> Dataset:
+    source = (ds.metadata or {}).get(SOURCE_DTYPE_KEY)
+    if source is not None:
+        what = "complex values (a wave, not intensities)" if "complex" in source else "true/false values (a mask)"
+        raise InputError(f"Cannot use {Path(str(path)).name}: it holds {what}, dtype {source}; "
+                         "the methods take real intensities (counts)")
+    return ds
 
 
 def load_all(path: str | Path, *, lazy_threshold_bytes: int | None = None, lazy: bool | None = None
@@ -219,8 +234,10 @@ def _postprocess(datasets: list[Dataset], p: Path) -> list[Dataset]:
         if ds.ndim < 2:
             continue
         if ds.layer_type == "image" and np.issubdtype(np.dtype(ds.data.dtype), np.complexfloating):
+            ds.metadata = {**(ds.metadata or {}), SOURCE_DTYPE_KEY: str(np.dtype(ds.data.dtype))}
             out.extend(_split_complex(ds))
         elif ds.layer_type == "image" and np.dtype(ds.data.dtype) == np.bool_:
+            ds.metadata = {**(ds.metadata or {}), SOURCE_DTYPE_KEY: "bool"}
             ds.layer_type = "labels"
             ds.data = ds.data.astype(np.uint8)
             out.append(ds)

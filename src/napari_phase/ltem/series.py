@@ -48,7 +48,7 @@ import numpy as np
 
 from ..jobs import InputError, Progress, Stopwatch
 from ..physics.optics import electron_wavelength_nm
-from ..validate import as_image, energy_kv, intensities, positive
+from ..validate import as_image, energy_kv, intensities, number, positive
 from . import align as _align
 from ._poisson import inverse_laplacian_kernel, mirror_pad, solve_tie
 from .phase_e_prior import PHASE_E_PRIORS, amplitude_prior
@@ -113,7 +113,11 @@ def defoci_nm(n: int, defocus_step_nm=None, defocus_nm=None) -> np.ndarray:
             raise InputError("a single image needs its defocus (defocus_nm=[...]), not a step; or give exactly 3 images")
         step = positive(defocus_step_nm, "defocus_step_nm", "nm")
         return (np.arange(n) - n // 2) * step
-    z = np.atleast_1d(np.asarray(defocus_nm, dtype=np.float64)).ravel()
+    try:
+        z = np.atleast_1d(np.asarray([number(v, "defocus_nm") for v in np.atleast_1d(np.asarray(defocus_nm, dtype=object)).ravel()],
+                                     dtype=np.float64))
+    except ValueError:
+        raise InputError(f"defocus_nm must be one number per image (nm), got {defocus_nm!r}") from None
     if z.size != n:
         raise InputError(f"defocus_nm has {z.size} value(s) for {n} image(s): give one defocus per image")
     if not np.isfinite(z).all():

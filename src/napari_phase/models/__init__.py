@@ -57,11 +57,29 @@ def load_state_dict(name: str, device: str = "cpu"):
 
     model_card(name)  # clear error for an unknown name
     if _is_path(name):
-        state = torch.load(Path(name), map_location=device, weights_only=True)
+        state = _load_weights(Path(name), device)
     else:
         with resources.as_file(_folder().joinpath(f"{name}.pt")) as path:
-            state = torch.load(path, map_location=device, weights_only=True)
+            state = _load_weights(path, device)
     return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+
+
+def _load_weights(path: Path, device: str) -> dict:
+    """``torch.load(weights_only=True)`` of a state dict; anything else is one InputError line."""
+    import pickle
+
+    import torch
+
+    from ..jobs import InputError
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        first = " ".join(str(exc).split())[:120]
+        raise InputError(f"model {path.name} is not a weights file napari-phase can load safely: {first}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"model {path.name} is not a weights file (a state dict of tensors)")
+    return state
 
 
 _MODELS: dict[tuple[str, str], Any] = {}

@@ -28,7 +28,10 @@ def check_4d(data: Any, name: str = "4D-STEM data") -> tuple[int, int, int, int]
     detector of at least 8 px. Returns the shape."""
     if data is None:
         raise InputError(f"no {name} given")
-    shape = shape_of(data)
+    try:
+        shape = shape_of(data)
+    except ValueError:  # a ragged nested list
+        raise InputError(f"the {name} must be a 4-D array (scan_y, scan_x, ky, kx); got a ragged list") from None
     if len(shape) != 4:
         raise InputError(f"the {name} must be 4-D (scan_y, scan_x, ky, kx), got {len(shape)}-D with shape {shape}")
     if 0 in shape:

@@ -93,10 +93,10 @@ def load_4d(path: str, depth: int | None = None):
     """(data (4-D, lazy if the file is large), calibration dict, note) from any 4D-STEM file we read."""
     from ..io.readers import load
 
-    ds = load(path)
+    ds = load(path, intensities=True)
     data = ds.data
     note = ""
-    if ds.ndim == 5 and ds.kind == "4dstem":
+    if ds.ndim == 5 and (ds.kind == "4dstem" or depth is not None):
         n = ds.shape[0]
         i = n - 1 if depth is None else int(depth)
         if not -n <= i < n:
@@ -104,7 +104,7 @@ def load_4d(path: str, depth: int | None = None):
         data = data[i]
         note = f"depth {i % n} of {n} ({ds.axis_names[0]})"
     elif depth is not None:
-        raise InputError("--depth only applies to a depth series (5-D file)")
+        raise InputError(f"--depth only applies to a depth series (a 5-D file); {path} is {ds.ndim}-D {tuple(ds.shape)}")
     return data, dict(ds.calibration), note
 
 
