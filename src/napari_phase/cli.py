@@ -77,8 +77,16 @@ def check_outputs(args) -> None:
                  suffixes=None if suffixes == "result" else suffixes)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument error is one line on stderr (not the whole usage), exit status 2; the
+    sub-command parsers inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="napari-phase",
         description="Recover the phase of the electron wave from TEM data: Lorentz TEM (SIPRAD, SITIE, TIE), 4D-STEM (CNN, iCoM, SSB) and defocus triplets (FlowTIE).",
         epilog=EXAMPLES,
