@@ -93,6 +93,8 @@ def energy_kv(value, name: str = "voltage_kv") -> float:
     """The beam energy in kV, finite and within :data:`ENERGY_KV_RANGE` (1–5000 kV)."""
     v = finite(value, name)
     lo, hi = ENERGY_KV_RANGE
+    if v <= 0:
+        raise InputError(f"{name} must be positive: the beam energy in kV ({lo:g}–{hi:g}), got {v:g}")
     if not lo <= v <= hi:
         hint = ": that looks like volts, give kV (e.g. 200)" if v > hi else ""
         raise InputError(f"{name} must be the beam energy in kV ({lo:g}–{hi:g}), got {v:g}{hint}")
@@ -128,25 +130,36 @@ def point_on_grid(value, name: str, shape) -> tuple[float, float]:
     return y, x
 
 
-#: side of the box (px) over which an image's local mean must stay >= 0 (noise averages out)
+#: side of the box (px) over which an image's local mean is taken (noise averages out)
 INTENSITY_BOX_PX = 5
+#: how many noise σ of that local mean it may lie below zero before it is refused
+INTENSITY_NOISE_SIGMAS = 5.0
+
+
+def noise_sigma(a: np.ndarray) -> float:
+    """Robust σ of the pixel noise: the MAD of neighbouring-pixel differences / √2 (a smooth image's
+    signal barely enters neighbour differences)."""
+    d = np.diff(np.asarray(a, dtype=np.float32), axis=-1).ravel()
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
 
 
 def intensities(arr, name: str = "image", box_px: int = INTENSITY_BOX_PX) -> None:
     """Refuse intensities that are negative beyond noise: the local mean over ``box_px`` ×
-    ``box_px`` pixels below zero anywhere (an offset, a difference image or signed integers:
-    the TIE divides by I, and a negative I gives a phase of 10⁴ rad). Noise on counts (even
-    σ = mean) averages to a positive local mean."""
+    ``box_px`` pixels more than :data:`INTENSITY_NOISE_SIGMAS` of its noise (σ / box_px, σ from
+    :func:`noise_sigma`) below zero anywhere — an offset, a difference image or signed integers
+    (the TIE divides by I: a negative I gives a phase of 10⁴ rad). Counts with noise (even σ of
+    half the mean over dark regions) pass."""
     from scipy.ndimage import uniform_filter
 
     a = np.asarray(arr, dtype=np.float32)
     if a.ndim < 2 or float(a.min()) >= 0:
         return
     local = uniform_filter(a, size=[1] * (a.ndim - 2) + [box_px, box_px], mode="reflect")
-    bad = int((local < 0).sum())
+    floor = -INTENSITY_NOISE_SIGMAS * noise_sigma(a) / box_px
+    bad = int((local < floor).sum())
     if bad:
-        raise InputError(f"the {name} has negative intensities beyond noise ({bad} px with a negative {box_px}x{box_px} "
-                         f"local mean, min {float(a.min()):.3g}): give counts, not an offset or difference image")
+        raise InputError(f"the {name} has negative intensities beyond noise ({bad} px with a {box_px}x{box_px} local "
+                         f"mean below {floor:.3g}, min {float(a.min()):.3g}): give counts, not an offset or difference image")
 
 
 #: a pattern whose total is below −this × the largest |total| of its block is an offset, not noise
