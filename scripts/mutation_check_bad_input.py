@@ -18,7 +18,7 @@ TR = "src/napari_phase/training.py"
 T = ["tests/test_bad_input.py"]
 MUT = [
     ("energy: upper bound (volts) dropped", V, "    if not lo <= v <= hi:\n", "    if not lo <= v:\n", T),
-    ("intensities: negative local means ignored", V, "    bad = int((local < 0).sum())", "    bad = 0", T),
+    ("intensities: negative local means ignored", V, "    bad = int((local < floor).sum())", "    bad = 0", T),
     ("pattern sums: negative totals ignored", V, "    if neg:\n", "    if False:\n", T),
     ("centre: only the lower edge checked", V, "    if not (0 <= y <= ny - 1 and 0 <= x <= nx - 1):",
      "    if not (0 <= y and 0 <= x):", T),
@@ -42,6 +42,10 @@ MUT = [
      "map_location=device, weights_only=False)", T),
     ("HDF5 written by the library straight to disk", WR, 'f = h5py.File(buffer, "w", track_order=True)',
      'f = h5py.File(path, "w", track_order=True)', T),
+    ("intensities: no noise allowance (noisy dark regions refused)", V,
+     "    floor = -INTENSITY_NOISE_SIGMAS * noise_sigma(a) / box_px", "    floor = 0.0", T),
+    ("pattern sums: the 5 % noise allowance 100 times larger", V,
+     "(s < -NEGATIVE_SUM_FRACTION * scale)", "(s < -100 * NEGATIVE_SUM_FRACTION * scale)", T),
 ]
 
 

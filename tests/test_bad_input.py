@@ -437,3 +437,33 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, monkeypatch):
     ok = tmp_path / "ok.ckpt"
     torch.save({"model": {"w": torch.ones(2)}, "optimiser": {"state": {}}, "step": 3, "history": [{"a": 1.0}]}, ok)
     assert load_checkpoint(ok)["step"] == 3
+
+
+def test_shared_check_bounds_are_pinned():
+    """The allowances' sizes: a pattern total down to −5 % of the largest is noise, below is an
+    offset; an image's 5×5 local mean may sit up to 5 noise σ/5 below zero, not further;
+    energies 1–5000 kV inclusive."""
+    from napari_phase import validate
+
+    validate.pattern_sums([100.0, 50.0, -4.9])
+    with pytest.raises(InputError, match="1 diffraction pattern"):
+        validate.pattern_sums([100.0, 50.0, -5.1])
+    with pytest.raises(InputError, match="sums to zero or less"):
+        validate.pattern_sums([0.0, 0.0])
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((96, 96)).astype(np.float32)
+    sigma = validate.noise_sigma(noise)
+    assert sigma == pytest.approx(1.0, rel=0.05)
+    img = 2.0 + noise
+    img[40:60, 40:60] = -2.0 * sigma / 5 + noise[40:60, 40:60]  # a region 2 σ/5 below zero: noise
+    validate.intensities(img)
+    img[40:60, 40:60] = -8.0 * sigma / 5 + noise[40:60, 40:60]  # 8 σ/5 below zero: an offset
+    with pytest.raises(InputError, match="negative intensities beyond noise"):
+        validate.intensities(img)
+    assert validate.energy_kv(1) == 1.0 and validate.energy_kv(5000) == 5000.0
+    for bad in (0.99, 5001, float("inf"), "300", True, (300,)):
+        with pytest.raises(InputError, match="voltage_kv"):
+            validate.energy_kv(bad)
+    assert validate.integer(2.0, "n") == 2
+    with pytest.raises(InputError, match="n must be a whole number 1–8, got 9"):
+        validate.integer(9, "n", 1, 8)
