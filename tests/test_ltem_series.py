@@ -405,11 +405,11 @@ def test_cli_series_with_flip_reads_back(tmp_path, clean, capsys):
     assert pearson_accuracy(res2["phase"], clean.phase_m, crop=8) >= 0.95
     # unsymmetric defoci: one line, exit 2
     capsys.readouterr()
-    bad = ["tie", *paths, "--defocus-mm", "-0.4", "-0.2", "0", "0.2", "0.5", "--pixel-size-nm", "5", "--out", str(out)]
+    bad = ["tie", *paths, "--defocus-mm", "-0.4", "-0.2", "0", "0.2", "0.5", "--pixel-size-nm", "5", "--out", str(tmp_path / "bad.h5")]
     assert main(bad) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "symmetric" in err[0]
-    assert main(["tie", *paths, "--defocus-step-mm", "0.2", "--flip", *fpaths[:3], "--pixel-size-nm", "5", "--out", str(out)]) == 2
+    assert main(["tie", *paths, "--defocus-step-mm", "0.2", "--flip", *fpaths[:3], "--pixel-size-nm", "5", "--out", str(tmp_path / "bad.h5")]) == 2
 
 
 # ------------------------------------------------------------------------ panel (Xvfb)
