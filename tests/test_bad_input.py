@@ -25,7 +25,9 @@ from napari_phase.cli import main
 from napari_phase.jobs import InputError, Progress
 from napari_phase.result import PhaseResult
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+import napari_phase
+
+SRC = str(Path(napari_phase.__file__).resolve().parents[1])  # the package under test, also in subprocesses
 M, DX, STEP = 32, 0.25, 2  # 32² object px of 0.25 Å, scan step 0.5 Å -> 16x16 scan, 32² detector
 
 
