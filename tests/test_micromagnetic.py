@@ -226,20 +226,20 @@ def test_cli_simulate_ovf_reads_back(tmp_path, capsys):
     # the tilted uniform background (μ0 Ms sin30° t / cos30° = 4.0 T·nm) sets the scale of B·t
     assert 0.5 * 3.99 < float(np.percentile(np.hypot(bx, by), 99)) < 3 * 3.99
     capsys.readouterr()
-    assert main(["simulate", "--ovf", str(REAL / "skyrmion-disk.omf"), "--out", str(out)]) == 2
+    assert main(["simulate", "--ovf", str(REAL / "skyrmion-disk.omf"), "--out", str(out), "--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "thickness_axis" in err[0]
-    assert main(["simulate", "--ovf", str(REAL / "mumax-bin4-linux.ovf"), "--out", str(out)]) == 2
-    assert main(["simulate", "--ovf", str(REAL / "skyrmion-disk.omf"), "--axis", "z", "--tilt-x-deg", "20", "--out", str(out)]) == 0
+    assert main(["simulate", "--ovf", str(REAL / "mumax-bin4-linux.ovf"), "--out", str(out), "--overwrite"]) == 2
+    assert main(["simulate", "--ovf", str(REAL / "skyrmion-disk.omf"), "--axis", "z", "--tilt-x-deg", "20", "--out", str(out), "--overwrite"]) == 0
     # a 5 nm file imaged as a 50 nm film: B·t ten times the file's, read back from the output
     assert main(["simulate", "--ovf", str(REAL / "skyrmion.omf"), "--tilt-x-deg", "30", "--defocus-mm", "-0.1",
-                 "--film-thickness-nm", "50", "--out", str(out)]) == 0
+                 "--film-thickness-nm", "50", "--out", str(out), "--overwrite"]) == 0
     with np.load(out) as z:
         meta = json.loads(str(z["metadata_json"]))
         assert np.allclose(z["bx_true"], 10 * direct.bx, atol=1e-4) and np.allclose(z["by_true"], 10 * direct.by, atol=1e-4)
     assert meta["thickness_nm"] == 50.0
     capsys.readouterr()
-    assert main(["simulate", "--ovf", str(REAL / "skyrmion.omf"), "--film-thickness-nm", "-1", "--out", str(out)]) == 2
+    assert main(["simulate", "--ovf", str(REAL / "skyrmion.omf"), "--film-thickness-nm", "-1", "--out", str(out), "--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "film_thickness_nm" in err[0]
 
