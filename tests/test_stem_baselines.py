@@ -263,9 +263,15 @@ def test_ssb_accumulation_equals_one_pass_and_cancel_keeps_partial(weak):
     assert fft.metadata["mode"] == "fft"
     np.testing.assert_allclose(fft.phase, whole, atol=1e-4 * np.abs(whole).max())
     seen = []
-    kept = run_cancelling_after(stem.ssb_job(data, **kw, block_rows=4), 1, items=seen)
+    kept = run_cancelling_after(stem.ssb_job(data, **kw, block_rows=4, descan="off"), 1, items=seen)
     assert len(seen) == 1  # the job ended right at the cancel
     assert kept.cancelled and kept.metadata["rows_done"] == 4
+    # with the descan pass first (the default), a cancel there has no rows to keep: it cancels
+    with pytest.raises(JobCancelled):
+        run_cancelling_after(stem.ssb_job(data, **kw, block_rows=4), 1)
+    seen = []
+    kept = run_cancelling_after(stem.ssb_job(data, **kw, block_rows=4), 9, items=seen)  # 8 descan blocks, then SSB
+    assert kept.cancelled and kept.metadata["rows_done"] == 4 and kept.metadata["descan"]["model"] == "plane"
 
 
 # ----------------------------------------------------------------------------- bad input

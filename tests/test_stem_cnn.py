@@ -271,9 +271,13 @@ def test_partial_results_grow_row_by_row_and_cancel_keeps_them(scan, tiny_model,
     reports = list(forward_job(cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3)))
     assert [int(p.partial.metadata["rows_done"]) for p in reports if p.partial is not None] == [3, 9]
     assert len([p for p in reports if p.message.startswith("CNN: scan row")]) == 3
-    res = run_cancelling_after(cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3), 1)
+    # the descan pass (3 blocks) comes first; a cancel after the CNN's first block keeps its rows
+    res = run_cancelling_after(cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3), 4)
     assert res.cancelled and res.metadata["rows_done"] == 3
     assert res.phase.shape == (18, 16)
+    res = run_cancelling_after(cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3,
+                                       descan="off"), 1)
+    assert res.cancelled and res.metadata["rows_done"] == 3
 
 
 def test_numpy_memmap_and_dask_inputs_agree(scan, tiny_model, tmp_path):
@@ -353,11 +357,15 @@ def test_bad_input_raises_input_error(scan, tiny_model, make, kwargs, message):
 
 
 def test_cancel_at_the_first_progress_keeps_the_first_block(scan, tiny_model):
-    job = cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3)
+    job = cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3, descan="off")
     next(job)
     with pytest.raises(StopIteration) as stop:
         job.throw(JobCancelled("x"))
     assert stop.value.value.cancelled  # the first block was done: its rows are kept
+    job = cnn_job(scan.data, **_calib(scan), model=tiny_model, device="cpu", block_rows=3)  # descan pass first
+    next(job)
+    with pytest.raises(JobCancelled):  # nothing reconstructed yet: the cancel cancels
+        job.throw(JobCancelled("x"))
 
 
 # ----------------------------------------------------------------------------- CPU threads

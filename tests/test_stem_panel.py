@@ -368,3 +368,73 @@ def test_cnn_low_frequency_choice_reaches_the_job(make_napari_viewer, sim, notes
     panel.method.setCurrentText(sp.ICOM)
     assert panel.low_frequency.isHidden()
     assert not notes["error"]
+
+
+@pytest.mark.parametrize("method", ["iCoM", "SSB"])
+def test_first_run_on_the_sample_frames_the_result_with_one_unit(make_napari_viewer, notes, method, monkeypatch):
+    """A newcomer's flow (issue 16 §3): sample -> panel -> Run. The result fills the canvas, the 4-D
+    layer's pattern sits beside it (not over it) and napari sees one unit on every displayed axis."""
+    import napari._vispy.canvas as vcanvas
+
+    from napari_phase.widgets.stem_panel import StemPanel
+
+    unit_warnings = []
+    monkeypatch.setattr(vcanvas, "show_warning", lambda m: unit_warnings.append(str(m)))
+    viewer = make_napari_viewer()
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.open_sample("napari-phase", "stem_srtio3")
+    panel = StemPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    panel.method.setCurrentText(method)
+    assert panel.run()
+    assert panel.runner.wait(120000) and panel.runner.last_outcome == "done", panel.runner.status_text
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(5):
+        QApplication.processEvents()
+    viewer.window._qt_viewer.canvas._update_world_units()  # what napari runs before the next draw
+    assert viewer.layers.extent.units is not None  # None is what raises the warning
+    assert not [w for w in unit_warnings if "nconsistent units" in w], unit_warnings
+    phase = viewer.layers[f"{method} phase [rad]"]
+    assert str(phase.units[-1]) == "angstrom" and phase.scale[-1] == pytest.approx(0.25)
+    # the camera is on the result: centred on it, and the result spans most of the canvas
+    (y0, x0), (y1, x1) = np.asarray(phase.extent.world)[:, -2:]
+    cam = viewer.camera
+    assert cam.center[-2] == pytest.approx((y0 + y1) / 2, abs=0.05 * (y1 - y0))
+    assert cam.center[-1] == pytest.approx((x0 + x1) / 2, abs=0.05 * (x1 - x0))
+    from napari_phase.widgets.stem_panel import _canvas_hw
+
+    canvas_h, canvas_w = _canvas_hw(viewer)
+    assert canvas_h > 300 and canvas_w > 300  # the real canvas, not the fallback
+    assert 0.8 <= cam.zoom * max((y1 - y0) / canvas_h, (x1 - x0) / canvas_w) <= 1.0
+    # the 4-D layer's pattern lies right of the result, not over it
+    src = panel.data_combo.current_layer()
+    (sy0, sx0), _ = np.asarray(src.extent.world)[:, -2:]
+    assert sx0 >= x1
+    assert "descan (plane, from BF disc)" in panel.result_info.text()
+    assert [str(u) for u in src.units] == ["angstrom"] * 4
+
+
+@pytest.mark.parametrize("method", ["iCoM", "SSB"])  # SSB on this scan gives no live preview first
+def test_a_file_layer_in_mrad_is_moved_beside_the_result(make_napari_viewer, sim, notes, method):
+    """A 4-D layer as the readers make it (scan axes in Å, detector axes in mrad): after a run the
+    panel puts its detector axes in Å beside the result (one unit per displayed axis) and keeps
+    the layer's own geometry in its metadata."""
+    viewer = make_napari_viewer()
+    md = {"kind": "4dstem", "voltage_kv": 300.0, "scan_step_a": sim["step"], "detector_mrad_per_px": sim["det"],
+          "semiangle_mrad": 20.0}
+    layer = viewer.add_image(sim["data"], name="scan", metadata=md, scale=[sim["step"], sim["step"], sim["det"], sim["det"]],
+                             units=["angstrom", "angstrom", "mrad", "mrad"])
+    from napari_phase.widgets.stem_panel import StemPanel
+
+    panel = StemPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    panel.method.setCurrentText(method)
+    assert panel.run() and panel.runner.wait(60000) and panel.runner.last_outcome == "done"
+    assert viewer.layers.extent.units is not None
+    phase = viewer.layers[f"{method} phase [rad]"]
+    (_, _), (_, x1) = np.asarray(phase.extent.world)[:, -2:]
+    assert np.asarray(layer.extent.world)[0, -1] >= x1  # the patterns start right of the result
+    assert [str(u) for u in layer.units] == ["angstrom"] * 4
+    assert layer.metadata["napari_phase_geometry"]["units"][-1] in ("mrad", "milliradian")
+    assert layer.metadata["napari_phase_geometry"]["scale"][-1] == pytest.approx(sim["det"])

@@ -39,8 +39,9 @@ def smooth_phase(m: int, dx: float, *, qmax: float, rms: float, seed: int = 0) -
     return phi / phi.std() * rms
 
 
-def atoms_phase(m: int, dx: float, *, spacing_a=3.2, sigma_a=0.35, peak=0.4, seed=0) -> np.ndarray:
-    """A lattice of Gaussian 'atoms' (positive phase peaks) of random heights, periodic."""
+def atoms_phase(m: int, dx: float, *, spacing_a=3.2, sigma_a=0.35, peak=0.4, seed=0, crystal=False) -> np.ndarray:
+    """A lattice of Gaussian 'atoms' (positive phase peaks) of random heights, periodic, with a
+    vacancy; ``crystal``: all atoms of height ``peak`` and no vacancy (a perfect crystal)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.indices((m, m)) * dx
     size = m * dx
@@ -48,12 +49,12 @@ def atoms_phase(m: int, dx: float, *, spacing_a=3.2, sigma_a=0.35, peak=0.4, see
     n = int(round(size / spacing_a))
     for i in range(n):
         for j in range(n):
-            if (i, j) == (1, 2):
+            if (i, j) == (1, 2) and not crystal:
                 continue  # a vacancy breaks the symmetry
             y0, x0 = (i + 0.3) * spacing_a, (j + 0.6) * spacing_a
             dy = (yy - y0 + size / 2) % size - size / 2
             dxx = (xx - x0 + size / 2) % size - size / 2
-            phi += peak * rng.uniform(0.6, 1.0) * np.exp(-(dy**2 + dxx**2) / (2 * sigma_a**2))
+            phi += peak * (1.0 if crystal else rng.uniform(0.6, 1.0)) * np.exp(-(dy**2 + dxx**2) / (2 * sigma_a**2))
     return phi
 
 

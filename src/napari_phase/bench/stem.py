@@ -311,7 +311,10 @@ def _fmt(v, nd=3):
 
 
 def markdown(quick: bool = False, device: str = "auto", raw: dict | None = None, *, structures=None, doses=None,
-             scan: int | None = None, only=None, memory: bool = True, speed: bool = True) -> str:
+             scan: int | None = None, only=None, memory: bool = True, speed: bool = True,
+             descan: bool | None = None) -> str:
+    """The section; ``descan`` (default: the full run only) appends bench/stem_descan.py's table
+    (centre offset, descan, windows that are not whole cells; issue 16 §1)."""
     import torch
 
     from napari_phase.bench import machine_description
@@ -369,18 +372,23 @@ def markdown(quick: bool = False, device: str = "auto", raw: dict | None = None,
         speed_result = cnn_speed.run(scan=48 if quick else 64, repeats=2 if quick else 3)
         raw.update(cnn_speed=speed_result)
         lines += ["", cnn_speed.markdown(speed_result).rstrip()]
-    if not mem:
-        lines += ["", f"Section run time {time.perf_counter() - t0:.0f} s.", ""]
-        return "\n".join(lines)
-    lines += ["", "### Streaming a memory-mapped scan (iCoM, SSB)", "",
-              "uint16 patterns in a memory-mapped .npy read in blocks of 16 MB (float32); peak = tracemalloc peak of "
-              "numpy allocations during the call. SSB *accumulate* holds the sparse trotter weights (∝ scan area) and one "
-              "block; SSB *fft* keeps the bright-field pixels of every pattern (float32, then their complex64 FFT) and is the default "
-              "(`mode='auto'`) while that stays under 512 MB.", "",
-              "| method | scan | data (MB) | peak traced (MB) | time (s) | patterns/s |", "|---|---|---|---|---|---|"]
-    for r in mem:
-        lines.append(f"| {r['method']} | {r['scan']}² × {DET_PX}² | {r['data_mb']:.0f} | {r['peak_mb']:.0f} | "
-                     f"{r['time_s']:.1f} | {r['patterns_per_s']:.0f} |")
+    if mem:
+        lines += ["", "### Streaming a memory-mapped scan (iCoM, SSB)", "",
+                  "uint16 patterns in a memory-mapped .npy read in blocks of 16 MB (float32); peak = tracemalloc peak of "
+                  "numpy allocations during the call. SSB *accumulate* holds the sparse trotter weights (∝ scan area) and one "
+                  "block; SSB *fft* keeps the bright-field pixels of every pattern (float32, then their complex64 FFT) and is the default "
+                  "(`mode='auto'`) while that stays under 512 MB.", "",
+                  "| method | scan | data (MB) | peak traced (MB) | time (s) | patterns/s |", "|---|---|---|---|---|---|"]
+        for r in mem:
+            lines.append(f"| {r['method']} | {r['scan']}² × {DET_PX}² | {r['data_mb']:.0f} | {r['peak_mb']:.0f} | "
+                         f"{r['time_s']:.1f} | {r['patterns_per_s']:.0f} |")
+    if descan if descan is not None else not quick:
+        from napari_phase.bench import stem_descan
+
+        names = ("icom", "ssb", "cnn") if _cnn_available() else ("icom", "ssb")
+        desc_rows = stem_descan.run(names, log=_log)
+        raw["descan"] = desc_rows
+        lines += ["", stem_descan.markdown(desc_rows)]
     lines += ["", f"Section run time {time.perf_counter() - t0:.0f} s.", ""]
     return "\n".join(lines)
 
@@ -396,6 +404,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=None, help="comma-separated method labels to run (substring match, e.g. CNN,iCoM,py4DSTEM)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory-mapped streaming table")
     p.add_argument("--no-speed", action="store_true", help="skip the CNN-against-matmul speed table (bench/cnn_speed.py)")
+    p.add_argument("--descan", action=argparse.BooleanOptionalAction, default=None,
+                   help="the descan / window table (bench/stem_descan.py; default: full run only)")
     args = p.parse_args(argv)
     structures = None if args.structures is None else [s.strip() for s in args.structures.split(",") if s.strip()]
     for s in structures or ():
@@ -405,7 +415,7 @@ def main(argv=None) -> int:
                                              for v in args.doses.split(",")]
     only = None if args.only is None else [v.strip() for v in args.only.split(",") if v.strip()]
     text = markdown(args.quick, args.device, structures=structures, doses=doses, scan=args.scan, only=only,
-                    memory=not args.no_memory, speed=not args.no_speed)
+                    memory=not args.no_memory, speed=not args.no_speed, descan=args.descan)
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}")

@@ -147,11 +147,30 @@ def srtio3_4dstem() -> list[tuple]:
     return load_stem_sample_npz(sample_path("stem_srtio3"), name=SAMPLES["stem_srtio3"][1])
 
 
+#: napari renders units only when every layer agrees on each displayed axis: 4D-STEM patterns are
+#: therefore drawn in the scan's length unit, beside the scan images (not in mrad over them)
+DISPLAY_UNIT = "angstrom"
+
+
+def detector_beside_scan(scan_shape, steps_yx_a, det_shape) -> dict:
+    """Display geometry of detector-pixel images (patterns, the 4-D layer's detector axes): as tall
+    as the scan (sy·step_y Å), translated right of it by 1.1 × its width, in DISPLAY_UNIT.
+    Returns {"scale": [s, s], "translate": [0, x0], "units": [unit, unit]} for the last two axes;
+    the patterns' own sampling stays in the metadata (``detector_mrad_per_px``)."""
+    sy, sx = (int(v) for v in scan_shape)
+    step_y, step_x = (float(v) for v in steps_yx_a)
+    s = sy * step_y / int(det_shape[0])
+    return {"scale": [s, s], "translate": [0.0, 1.1 * sx * step_x], "units": [DISPLAY_UNIT, DISPLAY_UNIT]}
+
+
 def load_stem_sample_npz(path: str | Path, name: str | None = None) -> list[tuple]:
     """napari LayerData for a 4D-STEM sample .npz (``data`` counts (scan_y, scan_x, ky, kx),
     ``phase_true`` σV in rad, ``metadata_json``): the 4-D layer with scan axes in Å and detector
     axes in mrad, its calibration flat in the metadata (the 4D-STEM panel prefills from it), and
-    the true phase object (hidden) on its own finer grid, origin at the first scan position."""
+    the true phase object (hidden) on its own finer grid, origin at the first scan position. The
+    detector axes are displayed beside the scan (:func:`detector_beside_scan`): one unit (Å) on
+    every displayed axis, so napari raises no "Inconsistent units" warning and a result drawn
+    on the scan grid is not covered by the patterns."""
     p = Path(path)
     try:
         with np.load(p, allow_pickle=False) as npz:
@@ -170,9 +189,11 @@ def load_stem_sample_npz(path: str | Path, name: str | None = None) -> list[tupl
     step = float(meta.get("scan_step_a", 1.0))
     det = float(meta.get("detector_mrad_per_px", 1.0))
     base = {**meta, "source_path": str(p), "sample": meta.get("sample", p.stem)}
+    beside = detector_beside_scan(data.shape[:2], (step, step), data.shape[2:])
     layers: list[tuple] = [
-        (data, {"name": name, "colormap": "gray", "scale": [step, step, det, det],
-                "units": ["angstrom", "angstrom", "mrad", "mrad"], "axis_labels": ["scan_y", "scan_x", "ky", "kx"],
+        (data, {"name": name, "colormap": "gray", "scale": [step, step, *beside["scale"]],
+                "translate": [0.0, 0.0, *beside["translate"]],
+                "units": ["angstrom", "angstrom", *beside["units"]], "axis_labels": ["scan_y", "scan_x", "ky", "kx"],
                 "metadata": {**base, "kind": "4dstem", "array_name": "data", "unit": "counts",
                              "axis_names": ["scan_y", "scan_x", "ky", "kx"]}}, "image"),
     ]

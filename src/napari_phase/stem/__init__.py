@@ -8,7 +8,9 @@ centre (ny // 2, nx // 2) unless ``center=``):
 * ``cnn(data, *, energy_kev, semiangle_mrad, scan_step_a, detector_mrad_per_px, oversample=2, model="default", device="auto", client=None, ...)``
   (the network lives in :mod:`napari_phase.stem.airpi`, imported on first call)
 
-each returning a :class:`~napari_phase.result.PhaseResult` (``.phase`` in rad, ``.pixel_size_a``,
+each with ``descan="plane"|"constant"|"off"`` (the beam centre fitted over the scan and removed:
+:mod:`napari_phase.stem.descan`; the fit in ``metadata["descan"]``), each returning a
+:class:`~napari_phase.result.PhaseResult` (``.phase`` in rad, ``.pixel_size_a``,
 ``.metadata``), with ``*_job`` generators for progress and cancel. Also :class:`Calibration`,
 :func:`detect_disc`, :func:`virtual_image`, :func:`com_maps`, :func:`guess_rotation`.
 """
@@ -20,6 +22,7 @@ from typing import Any
 from ._data import mean_pattern, mean_pattern_job
 from .calibration import Calibration, detector_center, inv_a_per_px_from_mrad, mrad_per_px_from_inv_a
 from .com import ComMaps, com_maps, guess_rotation, icom, icom_job, integrate_gradient, rotation_guess_job
+from .descan import DescanFit, fit_descan
 from .detectors import (annular_bright_field, annular_dark_field, annulus_mask, bright_field, virtual_image,
                         virtual_image_job)
 from .disc import DiscFit, detect_disc, disc_job
@@ -52,6 +55,7 @@ def cnn_job(data: Any, **kwargs: Any):
 __all__ = [
     "Calibration",
     "ComMaps",
+    "DescanFit",
     "DiscFit",
     "annular_bright_field",
     "annular_dark_field",
@@ -62,6 +66,7 @@ __all__ = [
     "com_maps",
     "detect_disc",
     "disc_job",
+    "fit_descan",
     "detector_center",
     "guess_rotation",
     "icom",

@@ -4,7 +4,8 @@ Calibration comes from the file where it has it (voltage, scan step, detector sa
 semi-angle); options override it; a value that is neither in the file nor given is asked for
 (one line, exit 2), never guessed. ``--detector-from-disc`` measures the detector sampling from
 the bright-field disc of the mean pattern and the given semi-angle; ``--center disc`` puts the
-optical axis at the disc's centre. ``napari-phase train cnn`` comes from ``stem/airpi/cli.py``.
+optical axis at the disc's centre; ``--descan plane|constant|off`` fits the beam centre over the
+scan and removes it (stem/descan.py). ``napari-phase train cnn`` comes from ``stem/airpi/cli.py``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def add_commands(sub, train_sub) -> None:
         s.add_argument("--transpose", action="store_true", help="detector axes transposed against the scan axes")
         s.add_argument("--center", default="detector",
                        help="optical axis: 'detector' (its centre, default), 'disc' (the BF disc's centre) or Y,X in px")
+        s.add_argument("--descan", default="plane", choices=("plane", "constant", "off"),
+                       help="fit the beam centre (BF disc) over the scan with this model and remove it: centre "
+                            "offset and descan (default plane; 'off' = the raw patterns)")
         s.add_argument("--depth", type=int, default=None,
                        help="for a depth series (5-D, e.g. Prismatic): which depth index (default: the last)")
         if name in ("ssb", "cnn"):
@@ -148,7 +152,7 @@ def cmd_stem(args) -> int:
     except ValueError:
         raise InputError(f"--rotation-deg must be a number or 'auto', got {args.rotation_deg!r}") from None
     common = dict(energy_kev=cal.energy_kev, scan_step_a=cal.scan_step_a, detector_mrad_per_px=cal.detector_mrad_per_px,
-                  transpose=bool(args.transpose), center=center)
+                  transpose=bool(args.transpose), center=center, descan=args.descan)
     if args.method == "icom":
         from .com import icom_job
 
@@ -180,6 +184,10 @@ def cmd_stem(args) -> int:
     result.metadata["center"] = where
     if note:
         result.metadata["depth"] = note
+    if result.metadata.get("descan"):
+        print(f"napari-phase: {result.metadata['descan']['summary']}", file=sys.stderr)
+    if result.metadata.get("descan_skipped"):
+        print(f"napari-phase: {result.metadata['descan_skipped']}", file=sys.stderr)
     if "rotation_guess" in result.metadata:
         g = result.metadata["rotation_guess"]
         print(f"napari-phase: scan rotation guess {g['rotation_deg']:.1f} deg, transpose {g['transpose']}",

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..jobs import InputError, Job, JobCancelled, Progress, Stopwatch, run_job
 from ..result import PhaseResult
+from . import descan as _descan
 from ._data import check_4d, iter_rows, rows_per_block
 from ._grid import square_result
 from .calibration import Calibration
@@ -181,12 +182,24 @@ def guess_rotation(com_y: np.ndarray, com_x: np.ndarray, *, scan_step_a: float |
 def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple | None,
              detector_mrad_per_px: float | None, rotation_deg: float | None = 0.0, transpose: bool = False,
              center: tuple[float, float] | None = None, auto_rotation: bool = False, mirror: bool = True,
-             remove_mean_gradient: bool = False, block_rows: int | None = None) -> Job:
+             remove_mean_gradient: bool = False, block_rows: int | None = None, descan="plane",
+             descan_source: str = "disc") -> Job:
     """iCoM as a job: CoM over row blocks (partial phase of the rows done so far), then Fourier
-    integration. ``rotation_deg=None`` or ``auto_rotation=True`` guesses rotation and transpose
+    integration. ``descan``: "plane" (default), "constant" or "off" — the model fitted over the
+    scan to the beam centre measured per pattern (``descan_source`` "disc": the BF-disc centre, in
+    the same pass; "com": the CoM itself, which also takes the specimen's mean gradient and its
+    linear trend) and subtracted from the CoM before integration (descan.py: centre offset and
+    descan would integrate to a ramp and a quadratic), or a DescanFit to subtract;
+    ``metadata["descan"]`` records it (``"descan_skipped"``: why it could not be fitted).
+    ``rotation_deg=None`` or ``auto_rotation=True`` guesses rotation and transpose
     from the data (curl minimisation). Returns a PhaseResult: ``phase`` (rad) on the scan grid
     (pixel = scan step in Å, origin at the first scan position), ``com_x``/``com_y`` (mrad, scan frame)."""
     shape = check_4d(data)
+    descan_model = _descan.check_model(descan)
+    if descan_source not in _descan.SOURCES:
+        raise InputError(f"descan_source must be 'disc' or 'com', got {descan_source!r}")
+    if isinstance(descan, _descan.DescanFit) and tuple(descan.scan_shape) != tuple(shape[:2]):
+        raise InputError(f"descan was fitted on a {descan.scan_shape} scan, the data are {shape[:2]}")
     cal = Calibration(energy_kev=energy_kev, scan_step_a=scan_step_a, detector_mrad_per_px=detector_mrad_per_px,
                       rotation_deg=float(rotation_deg or 0.0), transpose=bool(transpose), center_px=center)
     cal.validate(shape[2:], needs=("energy_kev", "scan_step_a", "detector_mrad_per_px"))
@@ -199,11 +212,28 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
     com_y = np.zeros(shape[:2], np.float64)
     com_x = np.zeros(shape[:2], np.float64)
     counts = np.zeros(shape[:2], np.float64)
+    measure_disc = descan_model != "off" and descan_source == "disc" and not isinstance(descan, _descan.DescanFit)
+    disc_y = np.full(shape[:2], np.nan) if measure_disc else com_y
+    disc_x = np.full(shape[:2], np.nan) if measure_disc else com_x
     k_scale = 2 * math.pi * cal.detector_inv_a_per_px  # px -> g in rad/Å
     done = 0
 
-    def make(rows: int, rot: float, tr: bool, extra: dict) -> PhaseResult:
+    def corrected(rows: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        """CoM of the first ``rows`` rows less the fitted descan (detector frame), its metadata."""
         my, mx = com_y[:rows], com_x[:rows]
+        if descan_model == "off":
+            return my, mx, {"descan": _descan.off(my.shape).to_metadata()}
+        valid = counts[:rows] > 0
+        try:
+            fit = descan if isinstance(descan, _descan.DescanFit) else _descan.fit_descan(
+                disc_y[:rows], disc_x[:rows], model=descan_model, source=descan_source, valid=valid)
+            dy, dx = fit.shift_px(*np.indices(my.shape))
+        except InputError as exc:
+            return my, mx, {"descan": None, "descan_skipped": str(exc)}
+        return my - dy, mx - dx, {"descan": fit.to_metadata(cal.detector_mrad_per_px)}
+
+    def make(rows: int, rot: float, tr: bool, extra: dict) -> PhaseResult:
+        my, mx, desc = corrected(rows)
         gy, gx = to_scan_frame(my, mx, rot, tr)
         phase = integrate_gradient(gy * k_scale, gx * k_scale, step_y, step_x, mirror=mirror,
                                    remove_mean_gradient=remove_mean_gradient)
@@ -211,7 +241,7 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
         meta = {"method": "icom", "energy_kev": cal.energy_kev, "scan_step_a": step_x,
                 "detector_mrad_per_px": det, "rotation_deg": rot, "transpose": tr, "center_px": [cy, cx],
                 "auto_rotation": auto, "mirror_padding": mirror, "remove_mean_gradient": remove_mean_gradient, "input_shape": list(shape),
-                "origin": "first scan position", "runtime_s": watch.elapsed_s, "device": "cpu", **extra}
+                "origin": "first scan position", "runtime_s": watch.elapsed_s, "device": "cpu", **desc, **extra}
         return square_result(
             PhaseResult({"phase": phase, "com_x": (gx * det).astype(np.float32), "com_y": (gy * det).astype(np.float32)},
                         pixel_size=step_x, pixel_unit="Å", array_units={"com_x": "mrad", "com_y": "mrad"},
@@ -220,6 +250,8 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
     try:
         for i, (r0, r1, block) in enumerate(iter_rows(data, n)):
             com_y[r0:r1], com_x[r0:r1], counts[r0:r1] = _com_block(block, cy, cx)
+            if measure_disc:
+                disc_y[r0:r1], disc_x[r0:r1], _ = _descan.disc_centres(block, cy, cx)
             done = r1
             partial = make(r1, cal.rotation_deg, cal.transpose, {"partial": True}) if (r1 >= 3 and not auto) else None
             yield Progress(i + 1, total, f"iCoM: scan row {r1}/{shape[0]}", partial)
@@ -233,7 +265,7 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
     extra: dict = {}
     rot, tr = cal.rotation_deg, cal.transpose
     if auto:
-        guess = guess_rotation(com_y, com_x, scan_step_a=(step_y, step_x))
+        guess = guess_rotation(*corrected(shape[0])[:2], scan_step_a=(step_y, step_x))
         rot, tr = guess["rotation_deg"], guess["transpose"]
         extra["rotation_guess"] = guess
     result = make(shape[0], rot, tr, extra)

@@ -33,6 +33,7 @@ from ._data import check_4d, read_rows, rows_per_block
 from ._grid import square_result
 from . import ssb_wiener
 from .calibration import Calibration
+from .descan import recentre_job
 
 
 def undersampling_message(step_yx_a, wavelength_a: float, semiangle_mrad: float) -> str | None:
@@ -120,7 +121,8 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
             detector_mrad_per_px: float | None, rotation_deg: float = 0.0, transpose: bool = False,
             center: tuple[float, float] | None = None, defocus_a: float = 0.0, cs_mm: float = 0.0,
             block_rows: int | None = None, preview_every: int = 4, mode: str = "auto",
-            max_fft_bytes: int = 512 * 2**20, weighting: str = "wiener") -> Job:
+            max_fft_bytes: int = 512 * 2**20, weighting: str = "wiener",
+            descan="plane") -> Job:
     """SSB as a job (see module doc). Partial results every ``preview_every`` blocks show the
     accumulation so far. Returns a PhaseResult: ``phase`` (rad) on the scan grid (pixel = scan
     step in Å, origin at the first scan position).
@@ -133,7 +135,10 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
     ``weighting``: "wiener" (default: each Q weighted by S/(S + σ²/N) with the noise and signal
     power measured from the data, ssb_wiener.py) or "none" (the plain trotter average, noisy at
     low dose). A scan step coarser than λ/(4α) cannot sample the band up to 2α/λ: a one-line
-    warning (``warnings.warn`` and ``metadata["warning"]``)."""
+    warning (``warnings.warn`` and ``metadata["warning"]``). ``descan``: "plane" (default),
+    "constant", "off" or a DescanFit — the BF-disc centre measured over the scan (a first pass),
+    fitted and every pattern moved back onto the optical axis before SSB (descan.py);
+    ``metadata["descan"]``."""
     if weighting not in ("wiener", "none"):
         raise InputError(f"weighting must be 'wiener' or 'none', got {weighting!r}")
     if mode not in ("auto", "fft", "accumulate"):
@@ -146,6 +151,10 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
     cal.validate(shape[2:], needs=("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px"))
     step_y, step_x = cal.step_yx_a  # non-square steps: native here, the result resampled to square pixels
     watch = Stopwatch()
+    data, fit, skipped = yield from recentre_job(data, descan, center=cal.center_for(shape[2:]),
+                                                 block_rows=block_rows, label="SSB")
+    desc = {"descan": fit.to_metadata(cal.detector_mrad_per_px) if fit else None,
+            **({"descan_skipped": skipped} if skipped else {})}
     sy, sx = shape[:2]
     qy = np.fft.fftfreq(sy, d=step_y)
     qx = np.fft.fftfreq(sx, d=step_x)
@@ -225,7 +234,7 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
                 "spatial_frequencies_used": q_count, "input_shape": list(shape), "origin": "first scan position",
                 "mode": "fft" if use_fft else "accumulate", "ssb_filter": filt,
                 **({"warning": warning} if warning else {}),
-                "runtime_s": watch.elapsed_s, "device": "cpu", **extra}
+                "runtime_s": watch.elapsed_s, "device": "cpu", **desc, **extra}
         return square_result(PhaseResult({"phase": phase}, pixel_size=step_x, pixel_unit="Å", metadata=meta), step_y, step_x)
 
     try:

@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..io.sample_data import DISPLAY_UNIT, detector_beside_scan
 from ..jobs import InputError, Progress
 from ..result import PhaseResult
 from . import _runner
@@ -54,10 +55,17 @@ MEAN_NAME = "mean pattern (log)"
 PATTERN_NAME = "pattern at scan position (log)"
 DISC_NAME = "BF disc"
 MARKER_NAME = "scan position"
+#: every layer the panel makes (and the 4-D layer's displayed axes) is in this unit: napari renders
+#: units only when all layers agree ("Inconsistent units across layers" otherwise)
+WORLD_UNIT = DISPLAY_UNIT
 HELP = ("<b>1</b> pick the 4D-STEM layer &nbsp; <b>2</b> check the calibration (<i>Detect BF disc</i> measures "
         "the centre and, with the semi-angle, the detector sampling) &nbsp; <b>3</b> choose a method and <i>Run</i>. "
         "Click the virtual image to see a position's pattern.")
 
+
+#: the descan step (stem/descan.py; the methods' descan=): label, value
+DESCAN_CHOICES = (("plane (offset + change across the scan)", "plane"), ("constant (offset only)", "constant"),
+                  ("off (raw patterns)", "off"))
 
 #: the CNN's low-frequency source (stem.cnn low_frequency=): label, value
 LOW_FREQUENCY_CHOICES = (("iCoM (measured CoM)", "icom"), ("SSB", "ssb"), ("none (network only)", None))
@@ -242,6 +250,13 @@ class StemPanel(QWidget):
             "Where the CNN phase's low spatial frequencies come from: the measured centre of mass (iCoM, the "
             "probe blur divided out) or SSB, weighted by the CoM field's signal-to-noise ratio, or the network "
             "alone. A second, quick pass over the data after the network.")
+        self.descan = QComboBox()
+        for text, value in DESCAN_CHOICES:
+            self.descan.addItem(text, value)
+        self.descan.setToolTip(
+            "Centre offset and descan: the bright-field disc centre of every pattern, fitted over the scan "
+            "(a plane, or a constant) and removed before the method runs; 'off' keeps the raw patterns. "
+            "The fitted offset and change across the scan are shown after the run.")
         self.auto_rotation = QCheckBox("guess rotation when running")
         self.auto_rotation.setToolTip("iCoM: guess scan rotation and transpose from the data (curl minimisation)")
         self.finetune_button = QPushButton("Fine-tune to this instrument")
@@ -258,6 +273,7 @@ class StemPanel(QWidget):
         mf.addRow("device", self.device)
         mf.addRow("model", self.model)
         mf.addRow("low frequencies from", self.low_frequency)
+        mf.addRow("descan", self.descan)
         mf.addRow("", self.auto_rotation)
         mf.addRow(self.finetune_button)
 
@@ -434,11 +450,11 @@ class StemPanel(QWidget):
 
     def _show_virtual(self, img: np.ndarray, kind: str, steps: tuple[float, float], scan_step_a, shape):
         step_y, step = steps
-        unit = "angstrom" if scan_step_a is not None else "pixel"
-        kwargs = {"name": VIRTUAL_NAME, "colormap": "gray", "scale": [step_y, step], "units": [unit, unit],
+        kwargs = {"name": VIRTUAL_NAME, "colormap": "gray", "scale": [step_y, step], "units": [WORLD_UNIT, WORLD_UNIT],
                   "metadata": {"kind": "virtual_detector", "detector": kind, "scan_step_a": scan_step_a}}
-        layers = add_or_update(self.viewer, [(img, kwargs, "image")])
         self._geometry = {"scan_shape": shape[:2], "step": step, "step_y": step_y, "det_shape": shape[2:]}
+        self._place_source()
+        layers = add_or_update(self.viewer, [(img, kwargs, "image")])
         src = self.data_combo.current_layer()
         if src is not None and src.visible:
             src.visible = False
@@ -460,11 +476,7 @@ class StemPanel(QWidget):
         center = list(cam.center)
         center[-2:] = [h / 2 - step_y / 2, w / 2 - step / 2]
         cam.center = tuple(center)
-        import warnings
-
-        with warnings.catch_warnings():  # napari has no public canvas size yet
-            warnings.simplefilter("ignore")
-            size = getattr(self.viewer, "_canvas_size", None) or (600, 800)
+        size = _canvas_hw(self.viewer)
         cam.zoom = 0.9 * min(size[-2] / h, size[-1] / w)
 
     def show_pattern(self, iy: int, ix: int):
@@ -477,6 +489,7 @@ class StemPanel(QWidget):
         if not self._geometry:
             self._geometry = {"scan_shape": (sy, sx), "step": 1.0, "det_shape": pat.shape}
         geom = self._pattern_geometry()
+        self._place_source()
         kwargs = {"name": PATTERN_NAME, "colormap": "magma", **geom,
                   "metadata": {"kind": "diffraction_pattern", "scan_index": [int(iy), int(ix)]}}
         layer = add_or_update(self.viewer, [(np.log1p(np.maximum(pat, 0)), kwargs, "image")])[0]
@@ -484,7 +497,7 @@ class StemPanel(QWidget):
         step = self._geometry["step"]
         step_y = self._geometry.get("step_y", step)
         marker = {"name": MARKER_NAME, "size": max(max(step, step_y) * 1.5, 1e-3), "face_color": "transparent",
-                  "border_color": "cyan", "metadata": {"kind": "navigator"}}
+                  "border_color": "cyan", "metadata": {"kind": "navigator"}, "units": [WORLD_UNIT, WORLD_UNIT]}
         add_or_update(self.viewer, [(np.array([[iy * step_y, ix * step]], float), marker, "points")])
         self._raise_disc()
         self.nav_info.setText(f"pattern of scan position ({iy}, {ix}) shown right of the virtual image (log scale)")
@@ -567,7 +580,7 @@ class StemPanel(QWidget):
         shape = check_4d(data, name=f"layer '{self.data_combo.current_layer().name}'")
         cal = self.calibration()
         common = dict(energy_kev=cal.energy_kev, scan_step_a=cal.scan_step_a, detector_mrad_per_px=cal.detector_mrad_per_px,
-                      transpose=cal.transpose, center=cal.center_px)
+                      transpose=cal.transpose, center=cal.center_px, descan=self.descan.currentData())
         if method == ICOM:
             cal.validate(needs=("energy_kev", "scan_step_a", "detector_mrad_per_px"))
             rot = None if self.auto_rotation.isChecked() else cal.rotation_deg
@@ -598,11 +611,14 @@ class StemPanel(QWidget):
         if result.metadata.get("warning"):  # e.g. SSB: the scan step undersamples its band
             _runner.warn(str(result.metadata["warning"]))
         self._remove_live_layer()
+        self._ensure_geometry()
+        self._place_source()
         layers = add_or_update(self.viewer, result_to_layers(result, ctx["base"], suffix=suffix))
         self._raise_disc()
         phase = [lay for lay in layers if (lay.metadata or {}).get("array_name") == "phase"]
         if phase:
             self.viewer.layers.selection.active = phase[0]
+            self.frame_layer(phase[0])
         md = result.metadata
         text = (f"{ctx['base']}{suffix}: phase (rad) on {result.phase.shape[0]}×{result.phase.shape[1]} px of "
                 f"{result.pixel_size_a:.4g} Å, origin at the first scan position")
@@ -610,6 +626,10 @@ class StemPanel(QWidget):
             text += (f"; low frequencies from {md['low_frequency']} below ~{md['low_frequency_cutoff_inv_a']:.2f} 1/Å")
         elif md.get("low_frequency_skipped"):
             text += f"; {md['low_frequency_skipped']}"
+        if md.get("descan"):
+            text += f"; {md['descan']['summary']}"
+        elif md.get("descan_skipped"):
+            text += f"; {md['descan_skipped']}"
         if "rotation_guess" in md:
             text += f"; rotation guess {md['rotation_guess']['rotation_deg']:.1f}°, transpose {md['rotation_guess']['transpose']}"
         hidden = [k for k in result.arrays if k != "phase"]
@@ -622,8 +642,13 @@ class StemPanel(QWidget):
             return
         preview = PhaseResult({"phase": result.phase}, result.pixel_size, result.pixel_unit,
                               metadata={**result.metadata, "partial": True})
+        first = self._live_layer is None
+        self._ensure_geometry()
+        self._place_source()
         layers = add_or_update(self.viewer, result_to_layers(preview, ctx["base"], suffix=" (live)"))
         self._live_layer = layers[0] if layers else None
+        if first and self._live_layer is not None:
+            self.frame_layer(self._live_layer)
 
     def _remove_live_layer(self) -> None:
         layer, self._live_layer = self._live_layer, None
@@ -631,13 +656,58 @@ class StemPanel(QWidget):
             self.viewer.layers.remove(layer)
 
     # ------------------------------------------------------------------ helpers
+    def _ensure_geometry(self) -> None:
+        """Scan shape and steps for the layout (from the calibration) if nothing set them yet."""
+        if self._geometry:
+            return
+        try:
+            shape = np.shape(self.data())
+            cal = self.calibration()
+        except InputError:
+            return
+        step_y, step = cal.step_yx_a if cal.scan_step_a is not None else (1.0, 1.0)
+        self._geometry = {"scan_shape": shape[-4:-2], "step": step, "step_y": step_y, "det_shape": shape[-2:]}
+
+    def _place_source(self) -> None:
+        """Put the 4-D layer's displayed (detector) axes beside the scan-space images, right of them
+        and as tall as the scan, in the panel's world unit: its slice never covers a result and
+        napari sees one unit on every displayed axis (no "Inconsistent units" warning). The
+        layer's own scale/translate/units are kept in its metadata (``napari_phase_geometry``)."""
+        layer = self.data_combo.current_layer()
+        if layer is None or not self._geometry:
+            return
+        geom = self._pattern_geometry()
+        md = layer.metadata if isinstance(layer.metadata, dict) else {}
+        md.setdefault("napari_phase_geometry", {"scale": [float(v) for v in layer.scale],
+                                                "translate": [float(v) for v in layer.translate],
+                                                "units": [str(u) for u in layer.units]})
+        scale = [float(v) for v in layer.scale]
+        translate = [float(v) for v in layer.translate]
+        units = [str(u) for u in layer.units]
+        scale[-2:], translate[-2:], units[-2:] = geom["scale"], geom["translate"], geom["units"]
+        if list(layer.scale) != scale or list(layer.translate) != translate or [str(u) for u in layer.units] != units:
+            layer.units = units
+            layer.scale = scale
+            layer.translate = translate
+
+    def frame_layer(self, layer) -> None:
+        """Centre the camera on ``layer`` (its displayed y, x extent) and zoom it to fill the canvas."""
+        ext = np.asarray(layer.extent.world, dtype=float)[:, -2:]
+        (y0, x0), (y1, x1) = ext
+        h, w = max(y1 - y0, 1e-9), max(x1 - x0, 1e-9)
+        cam = self.viewer.camera
+        center = list(cam.center)
+        center[-2:] = [(y0 + y1) / 2, (x0 + x1) / 2]
+        cam.center = tuple(center)
+        size = _canvas_hw(self.viewer)
+        cam.zoom = 0.9 * min(size[-2] / h, size[-1] / w)
+
     def _pattern_geometry(self) -> dict:
         sy, sx = self._geometry.get("scan_shape", (1, 1))
         step = self._geometry.get("step", 1.0)
         step_y = self._geometry.get("step_y", step)
         ky, kx = self._geometry.get("det_shape", (1, 1))
-        s = sy * step_y / ky  # the pattern as tall as the scan, to its right
-        return {"scale": [s, s], "translate": [0.0, sx * step + 0.1 * sx * step]}
+        return detector_beside_scan((sy, sx), (step_y, step), (ky, kx))  # as tall as the scan, to its right
 
     def _draw_patterns(self, mean: np.ndarray, fit) -> None:
         data = self.data()
@@ -646,6 +716,7 @@ class StemPanel(QWidget):
             step_y, step = cal.step_yx_a if cal.scan_step_a is not None else (1.0, 1.0)
             self._geometry = {"scan_shape": np.shape(data)[:2], "step": step, "step_y": step_y, "det_shape": mean.shape}
         geom = self._pattern_geometry()
+        self._place_source()
         add_or_update(self.viewer, [(np.log1p(np.maximum(mean, 0)), {"name": MEAN_NAME, "colormap": "magma", **geom,
                                                                     "metadata": {"kind": "mean_pattern"}}, "image")])
         s = geom["scale"][0]
@@ -654,7 +725,7 @@ class StemPanel(QWidget):
         # napari ellipse from its bounding box corners (world coordinates)
         box = np.array([[cy - r, cx - r], [cy - r, cx + r], [cy + r, cx + r], [cy + r, cx - r]])
         kwargs = {"name": DISC_NAME, "shape_type": "ellipse", "edge_color": "cyan", "face_color": "transparent",
-                  "edge_width": max(r * 0.04, 1e-3),
+                  "edge_width": max(r * 0.04, 1e-3), "units": [WORLD_UNIT, WORLD_UNIT],
                   "metadata": {"kind": "bf_disc", "center_px": [fit.center_y_px, fit.center_x_px], "radius_px": fit.radius_px}}
         if DISC_NAME in self.viewer.layers:
             self.viewer.layers.remove(self.viewer.layers[DISC_NAME])
@@ -761,6 +832,17 @@ class StemPanel(QWidget):
     def _set_disc_info(self, text: str, bad: bool = False) -> None:
         self.disc_info.setText(text)
         self.disc_info.setStyleSheet("color: #e07050;" if bad else "")
+
+
+def _canvas_hw(viewer) -> tuple[float, float]:
+    """The canvas (height, width) in screen px: ``viewer.canvas.size`` (napari ≥ 0.6), else the older
+    private ``_canvas_size``, else a typical 600 × 800."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        size = getattr(getattr(viewer, "canvas", None), "size", None) or getattr(viewer, "_canvas_size", None)
+    return tuple(float(v) for v in size) if size else (600.0, 800.0)
 
 
 def _as_result_job(job, out: Path):

@@ -174,8 +174,13 @@ def resample_patterns(
     center: tuple[float, float] | None = None,
     rotation_deg: float = 0.0,
     transpose: bool = False,
+    offsets_px=None,
 ):
     """Resample detector patterns (B, ky, kx) onto the 64² window with Δθ = α/16 per px (torch).
+
+    ``offsets_px``: per-pattern (dy, dx) detector px added to ``center`` (shape (..., 2), the
+    leading axes of ``patterns``): the fitted descan (stem/descan.py), read by moving the sampling
+    grid (bilinear: nothing rings into the dark field, where I^0.1 would magnify it).
 
     Output pixel (u, v) (offsets from the window centre, in window px) reads the detector at
     ``center + zoom · R(rotation) · (u, v)``, zoom = (α/16) / detector_mrad_per_px, after swapping
@@ -199,11 +204,18 @@ def resample_patterns(
     zoom0 = (semiangle_mrad / BF_RADIUS_PX) / detector_mrad_per_px  # detector px per window px
     zoom = zoom0
     x = x.reshape(-1, 1, ny, nx)
+    oy = ox = 0.0
+    if offsets_px is not None:
+        off = torch.as_tensor(offsets_px, dtype=torch.float32, device=x.device).reshape(-1, 2)
+        oy, ox = off[:, 0].view(-1, 1, 1), off[:, 1].view(-1, 1, 1)
+        if transpose:
+            oy, ox = ox, oy
     pool = int(math.floor(zoom)) if zoom >= 2 else 1
     if pool > 1:  # box-average first so bilinear sampling does not alias a fine detector
         x = F.avg_pool2d(x, pool, stride=pool)
         ny, nx = x.shape[-2:]
         cy, cx, zoom = (cy - (pool - 1) / 2) / pool, (cx - (pool - 1) / 2) / pool, zoom / pool
+        oy, ox = oy / pool, ox / pool
     n = WINDOW_PX
     u = torch.arange(n, dtype=torch.float32, device=x.device) - n / 2
     uu, vv = torch.meshgrid(u, u, indexing="ij")
@@ -212,9 +224,10 @@ def resample_patterns(
     dy = zoom * (c * uu - s * vv)
     dx = zoom * (s * uu + c * vv)
     # pixel-centre coordinates -> grid_sample's [-1, 1] with align_corners=False
-    gy = (cy + dy + 0.5) / ny * 2 - 1
-    gx = (cx + dx + 0.5) / nx * 2 - 1
-    grid = torch.stack([gx, gy], dim=-1).unsqueeze(0).expand(x.shape[0], -1, -1, -1)
+    gy = (cy + oy + dy + 0.5) / ny * 2 - 1
+    gx = (cx + ox + dx + 0.5) / nx * 2 - 1
+    grid = torch.stack(torch.broadcast_tensors(gx, gy), dim=-1)
+    grid = grid.expand(x.shape[0], -1, -1, -1) if grid.ndim == 4 else grid.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     out = out * zoom0**2  # each window pixel gathers zoom0² detector pixels: counts preserved
     return out.reshape(*torch.as_tensor(patterns).shape[:-2], n, n)

@@ -38,6 +38,8 @@ from ...validate import integer
 from .._data import check_4d, read_rows, rows_per_block, shape_of
 from .._grid import is_square
 from ..calibration import Calibration
+from ..descan import measure_or_skip
+from ..descan import check_model as check_descan
 from . import lowfreq
 from .inference import PRECISIONS, inference_network, resolve_precision
 from .model import IN_CHANNELS, build
@@ -95,9 +97,10 @@ class _Setup:
     """Everything a block needs, picklable (sent to dask workers)."""
 
     def __init__(self, cal: Calibration, shape, oversample: int, model: str, batch_size: int, edge: str,
-                 precision: str = "auto"):
+                 precision: str = "auto", descan=None):
         self.cal = cal
         self.precision = precision
+        self.descan = descan  # a DescanFit (stem/descan.py) or None: the beam centre per position
         self.shape = tuple(int(s) for s in shape)
         self.oversample = int(oversample)
         self.model = model
@@ -124,11 +127,16 @@ class _Setup:
         self.center = cal.center_for(self.shape[2:])
         self.grid_shape = (int(round(self.shape[0] * self.pos_scale[0])), int(round(self.shape[1] * self.pos_scale[1])))
 
-    def resample(self, block: np.ndarray, device) -> torch.Tensor:
+    def resample(self, block: np.ndarray, device, row0: int = 0) -> torch.Tensor:
+        """Scan rows ``row0 …`` of patterns on the 64² window, each read around its fitted beam centre."""
         x = torch.as_tensor(np.require(block, np.float32, ["W"]), device=device)
+        offsets = None
+        if self.descan is not None and self.descan.model != "off":
+            rows, cols = np.meshgrid(np.arange(row0, row0 + block.shape[0]), np.arange(block.shape[1]), indexing="ij")
+            offsets = np.stack(self.descan.shift_px(rows, cols), axis=-1)
         return resample_patterns(x, detector_mrad_per_px=self.cal.detector_mrad_per_px,
                                  semiangle_mrad=self.cal.semiangle_mrad, center=self.center,
-                                 rotation_deg=self.cal.rotation_deg, transpose=self.cal.transpose)
+                                 rotation_deg=self.cal.rotation_deg, transpose=self.cal.transpose, offsets_px=offsets)
 
 
 def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, r1: int, device, net=None,
@@ -151,7 +159,7 @@ def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, 
     from .stitch import patch_half_width
 
     with single():
-        windows = powered(setup.resample(rows_data, device))  # (R, nx, N, N), I^0.1 once per pattern
+        windows = powered(setup.resample(rows_data, device, row0))  # (R, nx, N, N), I^0.1 once per pattern
         sums = pattern_sums(windows)
         half = patch_half_width(setup.probe, r)
         top = max(0, int(math.floor(r0 * psy)) - half - 1)
@@ -225,6 +233,7 @@ def cnn_job(
     low_frequency_cutoff: float = lowfreq.DEFAULT_CUTOFF,
     low_frequency_epsilon: float | None = lowfreq.DEFAULT_EPSILON,
     precision: str = "auto",
+    descan="plane",
 ):
     """The CNN reconstruction as a job (progress with the growing phase after every block of rows;
     cancel returns the rows done so far). Returns a PhaseResult: ``phase`` (rad) and ``amplitude``
@@ -236,7 +245,11 @@ def cnn_job(
     ratio is low (``low_frequency_epsilon``: the CNN's error power relative to the signal's; None =
     the crossover alone; lowfreq.com_confidence). The partial results while the CNN runs are the
     plain CNN. ``precision``: "auto" (bfloat16 convolutions on a CPU with AMX tiles, float32
-    elsewhere), "float32" or "bfloat16" (inference.py)."""
+    elsewhere), "float32" or "bfloat16" (inference.py). ``descan``: "plane" (default), "constant",
+    "off" or a DescanFit — a first pass measures the BF-disc centre of every pattern, fits it over
+    the scan and the network reads every pattern around its fitted beam centre
+    (preprocess.resample_patterns ``offsets_px``); the low-frequency source (iCoM, SSB) removes
+    the same fit (stem/descan.py). ``metadata["descan"]``."""
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if low_frequency is not None and low_frequency not in lowfreq.SOURCES:
@@ -264,6 +277,11 @@ def cnn_job(
         raise InputError(f"threads must be a positive integer or None (measured), got {threads!r}")
     name = _model_name(model)
     _, card = load_network(name, "cpu")  # clear error for an unknown model before any work
+    check_descan(descan)
+    fit, skipped = yield from measure_or_skip(data, descan, center=cal.center_for(shape[2:]), block_rows=block_rows,
+                                              label="CNN")
+    desc = {"descan": fit.to_metadata(cal.detector_mrad_per_px) if fit else None,
+            **({"descan_skipped": skipped} if skipped else {})}
 
     def make(dev):
         try:  # on a cluster each worker resolves "auto" for its own CPU
@@ -271,14 +289,15 @@ def cnn_job(
         except ValueError as exc:
             raise InputError(str(exc)) from None
         return _run(data, shape, cal, oversample, name, card, dev, client, int(batch_size), block_rows, edge, threads,
-                    prec)
+                    prec, fit)
 
     result = yield from with_cpu_fallback(make, device)
+    result.metadata.update(desc)
     if low_frequency is None or result.metadata.get("cancelled"):
         result.metadata["low_frequency"] = None
         return result
     return (yield from _low_frequency_pass(result, data, cal, low_frequency, low_frequency_cutoff, low_frequency_epsilon,
-                                           block_rows))
+                                           block_rows, descan if fit is None else fit))
 
 
 def _forward(sub, label: str):
@@ -297,7 +316,7 @@ def _forward(sub, label: str):
 
 
 def _low_frequency_pass(result: PhaseResult, data, cal: Calibration, source: str, cutoff: float,
-                        epsilon: float | None, block_rows: int | None = None):
+                        epsilon: float | None, block_rows: int | None = None, descan="plane"):
     """Second pass: iCoM (always: its CoM maps give the noise-adaptive weight) and, for
     ``source="ssb"``, SSB of the whole scan; their low frequencies go into the CNN phase
     (lowfreq.combine). Cancel during this pass returns the plain CNN result; a source that cannot
@@ -313,11 +332,11 @@ def _low_frequency_pass(result: PhaseResult, data, cal: Calibration, source: str
     label = f"CNN low frequencies from {source}"
     meta = result.metadata
     try:
-        ic = yield from _forward(icom_job(data, **kw), label)
+        ic = yield from _forward(icom_job(data, descan=descan, **kw), label)
         src = ic
         if source == "ssb":
             src = yield from _forward(ssb_job(data, semiangle_mrad=cal.semiangle_mrad, defocus_a=cal.defocus_a,
-                                              cs_mm=cal.cs_mm, **kw), label)
+                                              cs_mm=cal.cs_mm, descan=descan, **kw), label)
     except JobCancelled:
         meta.update(low_frequency=None, low_frequency_skipped=f"{source} pass cancelled: plain CNN phase")
         return result
@@ -409,15 +428,15 @@ def _result(setup: _Setup, acc: ObjectAccumulator, card: dict, dev, watch, extra
 
 
 def _run(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows, edge, threads=None,
-         precision="float32"):
+         precision="float32", descan=None):
     """The job on one device; on the CPU inside a ThreadTuner (restores the caller's thread count)."""
     if client is not None:
         return (yield from _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows,
-                                     edge, None, precision))
+                                     edge, None, precision, descan))
     # inference batches are long (~1 s), so one warm-up and two timed batches per candidate
     with ThreadTuner.for_device(torch.device(dev), threads, probe_steps=2, warmup_steps=1) as tuner:
         return (yield from _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows,
-                                     edge, tuner, precision))
+                                     edge, tuner, precision, descan))
 
 
 def _tuned(result: PhaseResult, tuner: ThreadTuner | None) -> PhaseResult:
@@ -428,9 +447,9 @@ def _tuned(result: PhaseResult, tuner: ThreadTuner | None) -> PhaseResult:
 
 
 def _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows, edge, tuner,
-              precision="float32"):
+              precision="float32", descan=None):
     watch = Stopwatch()
-    setup = _Setup(cal, shape, oversample, name, batch_size, edge, precision)
+    setup = _Setup(cal, shape, oversample, name, batch_size, edge, precision, descan)
     ny = shape[0]
     if block_rows is None:
         block_rows = max(1, min(ny, rows_per_block(shape, 32 * 2**20)))

@@ -1,0 +1,52 @@
+"""Mutation check for the descan step (issue 16 §1) and the first-run layout (§3). Each one-line
+mutation in a COPY of src/ (PYTHONPATH), only the descan tests (and the first-run panel test,
+under xvfb); prints CAUGHT/survived per mutation and the count.
+
+    python scripts/mutation_check_descan.py [index ...]
+"""
+from mutation_runner import main
+
+DS = "src/napari_phase/stem/descan.py"
+COM = "src/napari_phase/stem/com.py"
+REC = "src/napari_phase/stem/airpi/reconstruct.py"
+PRE = "src/napari_phase/stem/airpi/preprocess.py"
+PANEL = "src/napari_phase/widgets/stem_panel.py"
+T = ["tests/test_stem_descan.py"]
+T_CLI = ["tests/test_stem_descan.py", "tests/test_stem_cli.py", "-k", "descan"]
+T_GUI = ["GUI", "tests/test_stem_panel.py", "-k", "first_run or mrad"]
+MUT = [
+    ("iCoM: descan added instead of removed (sign)", COM, "return my - dy, mx - dx, {", "return my + dy, mx + dx, {", T),
+    ("iCoM: fit made but not removed (skipped)", COM, "return my - dy, mx - dx, {", "return my, mx, {", T),
+    ("fit: model columns swapped (rows <-> columns)", DS, "a = np.stack([np.ones(shape), rows, cols], axis=-1)",
+     "a = np.stack([np.ones(shape), cols, rows], axis=-1)", T),
+    ("evaluated on the wrong axes (row slope on columns)", DS, "return cy[0] + cy[1] * r + cy[2] * c, cx[0] + cx[1] * r + cx[2] * c",
+     "return cy[0] + cy[1] * c + cy[2] * r, cx[0] + cx[1] * c + cx[2] * r", T),
+    ("disc centre: y read along x", DS, "dy = np.where(ok, u.sum(axis=-1, dtype=np.float64) @ yy / area, np.nan)",
+     "dy = np.where(ok, u.sum(axis=-2, dtype=np.float64) @ yy / area, np.nan)", T),
+    ("disc centre: level = all pixels (not the disc's)", DS, "u = np.clip(2.0 * b / safe, 0.0, 1.0)",
+     "u = np.clip(0.2 * b / safe, 0.0, 1.0)", T),
+    ("outliers never rejected", DS, "OUTLIER_SIGMA = 6.0", "OUTLIER_SIGMA = 1e9", T),
+    ("noise-level terms kept (no significance rule)", DS, "SIGNIFICANCE = 3.0", "SIGNIFICANCE = 0.0", T),
+    ("1 x N scan: no fallback to a constant", DS, "if np.linalg.matrix_rank(design) < 3:", "if np.linalg.matrix_rank(design) < 0:", T),
+    ("SSB: patterns moved the wrong way", DS, "return shift_patterns(block, -dy, -dx)", "return shift_patterns(block, dy, dx)", T),
+    ("SSB: every block re-centred as if it were the first rows", DS,
+     "rows, cols = np.meshgrid(np.arange(r0, r1), np.arange(self.shape[1]), indexing=\"ij\")",
+     "rows, cols = np.meshgrid(np.arange(0, r1 - r0), np.arange(self.shape[1]), indexing=\"ij\")", T),
+    ("CNN: offsets with the wrong sign", REC, "offsets = np.stack(self.descan.shift_px(rows, cols), axis=-1)",
+     "offsets = -np.stack(self.descan.shift_px(rows, cols), axis=-1)", T),
+    ("CNN: offsets y/x swapped", PRE, "oy, ox = off[:, 0].view(-1, 1, 1), off[:, 1].view(-1, 1, 1)",
+     "oy, ox = off[:, 1].view(-1, 1, 1), off[:, 0].view(-1, 1, 1)", T),
+    ("CNN: descan measured but not used", REC, "        if self.descan is not None and self.descan.model != \"off\":",
+     "        if False:", T),
+    ("CLI: --descan not passed on", "src/napari_phase/stem/cli.py", "center=center, descan=args.descan)", "center=center)", T_CLI),
+    ("panel: the 4-D layer not moved beside the result", PANEL,
+     "        self._ensure_geometry()\n        self._place_source()\n        layers = add_or_update(self.viewer, result_to_layers(result",
+     "        self._ensure_geometry()\n        layers = add_or_update(self.viewer, result_to_layers(result", T_GUI),
+    ("panel: camera not framed on the result", PANEL, "            self.frame_layer(phase[0])", "            pass", T_GUI),
+    ("sample: detector axes in mrad again", "src/napari_phase/io/sample_data.py",
+     "\"units\": [\"angstrom\", \"angstrom\", *beside[\"units\"]]", "\"units\": [\"angstrom\", \"angstrom\", \"mrad\", \"mrad\"]", T_GUI),
+]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(MUT, tag="mut_descan"))

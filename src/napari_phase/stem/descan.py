@@ -1,0 +1,339 @@
+"""Descan: where the beam lands on the detector at each scan position, fitted over the scan and removed.
+
+Every real scan has a centre offset (the optical axis is not at the detector centre the methods
+assume) and most have a descan that drifts across the scan. Both shift every pattern by
+d(r, c) = (d_y, d_x) detector px at scan row r, column c. Fitted over the scan with a low-order
+model (``model``):
+
+    "constant":  d = c₀
+    "plane":     d = c₀ + a·(r − r̄) + b·(c − c̄)        (r̄, c̄: the scan centre)
+
+by least squares over the finite measurements, refitted without gross outliers (residual >
+``OUTLIER_SIGMA`` robust σ, σ = max(1.4826·MAD, ``MIN_SIGMA_PX``); dead or saturated frames); a
+term smaller than ``SIGNIFICANCE`` = 3 standard errors (from the residual scatter) is left at 0:
+at low dose the disc centre of one pattern is noisy (20 counts: ~3 px) and a plane fitted to
+noise moves the CNN's patterns by a few hundredths of a px, which costs it xc (graphene bilayer,
+500 e/Å²: 0.275 → 0.215 before this rule). What is measured:
+
+* ``source="disc"`` (the default everywhere): the bright-field disc centre of each pattern
+  (:func:`disc_centres`: the centroid of u = clip(2·I/d, 0, 1), d the pattern's own disc level:
+  every pixel above half of it counts 1, so the interior contrast, where the specimen shows,
+  hardly moves it). It measures the beam, not the specimen: on the clean CeO2 bench scans
+  (bench/stem_descan.py) the fit reads ≤ 0.01 px, and an added 1.8 px offset is recovered to
+  0.01 px. (Read on a *Fourier*-shifted pixel-sharp disc, which no detector records, it reads
+  1 % short; smoothing the patterns first fixes that but lets the specimen in: iCoM on a clean
+  periodic test scan fell from xc 0.9999 to 0.998 at 0.7 px.)
+* ``source="com"``: the centre of mass of each pattern (what iCoM integrates). The specimen shifts
+  the CoM too (that is the signal), so this plane also takes away the window's mean specimen
+  gradient and its linear trend. That mean gradient is real and observable once the optical axis
+  is known (the CoM is an absolute measurement); taking it away costs xc where a window is not a
+  whole number of cells (iCoM on the CeO2 37 × 45 bench window: xc 0.920 → 0.885), so it is an
+  option, not the default.
+
+Removal: iCoM subtracts d from the CoM before integration (com.py; measured in the same pass:
+an offset would integrate to a ramp, a descan changing across the scan to a quadratic); SSB reads
+the scan through :class:`Recentred`, which moves every pattern by −d (Fourier shift) so the disc
+sits on the nominal optical axis; the CNN reads each pattern around its fitted centre (bilinear,
+airpi/preprocess.py: a Fourier shift rings into the dark field, which the network's I^0.1 input
+magnifies: a 0.02 px Fourier shift took the network alone from xc 0.978 to 0.88).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from ..jobs import InputError, Progress
+from ._data import check_4d, iter_rows, rows_per_block, shape_of
+
+MODELS = ("plane", "constant", "off")
+SOURCES = ("com", "disc")
+#: a measurement further than this many robust σ from the fit is an outlier (bad frame)
+OUTLIER_SIGMA = 6.0
+#: the robust σ is floored here (px): a clean scan whose centres agree to 0.001 px has no outliers
+MIN_SIGMA_PX = 0.05
+#: refits without the outliers; the fit has converged when the outlier set stops changing
+MAX_REFITS = 10
+#: a fitted term smaller than this many standard errors is noise (low dose), left at 0
+SIGNIFICANCE = 3.0
+#: the fit fails (uncorrected result kept) when fewer positions than this fraction are inliers
+MIN_INLIER_FRACTION = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class DescanFit:
+    """The fitted descan d(r, c) = c₀ + a·(r − r̄) + b·(c − c̄), detector px, per axis (y, x).
+
+    ``coef_y_px`` / ``coef_x_px`` = (c₀, a, b): offset at the scan centre, px per scan row, px per
+    scan column. ``note``: why the model is not the one asked for (e.g. a 1 × N scan)."""
+
+    model: str
+    source: str
+    scan_shape: tuple[int, int]
+    coef_y_px: tuple[float, float, float]
+    coef_x_px: tuple[float, float, float]
+    rms_residual_px: float = 0.0
+    outliers: int = 0
+    note: str = ""
+
+    def shift_px(self, rows: np.ndarray | None = None, cols: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(d_y, d_x) at scan positions (broadcast ``rows``, ``cols``); default the whole scan."""
+        if rows is None or cols is None:
+            rows, cols = np.indices(self.scan_shape, dtype=np.float64)
+        r = np.asarray(rows, np.float64) - (self.scan_shape[0] - 1) / 2
+        c = np.asarray(cols, np.float64) - (self.scan_shape[1] - 1) / 2
+        cy, cx = self.coef_y_px, self.coef_x_px
+        return cy[0] + cy[1] * r + cy[2] * c, cx[0] + cx[1] * r + cx[2] * c
+
+    def across_scan_px(self) -> tuple[float, float]:
+        """How far the fitted descan moves the beam from the first to the last scan position (y, x px)."""
+        ny, nx = self.scan_shape
+        return (self.coef_y_px[1] * (ny - 1) + self.coef_y_px[2] * (nx - 1),
+                self.coef_x_px[1] * (ny - 1) + self.coef_x_px[2] * (nx - 1))
+
+    def summary(self, detector_mrad_per_px: float | None = None) -> str:
+        """One line for a panel / log: offset and change across the scan, px (and mrad)."""
+        if self.model == "off":
+            return "descan: off (raw centre)"
+        oy, ox = self.coef_y_px[0], self.coef_x_px[0]
+        src = "CoM" if self.source == "com" else "BF disc"
+        line = f"descan ({self.model}, from {src}): offset ({oy:+.2f}, {ox:+.2f}) px"
+        if self.model == "plane":
+            ay, ax = self.across_scan_px()
+            line += f", across the scan ({ay:+.2f}, {ax:+.2f}) px"
+        if detector_mrad_per_px:
+            line += f" [offset {math.hypot(oy, ox) * detector_mrad_per_px:.2f} mrad]"
+        if self.note:
+            line += f"; {self.note}"
+        return line
+
+    def to_metadata(self, detector_mrad_per_px: float | None = None) -> dict:
+        md = {"model": self.model, "source": self.source, "coef_y_px": list(self.coef_y_px),
+              "coef_x_px": list(self.coef_x_px), "coefficients": "(offset at scan centre, per scan row, per scan column)",
+              "rms_residual_px": self.rms_residual_px,
+              "outliers": self.outliers, "summary": self.summary(detector_mrad_per_px)}
+        if detector_mrad_per_px:
+            md["coef_y_mrad"] = [c * detector_mrad_per_px for c in self.coef_y_px]
+            md["coef_x_mrad"] = [c * detector_mrad_per_px for c in self.coef_x_px]
+        if self.note:
+            md["note"] = self.note
+        return md
+
+
+def off(scan_shape: tuple[int, int], source: str = "com") -> DescanFit:
+    return DescanFit("off", source, tuple(int(s) for s in scan_shape), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+
+
+def check_model(model: Any) -> str:
+    if isinstance(model, DescanFit):
+        return model.model
+    if model is None or model is False:
+        return "off"
+    if model not in MODELS:
+        raise InputError(f"descan must be one of {', '.join(repr(m) for m in MODELS)}, got {model!r}")
+    return str(model)
+
+
+def fit_descan(map_y_px: np.ndarray, map_x_px: np.ndarray, *, model: str = "plane", source: str = "com",
+               valid: np.ndarray | None = None) -> DescanFit:
+    """Fit the descan model (module doc) to per-position centres (detector px, detector frame).
+
+    Non-finite values and positions outside ``valid`` are left out. A scan (or set of valid
+    positions) too thin for a plane (one row or one column) gets the constant model, said in
+    ``note``. Raises InputError when nothing is left to fit or the outlier rejection does not
+    settle (fewer than half the positions kept)."""
+    model = check_model(model)
+    if source not in SOURCES:
+        raise InputError(f"descan source must be 'com' or 'disc', got {source!r}")
+    my = np.asarray(map_y_px, np.float64)
+    mx = np.asarray(map_x_px, np.float64)
+    if my.ndim != 2 or my.shape != mx.shape:
+        raise InputError(f"descan maps must be two 2-D maps of the same shape, got {my.shape} and {mx.shape}")
+    shape = (int(my.shape[0]), int(my.shape[1]))
+    if model == "off":
+        return off(shape, source)
+    ok = np.isfinite(my) & np.isfinite(mx)
+    if valid is not None:
+        ok &= np.asarray(valid, bool)
+    if not ok.any():
+        raise InputError("descan fit: no position has a finite beam centre (every pattern empty or NaN)")
+    rows, cols = np.indices(shape, dtype=np.float64)
+    rows -= (shape[0] - 1) / 2
+    cols -= (shape[1] - 1) / 2
+    note = ""
+    if model == "plane":
+        design = np.stack([np.ones(int(ok.sum())), rows[ok], cols[ok]], axis=1)
+        if np.linalg.matrix_rank(design) < 3:
+            model = "constant"
+            note = (f"the scan ({shape[0]} x {shape[1]}) is too thin to fit a plane: constant descan removed"
+                    if min(shape) < 2 else "the valid positions lie on one line: constant descan removed")
+    ncoef = 3 if model == "plane" else 1
+    a = np.stack([np.ones(shape), rows, cols], axis=-1)[..., :ncoef]
+    keep = ok.copy()
+    n_ok = int(ok.sum())
+    for _ in range(MAX_REFITS + 1):
+        coef_y = np.linalg.lstsq(a[keep], my[keep], rcond=None)[0]
+        coef_x = np.linalg.lstsq(a[keep], mx[keep], rcond=None)[0]
+        res = np.hypot(my - a @ coef_y, mx - a @ coef_x)
+        mad = float(np.median(res[keep]))
+        sigma = max(1.4826 * mad, MIN_SIGMA_PX)
+        new = keep & (res <= OUTLIER_SIGMA * sigma)  # once out, stays out: the set only shrinks
+        if new.sum() < MIN_INLIER_FRACTION * n_ok:
+            raise InputError(f"descan fit did not converge: only {int(new.sum())} of {n_ok} positions agree with a "
+                             f"{model} (the beam centre jumps around); descan not removed")
+        if np.array_equal(new, keep):
+            break
+        keep = new
+    else:
+        raise InputError(f"descan fit did not converge in {MAX_REFITS} refits (more outliers at every refit); "
+                         "descan not removed")
+    # a term smaller than SIGNIFICANCE standard errors (residual scatter: shot noise, specimen) is
+    # noise, not descan: left at 0 (the design is orthogonal on a full grid, so each term drops alone)
+    ak = a[keep]
+    dof = max(int(keep.sum()) - ncoef, 1)
+    cov = np.linalg.pinv(ak.T @ ak)
+    weak = []
+    for coef, m in ((coef_y, my), (coef_x, mx)):
+        s2 = float(np.sum((m[keep] - ak @ coef) ** 2)) / dof
+        se = np.sqrt(np.maximum(np.diag(cov) * s2, 0.0))
+        small = np.abs(coef) < SIGNIFICANCE * se
+        weak.append(int(small.sum()))
+        coef[small] = 0.0
+    if sum(weak):
+        note = (note + "; " if note else "") + f"{sum(weak)} term(s) below {SIGNIFICANCE:g} standard errors left at 0"
+    pad = [0.0] * (3 - ncoef)
+    res = np.hypot(my - a @ coef_y, mx - a @ coef_x)
+    rms = float(np.sqrt(np.mean(res[keep] ** 2))) if keep.any() else 0.0
+    return DescanFit(model, source, shape, tuple(float(v) for v in list(coef_y) + pad),
+                     tuple(float(v) for v in list(coef_x) + pad), rms, int(n_ok - keep.sum()), note)
+
+
+# ----------------------------------------------------------------------------- measuring the disc centre
+
+
+def disc_centres(block: np.ndarray, cy: float, cx: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BF-disc centre (y, x) of every pattern of ``block`` (..., ky, kx), px relative to (cy, cx):
+    the u-weighted centroid with u = clip(2·I/d, 0, 1), d = the mean of the pixels above the
+    pattern's mean (its disc level; no radius needed). Pixels above half the disc level count 1,
+    the edge counts by its partial cover. Returns (d_y, d_x, ok); ok is False (d NaN) for an
+    empty pattern."""
+    b = np.asarray(block, np.float32)
+    ky, kx = b.shape[-2:]
+    yy = np.arange(ky, dtype=np.float64) - cy
+    xx = np.arange(kx, dtype=np.float64) - cx
+    above = b > b.mean(axis=(-2, -1), keepdims=True)
+    n_above = above.sum(axis=(-2, -1))
+    level = np.where(above, b, 0.0).sum(axis=(-2, -1), dtype=np.float64) / np.maximum(n_above, 1)
+    ok = (n_above > 0) & (level > 0)
+    safe = np.where(ok, level, 1.0)[..., None, None]
+    u = np.clip(2.0 * b / safe, 0.0, 1.0)
+    area = np.where(ok, u.sum(axis=(-2, -1), dtype=np.float64), 1.0)
+    dy = np.where(ok, u.sum(axis=-1, dtype=np.float64) @ yy / area, np.nan)
+    dx = np.where(ok, u.sum(axis=-2, dtype=np.float64) @ xx / area, np.nan)
+    return dy, dx, ok
+
+
+def measure_job(data: Any, *, center: tuple[float, float], model: str = "plane", block_rows: int | None = None,
+                label: str = "descan"):
+    """One pass over the scan: the BF-disc centre of every pattern (:func:`disc_centres`), then
+    :func:`fit_descan` (source "disc"). A job (Progress per block of rows); returns the DescanFit."""
+    shape = check_4d(data)
+    model = check_model(model)
+    if model == "off":
+        return off(shape[:2], "disc")
+    dy = np.full(shape[:2], np.nan)
+    dx = np.full(shape[:2], np.nan)
+    n = block_rows or rows_per_block(shape)
+    total = -(-shape[0] // n)
+    for i, (r0, r1, block) in enumerate(iter_rows(data, n)):
+        dy[r0:r1], dx[r0:r1], _ = disc_centres(block, center[0], center[1])
+        yield Progress(i + 1, total, f"{label}: beam centre, scan row {r1}/{shape[0]}")
+    return fit_descan(dy, dx, model=model, source="disc")
+
+
+# ----------------------------------------------------------------------------- removing it from the patterns
+
+
+def shift_patterns(block: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """Every pattern of ``block`` (..., ky, kx) moved by (dy, dx) px (broadcast over the leading
+    axes), by a Fourier shift: I'(k) = I(k − d). The patterns are first edge-padded by the largest
+    shift (what comes in at an edge is the edge's own value, not the opposite edge). float32."""
+    import scipy.fft
+
+    b = np.asarray(block, np.float32)
+    n0y, n0x = b.shape[-2:]
+    pad = int(math.ceil(max(float(np.max(np.abs(dy), initial=0.0)), float(np.max(np.abs(dx), initial=0.0))))) + 1
+    b = np.pad(b, [(0, 0)] * (b.ndim - 2) + [(pad, pad), (pad, pad)], mode="edge")
+    ky, kx = b.shape[-2:]
+    fy = np.fft.fftfreq(ky)[:, None]
+    fx = np.fft.fftfreq(kx)[None, :]
+    dy = np.asarray(dy, np.float64)[..., None, None]
+    dx = np.asarray(dx, np.float64)[..., None, None]
+    ramp = np.exp(-2j * math.pi * (fy * dy + fx * dx)).astype(np.complex64)
+    out = scipy.fft.ifft2(scipy.fft.fft2(b, axes=(-2, -1)) * ramp, axes=(-2, -1)).real
+    return out[..., pad:pad + n0y, pad:pad + n0x].astype(np.float32)
+
+
+class Recentred:
+    """A 4D scan read through the fitted descan: rows ``[r0:r1]`` come back (float32 numpy) with
+    every pattern moved by −d(r, c), the beam on the nominal optical axis. Only row slices are
+    supported (what the streaming readers of _data.py ask for)."""
+
+    def __init__(self, data: Any, fit: DescanFit):
+        self.data = data
+        self.fit = fit
+        self.shape = shape_of(data)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 4
+        if tuple(self.shape[:2]) != tuple(fit.scan_shape):
+            raise InputError(f"descan fitted on a {fit.scan_shape} scan, data are {self.shape[:2]}")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("a Recentred scan is read by row slices only")
+        r0, r1, _ = key.indices(self.shape[0])
+        block = self.data[r0:r1]
+        if hasattr(block, "compute"):
+            block = block.compute()
+        block = np.asarray(block, np.float32)
+        if not np.isfinite(block).all():
+            return block  # read_rows reports the NaN rows; a shift would smear them over the pattern
+        rows, cols = np.meshgrid(np.arange(r0, r1), np.arange(self.shape[1]), indexing="ij")
+        dy, dx = self.fit.shift_px(rows, cols)
+        return shift_patterns(block, -dy, -dx)
+
+
+def measure_or_skip(data: Any, descan: Any, *, center: tuple[float, float], block_rows: int | None = None,
+                    label: str = "descan"):
+    """A job: the DescanFit for ``descan`` (a model name: measured and fitted, :func:`measure_job`;
+    a DescanFit: itself) and "" — or (None, why) when it could not be fitted (the caller keeps
+    the raw patterns). NaN data still raise (the readers' message)."""
+    model = check_model(descan)
+    if model == "off":
+        return off(shape_of(data)[:2], "disc"), ""
+    if isinstance(descan, DescanFit):
+        if tuple(descan.scan_shape) != tuple(shape_of(data)[:2]):
+            raise InputError(f"descan was fitted on a {descan.scan_shape} scan, the data are {shape_of(data)[:2]}")
+        return descan, ""
+    try:
+        return (yield from measure_job(data, center=center, model=model, block_rows=block_rows, label=label)), ""
+    except InputError as exc:
+        if "NaN/inf" in str(exc):
+            raise
+        return None, str(exc)
+
+
+def recentre_job(data: Any, descan: Any, *, center: tuple[float, float], block_rows: int | None = None,
+                 label: str = "descan"):
+    """For SSB: :func:`measure_or_skip`, then (data read through :class:`Recentred`, the fit, a
+    message when it could not be fitted; the data as they are then)."""
+    fit, why = yield from measure_or_skip(data, descan, center=center, block_rows=block_rows, label=label)
+    if fit is None or fit.model == "off":
+        return data, fit, why
+    return Recentred(data, fit), fit, ""
