@@ -311,7 +311,9 @@ def series_phase(stack: np.ndarray, z: np.ndarray, px: float, kv: float, qc: flo
 #: unflipped one is always one rigid transform, :func:`.align.align_flipped`):
 #: "model": shifts of 2 px or more by cross-correlation with the neighbour
 #: (:func:`.align.align_series`), then every image onto its simulation at its own defocus
-#: (:func:`.series_register.register_series_to_model`); "cross-correlation": the first step only
+#: (:func:`.series_register.register_series_to_model`) — when the coarse step moved an image, the
+#: refinement also runs from no shift and the shifts that fit the series' model better win
+#: (:func:`.series_register.series_misfit`); "cross-correlation": the first step only
 #: (the earlier behaviour: shifts under :data:`.align.SERIES_MIN_SHIFT_PX` are not applied).
 SERIES_REGISTRATIONS = ("model", "cross-correlation")
 
@@ -324,11 +326,23 @@ def _register_series(series: np.ndarray, z: np.ndarray, px: float, kv: float, ho
     coarse, tr = _align.align_series(series, rotation=False)
     if how == "cross-correlation":
         return coarse, tr
-    from .series_register import register_series_to_model, shift_series
+    from .series_register import register_series_to_model, series_misfit, shift_series
 
     start = np.array([t.shift_yx for t in tr], dtype=np.float64)
     shifts, info = register_series_to_model(series, z, px, voltage_kv=kv, start=start)
-    extra["series_registration"] = {**info, "coarse_shifts_yx_px": start.tolist()}
+    info = {**info, "coarse_shifts_yx_px": start.tolist()}
+    if start.any():
+        # cross-correlating images whose contrast reverses (under- vs over-focus) or repeats (a
+        # lattice) can lock onto a wrong shift: the refinement from no shift at all competes, and
+        # the shifts under which the series fits its own model better win
+        plain, plain_info = register_series_to_model(series, z, px, voltage_kv=kv, start=None)
+        m_coarse = series_misfit(series, shifts, z, px, voltage_kv=kv)
+        m_plain = series_misfit(series, plain, z, px, voltage_kv=kv)
+        info["misfit_from_coarse_start"], info["misfit_from_no_shift"] = m_coarse, m_plain
+        if m_plain < m_coarse:
+            shifts, info = plain, {**plain_info, **{k: v for k, v in info.items() if k.startswith(("misfit", "coarse"))},
+                                   "start": "no shift (fits the series better than the cross-correlation's start)"}
+    extra["series_registration"] = info
     out = shift_series(series, shifts)
     return out, [_align.Rigid(0.0, (float(s[0]), float(s[1])), t.quality) for s, t in zip(shifts, tr)]
 
