@@ -275,7 +275,10 @@ def _ltem_params(args, calib: dict) -> dict:
 def _save(result, out) -> int:
     from .io.output import write_result
 
-    return write_result(result, out)
+    status = write_result(result, out)
+    if result.metadata.get("fit_warning"):  # a single-image result that does not explain its image
+        print(f"napari-phase: warning: {result.metadata['fit_warning']}", file=sys.stderr)
+    return status
 
 
 def cmd_sitie(args) -> int:

@@ -54,7 +54,7 @@ def _slope(est, truth, crop=CROP_PX) -> float:
 def two_image_tie(aligned, aligned_flipped, defocus_nm, pixel_size_nm, voltage_kv=200.0, qc_per_nm=0.0):
     """PyLorentz-style TIE from the published equations (not its code): the outermost pair only,
     in-focus I0 (mean of both in-focus images), φm/φe from the half difference/sum of dI/dz."""
-    from ..ltem._poisson import solve_tie
+    from ..physics.poisson import solve_tie
     from ..physics.optics import electron_wavelength_nm
 
     z = np.asarray(defocus_nm, np.float64)

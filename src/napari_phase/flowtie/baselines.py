@@ -4,7 +4,7 @@ Classical TIE (transport of intensity, continuity form with the project's sign c
 
     ∇·(I0 ∇φ) = −(2π/λ) ∂I/∂z,   ∂I/∂z ≈ (I+ − I−)/(2 dz),
 
-solved with FFT Poisson solves by :func:`napari_phase.ltem._poisson.solve_tie` (two solves with the
+solved with FFT Poisson solves by :func:`napari_phase.physics.poisson.solve_tie` (two solves with the
 in-focus image I0 inside the divergence; ``uniform_i0=True`` uses one solve with I0 = mean, for
 comparison; optional Tikhonov cut-off ``qc_per_a``). Lengths in Å: λ, dz (given in nm) and the
 pixel are converted to Å; φ in rad, the flow ∇φ in rad/Å.
@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import __version__
 from ..jobs import InputError, JobCancelled, Progress, Stopwatch, resolve_device, run_job
-from ..ltem._poisson import mirror_pad, solve_tie
+from ..physics.poisson import mirror_pad, solve_tie
 from ..result import PhaseResult
 from ..validate import non_negative
 from .flow import phase_gradient

@@ -5,7 +5,7 @@ v = (λ/2π) g). Integration is the least-squares solution of ∇φ = g:
 
     ∇²φ = ∇·g   →   φ = ∇⁻²(∇·g),
 
-with the inverse Laplacian of :mod:`napari_phase.ltem._poisson` (its kernel -1/(4π²|q|²), mean
+with the inverse Laplacian of :mod:`napari_phase.physics.poisson` (its kernel -1/(4π²|q|²), mean
 set to zero). Derivatives are spectral (multiplication by 2πi q) on a mirror-extended grid
 (n → 2n − 2, numpy's "reflect", the Poisson solver's convention): the phase and the divergence
 are extended evenly, flow component x oddly along x and evenly along y (and y likewise), so the
@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from ..ltem._poisson import inverse_laplacian_kernel
+from ..physics.poisson import inverse_laplacian_kernel
 
 
 def _extend(a: torch.Tensor, odd_y: bool = False, odd_x: bool = False) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 The TIE recovers φ at a spatial frequency q from an intensity change ∝ λz q² φ̂(q): the longest
 wavelengths carry almost no signal, and the Tikhonov cut-off qc of the electrostatic phase
-(φ̂e·G(q), G = q⁴/(q² + qc²)², :mod:`._poisson`) shrinks them to zero (measured on the benchmark's
+(φ̂e·G(q), G = q⁴/(q² + qc²)², :mod:`napari_phase.physics.poisson`) shrinks them to zero (measured on the benchmark's
 flipped series at 10 % noise: φe magnitude 0.56–0.61 of the truth, and three quarters of φe's
 remaining error in the lowest three rings of the field).
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._poisson import mirror_pad
+from ..physics.poisson import mirror_pad
 
 PHASE_E_PRIORS = ("auto", "none")
 #: the filtered amplitude prior must correlate at least this well with the recovered φe to be used

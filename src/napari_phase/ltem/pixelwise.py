@@ -63,12 +63,12 @@ import numpy as np
 
 from ..jobs import InputError, JobCancelled, Progress, Stopwatch, with_cpu_fallback
 from ..threads import ThreadTuner
+from ..validate import non_negative as _non_negative
 from ..validate import positive
-from .siprad import (
+from .problem import (
     ForwardModel,
     _int_at_least,
     _jsonable,
-    _non_negative,
     build_result,
     make_problem,
     noise_variance,

@@ -9,7 +9,7 @@ project's simulated LTEM images (128², 5 nm, −0.1 mm and −1 mm) it returns 
 10 % noise, 0.29–0.31 for 30 %, and ≤ 0.004 for noise-free ones.
 
 Cut-off: the TIE estimate with cut-off qc, φ_qc = ∇⁻²_qc D (D = −(2π/λ)∂I/∂z / I0, the
-regularised inverse Laplacian of :mod:`._poisson`), predicts the data F·D̂ with
+regularised inverse Laplacian of :mod:`napari_phase.physics.poisson`), predicts the data F·D̂ with
 F(q) = q⁴/(q² + qc²)². Morozov's discrepancy principle picks the qc at which the misfit equals the
 noise: mean over pixels of |(1 − F) D̂|² (Parseval) = σ_D², with σ_D the noise of D from σ. The
 misfit grows monotonically with qc, so qc is found by bisection (on log qc). Equal noise in every
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._poisson import mirror_pad
+from ..physics.poisson import mirror_pad
 
 _MASK = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 

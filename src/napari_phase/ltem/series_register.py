@@ -43,6 +43,7 @@ import numpy as np
 from scipy import ndimage
 
 from .forward import Microscope, simulate_image
+from .series_solve import default_series_qc_per_nm, series_phase
 
 #: rounds of model → registration (stops earlier when the shifts change by less than ``tol_px``)
 MAX_ROUNDS = 20
@@ -173,8 +174,6 @@ def series_misfit(stack: np.ndarray, shifts, defocus_nm, pixel_size_nm: float, *
     moved series' mean), a·M_k + b fitted to each moved image over the inner pixels; returns the
     mean squared residual over the defocused images divided by the series' mean intensity²
     (dimensionless; compare only between shifts of the same series)."""
-    from .series import default_series_qc_per_nm, series_phase
-
     arr = np.asarray(stack, dtype=np.float32)
     z = np.asarray(defocus_nm, dtype=np.float64)
     qc = default_series_qc_per_nm(arr.shape, pixel_size_nm) if qc_per_nm is None else float(qc_per_nm)
@@ -199,8 +198,6 @@ def register_series_to_model(stack: np.ndarray, defocus_nm, pixel_size_nm: float
     defoci) onto the in-focus one, by registering each defocused image onto its simulation at
     its own defocus (module docstring). ``start``: shifts to begin from (e.g. a coarse
     cross-correlation). Returns (shifts, info) with the rounds run and the last change (px)."""
-    from .series import default_series_qc_per_nm, series_phase
-
     arr = np.asarray(stack, dtype=np.float32)
     z = np.asarray(defocus_nm, dtype=np.float64)
     n = arr.shape[0]

@@ -1,7 +1,7 @@
 """Single-image transport of intensity (SITIE), the fast LTEM baseline and SIPRAD's seed.
 
 With a uniform in-focus intensity I0 = mean(I) and ∂I/∂z ≈ (I − I0)/Δf, the TIE
-∇·(I0∇φ) = −(2π/λ) ∂I/∂z (sign derived in :mod:`._poisson`) gives
+∇·(I0∇φ) = −(2π/λ) ∂I/∂z (sign derived in :mod:`napari_phase.physics.poisson`) gives
 
     φ = −(2π/λ) ∇⁻²[(I − I0) / (Δf · I0)],
 
@@ -24,7 +24,7 @@ from ..physics.induction import induction_from_phase
 from ..physics.optics import electron_wavelength_nm
 from ..result import PhaseResult
 from ..validate import as_image, energy_kv, intensities, nonzero, positive
-from ._poisson import solve_tie
+from ..physics.poisson import solve_tie
 
 #: Default Tikhonov cut-off, in units of 1/FOV (FOV = max(ny, nx) · pixel size): qc = 2/FOV.
 #: Measured on the project's simulated textures (skyrmions, stripes, bubbles; 128² and 256² at
@@ -185,7 +185,8 @@ def sitie_job(
         yield Progress(0, 1, "SITIE: solving")
         phase = _sitie_frame(arr, px, df, kv, qc, pad, auto, chosen)
         yield Progress(1, 1, "SITIE: done")
-        return _result(phase, px, params, clock.elapsed_s, "SITIE", {"auto_regularisation": chosen[0]} if auto else None)
+        res = _result(phase, px, params, clock.elapsed_s, "SITIE", {"auto_regularisation": chosen[0]} if auto else None)
+        return _fit_checked(res, arr, px, df, kv)
 
     n = arr.shape[0]
     done: list[np.ndarray] = []
@@ -197,8 +198,17 @@ def sitie_job(
     except JobCancelled:
         if not done:
             raise
-        return _result(np.stack(done), px, params, clock.elapsed_s, "SITIE", {"cancelled": True, "frames_done": len(done)})
-    return _result(np.stack(done), px, params, clock.elapsed_s, "SITIE", {"auto_regularisation": chosen} if auto else None)
+        res = _result(np.stack(done), px, params, clock.elapsed_s, "SITIE", {"cancelled": True, "frames_done": len(done)})
+        return _fit_checked(res, arr[: len(done)], px, df, kv)
+    res = _result(np.stack(done), px, params, clock.elapsed_s, "SITIE", {"auto_regularisation": chosen} if auto else None)
+    return _fit_checked(res, arr, px, df, kv)
+
+
+def _fit_checked(result: PhaseResult, frames, px: float, df: float, kv: float) -> PhaseResult:
+    """The result with its goodness of fit (:mod:`.fit_check`: residual map, misfit, warning)."""
+    from .fit_check import attach_fit_check
+
+    return attach_fit_check(result, frames, pixel_size_nm=px, defocus_nm=df, voltage_kv=kv)
 
 
 def sitie(

@@ -472,6 +472,8 @@ class SipradPanel(QWidget):
         if phase:  # its contrast controls are the ones a user wants first
             self.viewer.layers.selection.active = phase[0]
         self.result_info.setText(_result_summary(result, ctx["base"] + suffix))
+        if result.metadata.get("fit_warning"):  # the residual layer shows where the result misses the image
+            _runner.warn(f"{ctx['base']}: {result.metadata['fit_warning']}")
 
     def _show_partial(self, ctx: dict, result: PhaseResult) -> None:
         phase = result.phase

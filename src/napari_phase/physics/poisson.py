@@ -1,4 +1,4 @@
-"""FFT Poisson solver shared by SITIE and TIE (numpy, float64 inside).
+"""FFT Poisson solver shared by SITIE, TIE (ltem) and FlowTIE (numpy, float64 inside).
 
 Transport of intensity (DESIGN.md §5), with the project's sign convention (Δf = propagation
 distance along the beam, Fresnel factor exp(-iπλz q²)):
