@@ -82,3 +82,21 @@ def test_cli_prints_one_warning_line(tmp_path, particles, capsys):
 def test_fit_check_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match="same shape"):
         fit_check(np.ones((32, 32)), np.zeros((32, 30)), pixel_size_nm=PX, defocus_nm=-1e6)
+
+
+def test_panel_shows_the_residual_layer_and_one_warning(make_napari_viewer, qtbot, particles, monkeypatch):
+    from qtpy.QtCore import Qt
+
+    from napari_phase.widgets import _runner
+
+    seen = []
+    monkeypatch.setattr(_runner, "show_warning", lambda m: seen.append(str(m)))
+    viewer = make_napari_viewer()
+    _, panel = viewer.window.add_plugin_dock_widget("napari-phase", "SIPRAD (LTEM)")
+    viewer.add_image(particles.image, name="ltem", scale=(PX, PX), metadata={"pixel_size_nm": PX, "defocus_nm": -0.25e6})
+    with qtbot.waitSignal(panel.runner.finished, timeout=20000) as blocker:
+        qtbot.mouseClick(panel.sitie_button, Qt.LeftButton)
+    assert blocker.args == ["done"], (panel.runner.status_text, seen)
+    residual = [lay for lay in viewer.layers if (lay.metadata or {}).get("array_name") == "residual"]
+    assert len(residual) == 1 and residual[0].data.shape == particles.image.shape
+    assert len([m for m in seen if WARNED in m]) == 1, seen
