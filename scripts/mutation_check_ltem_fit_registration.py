@@ -3,7 +3,8 @@ ltem/series.py) and the single-image fit check (ltem/fit_check.py and its caller
 is one textual one-line change applied to a scratch copy of src/; the named test file is run
 against that copy, and a mutation counts as caught when a test fails.
 
-    python scripts/mutation_check_ltem_fit_registration.py      (about 15 min on 2 busy cores)
+    python scripts/mutation_check_ltem_fit_registration.py [NAME ...]   (about 15 min on 2 busy cores;
+                                                   NAME: run only mutations whose name contains it)
 """
 import os
 import shutil
@@ -36,7 +37,8 @@ MUTATIONS = [
 def main() -> int:
     caught = 0
     env = {**os.environ, "QT_API": "pyqt6", "OMP_NUM_THREADS": "1"}
-    for name, path, old, new, test in MUTATIONS:
+    chosen = [m for m in MUTATIONS if not sys.argv[1:] or any(a in m[0] for a in sys.argv[1:])]
+    for name, path, old, new, test in chosen:
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copytree(ROOT / "src", Path(tmp) / "src")
             f = Path(tmp) / path
@@ -48,7 +50,7 @@ def main() -> int:
         hit = run.returncode != 0
         caught += hit
         print(f"{'CAUGHT' if hit else 'missed'}  {name}", flush=True)
-    print(f"{caught}/{len(MUTATIONS)} mutations caught")
+    print(f"{caught}/{len(chosen)} mutations caught")
     return 0
 
 

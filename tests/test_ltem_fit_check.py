@@ -43,6 +43,13 @@ def test_a_wrong_sign_or_size_of_the_phase_is_flagged():
         info, _ = fit_check(s.image, wrong, **kw)
         assert info["unexplained_fraction"] > max(WARN_UNEXPLAINED, 5 * right["unexplained_fraction"]), info
         assert not info["explains_image"] and WARNED in info["warning"]
+    # in the weak-phase regime (−0.25 mm) −φ gives the reversed contrast exactly: only the gain's
+    # sign tells it (measured: 100 % unexplained with the gain held at ≥ 0; 0.5 % for +φ)
+    w = simulate("skyrmions", (96, 96), pixel_size_nm=PX, defocus_nm=-0.25e6, noise=0.1, seed=1, boundary="window")
+    kw = dict(pixel_size_nm=PX, defocus_nm=-0.25e6, amplitude=w.amplitude, microscope=w.microscope)
+    right, _ = fit_check(w.image, w.phase_m + w.phase_e, **kw)
+    flipped, _ = fit_check(w.image, -(w.phase_m + w.phase_e), **kw)
+    assert right["explains_image"] and flipped["unexplained_fraction"] > 0.9 and not flipped["explains_image"]
 
 
 def test_sitie_warns_when_it_cannot_explain_the_image_and_not_when_it_can(particles):

@@ -86,6 +86,16 @@ def shift_series(stack: np.ndarray, shifts) -> np.ndarray:
     return np.stack([fourier_shift(f, s) for f, s in zip(stack, np.asarray(shifts, dtype=np.float64))])
 
 
+def _fit_inputs(moving, reference, margin_px: int, smooth_px: float):
+    """(moving, reference) as float64, smoothed by ``smooth_px`` when > 0, and the inner slices."""
+    mov = np.asarray(moving, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    if smooth_px > 0:
+        mov, ref = ndimage.gaussian_filter(mov, smooth_px), ndimage.gaussian_filter(ref, smooth_px)
+    m = int(margin_px)
+    return mov, ref, (slice(m, ref.shape[0] - m), slice(m, ref.shape[1] - m))
+
+
 def fit_shift(moving: np.ndarray, reference: np.ndarray, start=(0.0, 0.0), *, margin_px: int = MARGIN_PX,
               iterations: int = 10, smooth_px: float = 0.0) -> tuple[float, float]:
     """The shift s (px) that best fits moving(r − s) ≈ a·reference(r) + b over the inner pixels,
@@ -95,12 +105,7 @@ def fit_shift(moving: np.ndarray, reference: np.ndarray, start=(0.0, 0.0), *, ma
     noisy image in the Jacobian attenuate every step (errors in variables; measured: a 0.6 px
     offset between an in-focus image at 10 % noise and a mean image fitted as 0.05 px).
     ``smooth_px``: Gaussian smoothing of both images first (for two noisy images)."""
-    mov = np.asarray(moving, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
-    if smooth_px > 0:
-        mov, ref = ndimage.gaussian_filter(mov, smooth_px), ndimage.gaussian_filter(ref, smooth_px)
-    m = int(margin_px)
-    inner = (slice(m, ref.shape[0] - m), slice(m, ref.shape[1] - m))
+    mov, ref, inner = _fit_inputs(moving, reference, margin_px, smooth_px)
     y = mov[inner].ravel()
     s = np.asarray(start, dtype=np.float64).copy()
     qy = np.fft.fftfreq(ref.shape[0])[:, None]
@@ -128,12 +133,7 @@ def shift_covariance(moving: np.ndarray, reference: np.ndarray, shift_yx, *, mar
     with J the gradient of a·reference(r + s), σ² the residual variance of the fit times the
     pixels one noise value spans (:func:`_correlated_px`); infinite when the reference has no
     gradient (nothing to register on)."""
-    mov = np.asarray(moving, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
-    if smooth_px > 0:
-        mov, ref = ndimage.gaussian_filter(mov, smooth_px), ndimage.gaussian_filter(ref, smooth_px)
-    m = int(margin_px)
-    inner = (slice(m, ref.shape[0] - m), slice(m, ref.shape[1] - m))
+    mov, ref, inner = _fit_inputs(moving, reference, margin_px, smooth_px)
     qy = np.fft.fftfreq(ref.shape[0])[:, None]
     qx = np.fft.fftfreq(ref.shape[1])[None, :]
     f = np.fft.fft2(ref) * np.exp(2j * np.pi * (qy * float(shift_yx[0]) + qx * float(shift_yx[1])))
