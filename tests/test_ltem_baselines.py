@@ -136,11 +136,12 @@ def test_sitie_result_metadata(sky):
     s = sky[-1e5]
     r = sitie(s.image, pixel_size_nm=PX, defocus_nm=-1e5)
     assert isinstance(r, PhaseResult)
-    assert set(r.arrays) == {"phase", "bx", "by"}
+    assert set(r.arrays) == {"phase", "bx", "by", "residual"}  # residual: the fit check (issue 17)
     assert r.pixel_size == PX and r.pixel_unit == "nm"
     md = r.metadata
     assert md["method"] == "SITIE" and md["version"] == __version__ and md["device"] == "cpu"
     assert md["runtime_s"] >= 0
+    assert md["fit_check"]["explains_image"] is True and md["fit_warning"] is None
     p = md["parameters"]
     assert p["defocus_nm"] == -1e5 and p["voltage_kv"] == 200.0 and p["pad"] is True
     assert p["qc_per_nm"] == pytest.approx(2.0 / (128 * PX))  # the documented default
