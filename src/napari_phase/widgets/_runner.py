@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -34,7 +35,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from ..jobs import InputError, JobCancelled, Progress, forward_job
+from ..jobs import CancelToken, InputError, JobCancelled, Progress, forward_job
 from ..result import PhaseResult
 
 logger = logging.getLogger(__name__)
@@ -72,12 +73,53 @@ class _Outcome:
 
 @dataclass
 class _State:
-    """What outlives the widget's C++ object: the destroyed-handler only touches this."""
+    """What outlives the widget's C++ object. ``alive`` is read from the widget's wrapper (weakly
+    held): no Python callback runs while Qt destroys the widget. (A closure connected to the
+    widget's own ``destroyed`` signal did, and crashed PyQt6 when the cyclic garbage collector
+    freed the wrapper mid-run: a segmentation fault seen in the full test suite.)"""
 
-    alive: bool = True
+    widget: Any = None  # weakref.ref to the runner
     token: Any = None
     worker: Any = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def alive(self) -> bool:
+        w = self.widget() if self.widget is not None else None
+        return w is not None and not _qt_deleted(w)
+
+
+def _qt_deleted(obj) -> bool:
+    """True once the C++ side of a Qt wrapper is gone (PyQt: sip.isdeleted; PySide: shiboken)."""
+    try:
+        from qtpy import sip
+
+        return bool(sip.isdeleted(obj))
+    except ImportError:
+        pass
+    try:
+        import shiboken6
+
+        return not shiboken6.isValid(obj)
+    except ImportError:
+        import shiboken2
+
+        return not shiboken2.isValid(obj)
+
+
+class _WidgetToken(CancelToken):
+    """A CancelToken that also reads as cancelled once its panel is destroyed (checked by the job
+    between steps), so closing a panel stops its job without a callback from Qt's destructor."""
+
+    def __init__(self, state: _State) -> None:
+        super().__init__()
+        self._owner = state
+
+    @property
+    def cancelled(self) -> bool:
+        if not self._event.is_set() and not self._owner.alive:
+            self._event.set()
+        return self._event.is_set()
 
 
 def _drive(job, token):
@@ -202,14 +244,7 @@ class JobRunner(QWidget):
         self._partial_timer.setSingleShot(True)
         self._partial_timer.timeout.connect(self._flush_partial)
 
-        state = self._state
-
-        def _on_destroyed(*_):  # must not touch `self`: its C++ side is gone
-            state.alive = False
-            if state.token is not None:
-                state.token.cancel()
-
-        self.destroyed.connect(_on_destroyed)
+        self._state.widget = weakref.ref(self)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -268,9 +303,7 @@ class JobRunner(QWidget):
 
         from napari.qt.threading import GeneratorWorker
 
-        from ..jobs import CancelToken
-
-        token = CancelToken()
+        token = _WidgetToken(self._state)
         worker = GeneratorWorker(_drive, job, token)
         self._state.token = token
         self._state.worker = worker
