@@ -92,19 +92,13 @@ class _State:
 def _qt_deleted(obj) -> bool:
     """True once the C++ side of a Qt wrapper is gone (PyQt: sip.isdeleted; PySide: shiboken)."""
     try:
-        from qtpy import sip
+        from qtpy import sip  # PyQt5/6
 
         return bool(sip.isdeleted(obj))
     except ImportError:
-        pass
-    try:
-        import shiboken6
+        from qtpy import shiboken  # PySide2/6
 
-        return not shiboken6.isValid(obj)
-    except ImportError:
-        import shiboken2
-
-        return not shiboken2.isValid(obj)
+        return not shiboken.isValid(obj)
 
 
 class _WidgetToken(CancelToken):
