@@ -25,6 +25,9 @@ DEFAULT_ARRAY_UNITS = {
     "flow_y": "rad/px",
     "flow_x": "rad/px",
     "flow": "rad/Å",
+    "phase_sigma": "rad",
+    "bx_sigma": "T·nm",
+    "by_sigma": "T·nm",
 }
 
 

@@ -23,6 +23,7 @@ from ..jobs import InputError, JobCancelled, Progress, Stopwatch, run_job
 from ..physics.induction import induction_from_phase
 from ..physics.optics import electron_wavelength_nm
 from ..result import PhaseResult
+from ..uncertainty import DEFAULT_SAMPLES, check_flag, not_computed, sigma_step
 from ..validate import as_image, energy_kv, intensities, nonzero, positive
 from ..physics.poisson import solve_tie
 
@@ -160,14 +161,17 @@ def sitie_job(
     voltage_kv: float = 200.0,
     qc_per_nm: float | str | None = None,
     pad: bool = True,
+    uncertainty: bool = False,
 ):
     """SITIE as a job (generator of :class:`Progress`, returns a :class:`PhaseResult`).
 
     A single image yields one progress item; a series (T, Y, X) yields one per frame with the
     phase so far as the partial result. On :class:`JobCancelled` the frames done are returned
     with ``metadata["cancelled"] = True`` (the exception propagates if no frame was done).
+    ``uncertainty``: add σ maps (:mod:`.uncertainty`) in one more cancellable step.
     """
     clock = Stopwatch()
+    want_sigma = check_flag(uncertainty)
     arr = as_image(image, name="image", ndim=(2, 3))
     px, df, kv, qc = _check_params(pixel_size_nm, defocus_nm, voltage_kv, qc_per_nm, arr.shape)
     auto = is_auto(qc_per_nm)
@@ -185,8 +189,9 @@ def sitie_job(
         yield Progress(0, 1, "SITIE: solving")
         phase = _sitie_frame(arr, px, df, kv, qc, pad, auto, chosen)
         yield Progress(1, 1, "SITIE: done")
-        res = _result(phase, px, params, clock.elapsed_s, "SITIE", {"auto_regularisation": chosen[0]} if auto else None)
-        return _fit_checked(res, arr, px, df, kv)
+        res = _fit_checked(_result(phase, px, params, clock.elapsed_s, "SITIE", {"auto_regularisation": chosen[0]} if auto else None),
+                           arr, px, df, kv)
+        return (yield from _sigma(res, arr, px, df, kv, qc, pad, auto)) if want_sigma else res
 
     n = arr.shape[0]
     done: list[np.ndarray] = []
@@ -199,9 +204,11 @@ def sitie_job(
         if not done:
             raise
         res = _result(np.stack(done), px, params, clock.elapsed_s, "SITIE", {"cancelled": True, "frames_done": len(done)})
-        return _fit_checked(res, arr[: len(done)], px, df, kv)
+        res = _fit_checked(res, arr[: len(done)], px, df, kv)
+        return not_computed(res, "cancelled: no σ") if want_sigma else res
     res = _result(np.stack(done), px, params, clock.elapsed_s, "SITIE", {"auto_regularisation": chosen} if auto else None)
-    return _fit_checked(res, arr, px, df, kv)
+    res = _fit_checked(res, arr, px, df, kv)
+    return (yield from _sigma(res, arr, px, df, kv, qc, pad, auto)) if want_sigma else res
 
 
 def _fit_checked(result: PhaseResult, frames, px: float, df: float, kv: float) -> PhaseResult:
@@ -209,6 +216,15 @@ def _fit_checked(result: PhaseResult, frames, px: float, df: float, kv: float) -
     from .fit_check import attach_fit_check
 
     return attach_fit_check(result, frames, pixel_size_nm=px, defocus_nm=df, voltage_kv=kv)
+
+
+def _sigma(result, arr, px, df, kv, qc, pad, auto):
+    """Job step: σ of SITIE's phase and B·t (noise part, :mod:`.uncertainty`), marked uncalibrated."""
+    from .uncertainty import SITIE_MODEL, SITIE_NOTE, sitie_sigma
+
+    k = DEFAULT_SAMPLES
+    return (yield from sigma_step(result, lambda: sitie_sigma(arr, px, df, kv, qc, pad, auto, samples=k), label="SITIE",
+                                  model=SITIE_MODEL.format(k=k), calibrated=False, note=SITIE_NOTE, samples=k))
 
 
 def sitie(
@@ -219,6 +235,7 @@ def sitie(
     voltage_kv: float = 200.0,
     qc_per_nm: float | str | None = None,
     pad: bool = True,
+    uncertainty: bool = False,
 ) -> PhaseResult:
     """SITIE reconstruction: :class:`PhaseResult` with ``phase`` (rad), ``bx``, ``by`` (T·nm).
 
@@ -229,8 +246,11 @@ def sitie(
     and the image Wiener-filtered with the noise power it shows, :func:`auto_filter`; what was
     chosen is in ``metadata["auto_regularisation"]``).
     ``pad``: mirror-pad to twice the size against edge artefacts.
+    ``uncertainty``: also return ``phase_sigma`` (rad), ``bx_sigma``, ``by_sigma`` (T·nm): the
+    image noise propagated through SITIE (noise part only, ``metadata["uncertainty"]``).
     """
     job = sitie_job(
-        image, pixel_size_nm=pixel_size_nm, defocus_nm=defocus_nm, voltage_kv=voltage_kv, qc_per_nm=qc_per_nm, pad=pad
+        image, pixel_size_nm=pixel_size_nm, defocus_nm=defocus_nm, voltage_kv=voltage_kv, qc_per_nm=qc_per_nm, pad=pad,
+        uncertainty=uncertainty,
     )
     return run_job(job)

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..jobs import InputError, Job, JobCancelled, Progress, Stopwatch, run_job
 from ..result import PhaseResult
+from ..uncertainty import check_flag, not_computed
 from . import descan as _descan
 from ._data import check_4d, iter_rows, rows_per_block
 from ._grid import square_result
@@ -183,7 +184,7 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
              detector_mrad_per_px: float | None, rotation_deg: float | None = 0.0, transpose: bool = False,
              center: tuple[float, float] | None = None, auto_rotation: bool = False, mirror: bool = True,
              remove_mean_gradient: bool = False, block_rows: int | None = None, descan="plane",
-             descan_source: str = "disc") -> Job:
+             descan_source: str = "disc", uncertainty: bool = False) -> Job:
     """iCoM as a job: CoM over row blocks (partial phase of the rows done so far), then Fourier
     integration. ``descan``: "plane" (default), "constant" or "off" — the model fitted over the
     scan to the beam centre measured per pattern (``descan_source`` "disc": the BF-disc centre, in
@@ -193,7 +194,9 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
     ``metadata["descan"]`` records it (``"descan_skipped"``: why it could not be fitted).
     ``rotation_deg=None`` or ``auto_rotation=True`` guesses rotation and transpose
     from the data (curl minimisation). Returns a PhaseResult: ``phase`` (rad) on the scan grid
-    (pixel = scan step in Å, origin at the first scan position), ``com_x``/``com_y`` (mrad, scan frame)."""
+    (pixel = scan step in Å, origin at the first scan position), ``com_x``/``com_y`` (mrad, scan frame).
+    ``uncertainty``: add ``phase_sigma`` (rad; Poisson counts propagated, :mod:`.uncertainty`)."""
+    want_sigma = check_flag(uncertainty)
     shape = check_4d(data)
     descan_model = _descan.check_model(descan)
     if descan_source not in _descan.SOURCES:
@@ -259,7 +262,7 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
         if done < 3:
             raise
         res = make(done, cal.rotation_deg, cal.transpose, {"cancelled": True, "rows_done": done})
-        return res
+        return not_computed(res, "cancelled: no σ") if want_sigma else res
     if not counts.any():
         raise InputError("every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)")
     extra: dict = {}
@@ -270,6 +273,15 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
         extra["rotation_guess"] = guess
     result = make(shape[0], rot, tr, extra)
     yield Progress(total, total, "iCoM: integrated", None)
+    if want_sigma:
+        from .uncertainty import icom_sigma_step
+
+        def to_phase(my, mx):  # iCoM's linear map, detector-frame CoM (px) -> phase (rad)
+            gy, gx = to_scan_frame(my, mx, rot, tr)
+            return integrate_gradient(gy * k_scale, gx * k_scale, step_y, step_x, mirror=mirror,
+                                      remove_mean_gradient=remove_mean_gradient)
+
+        return (yield from icom_sigma_step(result, data, to_phase, step_y=step_y, step_x=step_x, block_rows=n))
     return result
 
 

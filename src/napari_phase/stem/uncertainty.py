@@ -1,0 +1,81 @@
+"""σ of iCoM's phase by Poisson noise propagation (numpy; see :mod:`napari_phase.uncertainty`).
+
+The data are taken as electron counts n_k per detector pixel (Poisson: Var n_k = n_k). The CoM of
+one pattern, m = Σ k n_k / N (N = Σ n_k, k the detector coordinate relative to the axis), then has
+(delta method) the variance
+
+    Var m_y = Σ (k_y − m_y)² n_k / N² = (⟨k_y²⟩ − m_y²) / N,    likewise for x,
+
+so more dose (larger N) shrinks it as 1/N. iCoM is linear in the CoM field g = 2π·(detector
+1/Å per px)·R(θ)F(m): the phase noise is iCoM's Fourier integration (the same mirror extension and
+mean-gradient handling) of independent Gaussian draws with these variances, and σ is its
+root-mean-square over K draws, smoothed over 2 px (:func:`napari_phase.uncertainty.propagate`).
+One more streaming pass over the data (the second moments), then K integrations.
+
+This is the noise part of the error only: iCoM's phase is the true phase blurred by the probe
+intensity (module doc of :mod:`.com`), so against the true phase the blur is a model error that σ
+does not hold; data that are not counts (scaled, noise-free simulations) give a meaningless σ.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..jobs import JobCancelled, Progress
+from ..uncertainty import DEFAULT_SAMPLES, attach, not_computed, propagate
+from ._data import iter_rows, rows_per_block
+from ._grid import to_square
+
+ICOM_MODEL = ("noise propagation: Poisson counts → CoM variance (⟨k²⟩ − ⟨k⟩²)/N per pattern → iCoM "
+              "integration, RMS over {k} draws")
+ICOM_NOTE = ("noise part only (the data must be electron counts): the probe blur of iCoM against the true phase "
+             "is not in σ, so |error| exceeds σ far more often than 32 % against the truth at doses ≥ 500 e/Å² "
+             "(docs/benchmarks.md, Uncertainty)")
+
+
+def com_variance_block(block: np.ndarray, cy: float, cx: float) -> tuple[np.ndarray, np.ndarray]:
+    """(Var m_y, Var m_x) in detector px² of each pattern of ``block`` (..., ky, kx), counts."""
+    ky, kx = block.shape[-2:]
+    n = block.sum(axis=(-2, -1), dtype=np.float64)
+    py = block.sum(axis=-1, dtype=np.float64)
+    px = block.sum(axis=-2, dtype=np.float64)
+    y = np.arange(ky) - cy
+    x = np.arange(kx) - cx
+    safe = np.where(n > 0, n, 1.0)
+    var_y = (py @ y**2) / safe - ((py @ y) / safe) ** 2
+    var_x = (px @ x**2) / safe - ((px @ x) / safe) ** 2
+    # an empty pattern has no CoM: its variance is that of a uniform guess over the detector
+    empty_y, empty_x = (ky**2 - 1) / 12.0, (kx**2 - 1) / 12.0
+    return (np.where(n > 0, np.maximum(var_y, 0.0) / safe, empty_y), np.where(n > 0, np.maximum(var_x, 0.0) / safe, empty_x))
+
+
+def icom_sigma_step(result, data: Any, to_phase: Callable[[np.ndarray, np.ndarray], np.ndarray], *, step_y: float,
+                    step_x: float, block_rows: int | None = None, samples: int = DEFAULT_SAMPLES, seed: int = 0):
+    """Job step (generator): the second-moment pass (Progress per block of rows, cancellable),
+    then σ of the phase by propagation through ``to_phase(com_y_px, com_x_px)`` (iCoM's own
+    linear map from a detector-frame CoM field to the phase on the scan grid), attached to
+    ``result`` (centre and input shape read from its metadata). Cancelled: the result without σ."""
+    meta = result.metadata
+    cy, cx = meta["center_px"]
+    shape = tuple(meta["input_shape"])
+    var_y = np.zeros(shape[:2])
+    var_x = np.zeros(shape[:2])
+    n = block_rows or rows_per_block(shape)
+    total = -(-shape[0] // n)
+    try:
+        for i, (r0, r1, block) in enumerate(iter_rows(data, n)):
+            var_y[r0:r1], var_x[r0:r1] = com_variance_block(block, cy, cx)
+            yield Progress(i + 1, total, f"iCoM uncertainty: scan row {r1}/{shape[0]}", result)
+    except JobCancelled:
+        return not_computed(result, "cancelled before σ was computed: the result is kept without σ")
+    sd_y, sd_x = np.sqrt(var_y), np.sqrt(var_x)
+
+    def apply(noise: np.ndarray) -> dict[str, np.ndarray]:
+        return {"phase": to_phase(noise[0] * sd_y, noise[1] * sd_x)}
+
+    sigma = propagate(apply, lambda rng: rng.standard_normal((2,) + shape[:2]), samples=samples, seed=seed)["phase"]
+    sigma = np.maximum(to_square(sigma, step_y, step_x)[0], 0.0)
+    return attach(result, {"phase": sigma}, model=ICOM_MODEL.format(k=samples), calibrated=False, note=ICOM_NOTE,
+                  samples=samples, noise_model="Poisson counts")
