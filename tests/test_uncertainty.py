@@ -175,3 +175,26 @@ def test_icom_without_uncertainty_is_unchanged_and_cancel_keeps_the_phase(scan):
     res = run_cancelling_after(job, 5)  # 3 CoM blocks + the final one, then one σ block
     np.testing.assert_array_equal(res.phase, plain.phase)
     assert "phase_sigma" not in res.arrays and res.metadata["uncertainty"]["computed"] is False
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_sitie_and_icom_write_sigma(tmp_path, capsys, scan):
+    from napari_phase.cli import main
+
+    sim = tmp_path / "sim.npz"
+    assert main(["simulate", "--texture", "stripes", "--size", "48", "--defocus-mm", "-1", "--noise", "0.2", "--out", str(sim)]) == 0
+    out = tmp_path / "s.h5"
+    assert main(["sitie", str(sim), "--uncertainty", "--out", str(out), "--quiet"]) == 0
+    back = load_result(out)
+    assert {"phase_sigma", "bx_sigma", "by_sigma"} <= set(back.arrays) and (back.arrays["phase_sigma"] > 0).all()
+    assert "NOT calibrated" in capsys.readouterr().err
+    assert main(["sitie", str(sim), "--out", str(tmp_path / "p.h5"), "--quiet"]) == 0
+    assert "phase_sigma" not in load_result(tmp_path / "p.h5").arrays
+    clean, det, step_a = scan
+    np.save(tmp_path / "scan.npy", _counts(clean, 1e4, step_a, 2))
+    out = tmp_path / "i.h5"
+    assert main(["icom", str(tmp_path / "scan.npy"), "--energy-kev", "300", "--scan-step-a", str(step_a),
+                 "--detector-mrad-per-px", str(det), "--uncertainty", "--out", str(out), "--quiet"]) == 0
+    assert (load_result(out).arrays["phase_sigma"] > 0).all()

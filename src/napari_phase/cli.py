@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--iterations", type=int, default=None, help="maximum iterations (default: the method's)")
             s.add_argument("--seed", type=int, default=0)
             s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+        if name == "sitie":
+            s.add_argument("--uncertainty", action="store_true",
+                           help="also write phase_sigma (rad), bx_sigma, by_sigma (T·nm): image noise propagated (noise part only)")
         s.set_defaults(func=cmd_sitie if name == "sitie" else cmd_siprad)
 
     s = sub.add_parser("tie", help="TIE from a through-focus series (any odd number of images), optionally with a flipped series")
@@ -288,7 +291,8 @@ def cmd_sitie(args) -> int:
     from .ltem import sitie_job
 
     data, calib = _load_image(args.image)
-    result = run_with_tqdm(sitie_job(np.asarray(data), **_ltem_params(args, calib)), "SITIE", disable=args.quiet)
+    result = run_with_tqdm(sitie_job(np.asarray(data), **_ltem_params(args, calib), uncertainty=bool(args.uncertainty)),
+                           "SITIE", disable=args.quiet)
     return _save(result, args.out)
 
 

@@ -77,6 +77,10 @@ def write_result(result, out: str | Path) -> int:
         print("napari-phase: cancelled; writing the result so far", file=sys.stderr)
     written = save_result(result, out)
     print(result.summary())
+    unc = result.metadata.get("uncertainty")
+    if unc:  # the per-pixel σ: say what it is worth (docs/methods.md §6)
+        state = ("calibrated" if unc.get("calibrated") else "NOT calibrated against the truth") if unc.get("computed") else "not computed"
+        print(f"napari-phase: uncertainty {state}: {unc.get('note', '')}", file=sys.stderr)
     for path in written:
         print(f"wrote {path}")
     return 130 if result.cancelled else 0

@@ -68,6 +68,9 @@ def add_commands(sub, train_sub) -> None:
             s.add_argument("--low-frequency", default="icom", choices=("icom", "ssb", "none"),
                            help="take the phase's low spatial frequencies (below ~1.2 alpha/lambda) from iCoM "
                                 "(default), SSB, or 'none' (the network alone)")
+        if name == "icom":
+            s.add_argument("--uncertainty", action="store_true",
+                           help="also write phase_sigma (rad): Poisson counts propagated (noise part only)")
         add_output_args(s)
         s.add_argument("--quiet", action="store_true", help="no progress bar")
         s.set_defaults(func=cmd_stem, method=name)
@@ -157,7 +160,7 @@ def cmd_stem(args) -> int:
         from .com import icom_job
 
         cal.require("energy_kev", "scan_step_a", "detector_mrad_per_px")
-        job = icom_job(data, rotation_deg=rotation, **common)
+        job = icom_job(data, rotation_deg=rotation, uncertainty=bool(args.uncertainty), **common)
         label = "iCoM"
     elif args.method == "ssb":
         from .ssb import ssb_job
