@@ -11,8 +11,10 @@ Var_i = E[L(n)_i²], estimated from K draws n_k of the measured noise model:
     σ_i² = (1/K) Σ_k L(n_k)_i²            (E[L(n)] = 0: no mean to subtract),
 
 smoothed over a Gaussian of ``smooth_px`` (the variance of a mirror-padded Fourier filter varies
-only over the filter's reach, so neighbours are extra samples: the relative error of σ falls from
-1/√(2K) to about 1/√(2K·4π·smooth_px²)).
+only over the filter's reach). The relative error of σ is 1/√(2K) per pixel (25 % for K = 8);
+smoothing lowers it where the propagated noise decorrelates within ``smooth_px``, but an inverse
+Laplacian's or a gradient integration's output noise is correlated over many pixels, so the
+error is mostly a smooth, field-wide factor (the benchmark's noise coverage shows its effect).
 
 Calibration (:func:`coverage`): the fraction of pixels with |e − ē| ≤ kσ, e = estimate − truth,
 ē its mean (the phase's mean is undefined) or its least-squares plane (B·t's mean is unobservable
@@ -33,7 +35,7 @@ BAND_2SIGMA = (0.90, 0.98)
 #: σ array name of each estimated array (keep: external checks read these names)
 SIGMA_NAMES = {"phase": "phase_sigma", "bx": "bx_sigma", "by": "by_sigma"}
 
-#: noise re-samplings per propagation (relative error of σ ≈ 1/√(2K·4π·smooth_px²) ≈ 4 %)
+#: noise re-samplings per propagation (module doc: relative error of σ up to 1/√(2K))
 DEFAULT_SAMPLES = 8
 DEFAULT_SMOOTH_PX = 2.0
 
