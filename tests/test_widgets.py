@@ -499,3 +499,19 @@ def test_time_series_sitie_and_mask(make_napari_viewer, qtbot, notes):
     qtbot.waitUntil(lambda: MASK_LAYER_NAME in viewer.layers, timeout=2000)
     mask = viewer.layers[MASK_LAYER_NAME]
     assert mask.data.shape == series.shape[-2:] and mask.data[7, 7] == 1  # one 2-D mask for the series
+
+
+def test_sitie_sigma_layers_are_hidden_and_said_uncalibrated(make_napari_viewer, qtbot, notes):
+    image, px, df = _skyrmion_image()
+    image = image + 0.2 * image.mean() * np.random.default_rng(0).standard_normal(image.shape).astype(np.float32)
+    viewer = make_napari_viewer()
+    panel = _panel(viewer)
+    viewer.add_image(image, name="ltem", scale=(px, px), metadata={"pixel_size_nm": px, "defocus_nm": df})
+    panel.uncertainty.setChecked(True)
+    with qtbot.waitSignal(panel.runner.finished, timeout=20000) as blocker:
+        panel.run_sitie_preview()
+    assert blocker.args == ["done"], (panel.runner.status_text, notes)
+    sigma = [layer for layer in viewer.layers if "sigma" in layer.name]
+    assert len(sigma) == 3 and not any(layer.visible for layer in sigma)
+    assert viewer.layers["SITIE phase [rad]"].visible
+    assert any("NOT calibrated" in m for m in notes["info"]), notes

@@ -63,6 +63,15 @@ def info(message: str) -> None:
     show_info(message)
 
 
+def uncertainty_message(unc: dict) -> str:
+    """What the user is told of a result's σ layers (hidden when added)."""
+    if not unc.get("computed"):
+        return f"no σ layers: {unc.get('note', '')}"
+    if unc.get("calibrated"):
+        return "σ layers added (hidden): calibrated on held-out simulations"
+    return f"σ layers added but hidden, NOT calibrated against the truth: {unc.get('note', '')}"
+
+
 @dataclass
 class _Outcome:
     kind: str  # "done" | "cancelled" | "failed"
@@ -456,6 +465,8 @@ class JobRunner(QWidget):
         callback = self._current.get("on_result")
         if result is not None and callback is not None:
             callback(result)
+        if result is not None and result.metadata.get("uncertainty"):
+            info(uncertainty_message(result.metadata["uncertainty"]))
 
     def _reject(self, name: str, exc: InputError) -> None:
         self.last_error = exc

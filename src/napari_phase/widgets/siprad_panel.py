@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QFrame,
@@ -263,6 +264,9 @@ class SipradPanel(QWidget):
             "larger canvas with a free border ring.\n"
             "periodic: the image is one periodic tile (e.g. a simulation made with FFTs)."
         )
+        self.uncertainty = QCheckBox("per-pixel σ (uncertainty)")
+        self.uncertainty.setToolTip("Also compute σ layers (phase, Bx·t, By·t; hidden when added). SITIE: the image "
+                                    "noise propagated, the noise part of the error only (see the notification)")
         rec_box = QGroupBox("Reconstruction")
         self._rec_form = rec = QFormLayout(rec_box)
         _tidy_form(rec)
@@ -276,6 +280,7 @@ class SipradPanel(QWidget):
         rec.addRow("smoothness", self.smoothness)
         rec.addRow("image edges", self.edges)
         rec.addRow("SITIE filter qc (1/nm)", self.qc)
+        rec.addRow("", self.uncertainty)
 
         # ---------------------------------------------------------------- mask tool
         from superqt import QCollapsible
@@ -361,6 +366,7 @@ class SipradPanel(QWidget):
             "smoothness": float(self.smoothness.value()) or None,  # 0 shows "auto": the data choose
             "qc_per_nm": qc if qc > 0 else None,
             "boundary": EDGES[self.edges.currentText()],
+            "uncertainty": self.uncertainty.isChecked(),
         }
 
     def run(self) -> bool:
@@ -426,6 +432,8 @@ class SipradPanel(QWidget):
             params["amplitude"] = self._capture_mask(image) if mode == AMP_MASK else ("joint" if mode == AMP_JOINT else "uniform")
         fn = get_job_function(key)
         kwargs = supported_kwargs(fn, params)
+        if params["uncertainty"] and "uncertainty" not in kwargs:
+            _runner.info(f"{BASE_NAMES[key]} has no per-pixel σ yet: it runs without one (SITIE has one)")
         amp = params.get("amplitude", "uniform")
         if "amplitude" not in kwargs and not (isinstance(amp, str) and amp == "uniform"):
             raise InputError(f"the {BASE_NAMES[key]} solver has no amplitude option; choose amplitude 'uniform' or use SIPRAD")

@@ -259,6 +259,9 @@ class StemPanel(QWidget):
             "The fitted offset and change across the scan are shown after the run.")
         self.auto_rotation = QCheckBox("guess rotation when running")
         self.auto_rotation.setToolTip("iCoM: guess scan rotation and transpose from the data (curl minimisation)")
+        self.uncertainty = QCheckBox("per-pixel σ (iCoM)")
+        self.uncertainty.setToolTip("iCoM: also compute a phase σ layer (hidden when added): Poisson counts propagated, "
+                                    "the noise part of the error only (see the notification)")
         self.finetune_button = QPushButton("Fine-tune to this instrument")
         ok_ft, why_ft = _finetune_available()
         self.finetune_button.setEnabled(ok_ft)
@@ -275,6 +278,7 @@ class StemPanel(QWidget):
         mf.addRow("low frequencies from", self.low_frequency)
         mf.addRow("descan", self.descan)
         mf.addRow("", self.auto_rotation)
+        mf.addRow("", self.uncertainty)
         mf.addRow(self.finetune_button)
 
         self.runner = JobRunner(name="4D-STEM", run_text="Run", on_run=self.run)
@@ -584,7 +588,7 @@ class StemPanel(QWidget):
         if method == ICOM:
             cal.validate(needs=("energy_kev", "scan_step_a", "detector_mrad_per_px"))
             rot = None if self.auto_rotation.isChecked() else cal.rotation_deg
-            return stem.icom_job(data, rotation_deg=rot, **common)
+            return stem.icom_job(data, rotation_deg=rot, uncertainty=self.uncertainty.isChecked(), **common)
         cal.validate(shape[2:], needs=("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px"))
         if method == SSB:
             return stem.ssb_job(data, semiangle_mrad=cal.semiangle_mrad, rotation_deg=cal.rotation_deg,
