@@ -198,3 +198,44 @@ def test_cli_sitie_and_icom_write_sigma(tmp_path, capsys, scan):
     assert main(["icom", str(tmp_path / "scan.npy"), "--energy-kev", "300", "--scan-step-a", str(step_a),
                  "--detector-mrad-per-px", str(det), "--uncertainty", "--out", str(out), "--quiet"]) == 0
     assert (load_result(out).arrays["phase_sigma"] > 0).all()
+
+
+# ----------------------------------------------------------------------------- classical TIE (triplets)
+
+
+def test_classical_tie_sigma_covers_its_noise_error_and_scales():
+    from napari_phase.flowtie import simulate_triplet, tie_classical
+    from test_flowtie import lattice_phase
+
+    ph = lattice_phase((78, 78), 0.2)
+    tri = simulate_triplet(np.exp(1j * ph), defocus_step_nm=1.0, pixel_size_a=0.2, energy_kev=300.0, semiangle_mrad=20.0)
+    kw = dict(defocus_step_nm=1.0, pixel_size_a=0.2, energy_kev=300.0)
+    ref = tie_classical(tri, **kw)
+    assert "phase_sigma" not in ref.arrays
+    fs, sig = [], {}
+    for level in (0.02, 0.04):
+        for seed in range(3):
+            noisy = (tri + level * np.random.default_rng(seed).standard_normal(tri.shape)).astype(np.float32)
+            r = tie_classical(noisy, uncertainty=True, **kw)
+            np.testing.assert_array_equal(r.phase, tie_classical(noisy, **kw).phase)
+            fs.append(coverage(r.phase, ref.phase, r.arrays["phase_sigma"]))
+            sig.setdefault(level, []).append(float(np.median(r.arrays["phase_sigma"])))
+    f = np.mean(fs, axis=0)
+    assert within_bands(*f), f
+    assert np.mean(sig[0.04]) / np.mean(sig[0.02]) == pytest.approx(2.0, rel=0.1)
+    assert not within_bands(*coverage(r.phase, ref.phase, r.arrays["phase_sigma"] / 2))
+
+
+def test_cli_flowtie_tie_uncertainty_and_refusal(tmp_path, capsys):
+    from napari_phase.cli import main
+    from napari_phase.flowtie import simulate_triplet
+    from test_flowtie import lattice_phase
+
+    tri = simulate_triplet(np.exp(1j * lattice_phase((40, 40), 0.2)), defocus_step_nm=1.0, pixel_size_a=0.2, energy_kev=300.0)
+    tri = tri + 0.03 * np.random.default_rng(0).standard_normal(tri.shape).astype(np.float32)
+    np.save(tmp_path / "t.npy", tri)
+    base = ["flowtie", str(tmp_path / "t.npy"), "--defocus-step-nm", "1", "--pixel-size-a", "0.2", "--energy-kev", "300", "--quiet"]
+    assert main(base + ["--method", "tie", "--uncertainty", "--out", str(tmp_path / "o.h5")]) == 0
+    assert (load_result(tmp_path / "o.h5").arrays["phase_sigma"] > 0).all()
+    assert main(base + ["--method", "gd", "--uncertainty", "--out", str(tmp_path / "g.h5")]) == 2
+    assert "--uncertainty is available for --method tie" in capsys.readouterr().err

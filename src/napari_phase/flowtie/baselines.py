@@ -31,6 +31,7 @@ from .. import __version__
 from ..jobs import InputError, JobCancelled, Progress, Stopwatch, resolve_device, run_job
 from ..physics.poisson import mirror_pad, solve_tie
 from ..result import PhaseResult
+from ..uncertainty import DEFAULT_SAMPLES, check_flag, sigma_step
 from ..validate import non_negative
 from .flow import phase_gradient
 from .triplet import Triplet, aperture_q_per_a, check_parameters, prepare_triplet
@@ -81,9 +82,11 @@ def _check_qc(qc_per_a, tri: Triplet) -> float:
 
 
 def tie_classical_job(triplet, *, defocus_step_nm, pixel_size_a, energy_kev, qc_per_a=None, uniform_i0=False,
-                      pad=True, register=False, detector_mrad=None, detector_mrad_per_px=None):
-    """Classical TIE as a job (yields Progress, returns PhaseResult)."""
+                      pad=True, register=False, detector_mrad=None, detector_mrad_per_px=None, uncertainty=False):
+    """Classical TIE as a job (yields Progress, returns PhaseResult); ``uncertainty``: add
+    ``phase_sigma`` (:mod:`.uncertainty`) in one more cancellable step."""
     clock = Stopwatch()
+    want_sigma = check_flag(uncertainty)
     tri = prepare_triplet(triplet, defocus_step_nm=defocus_step_nm, pixel_size_a=pixel_size_a, energy_kev=energy_kev,
                           register=register, detector_mrad=detector_mrad, detector_mrad_per_px=detector_mrad_per_px)
     qc = _check_qc(qc_per_a, tri)
@@ -94,12 +97,19 @@ def tie_classical_job(triplet, *, defocus_step_nm, pixel_size_a, energy_kev, qc_
     params = {"qc_per_a": qc, "qc_source": "default 2/FOV" if qc_per_a is None else "given", "uniform_i0": bool(uniform_i0),
               "pad": "mirror (non-periodic field)" if pad else "none (periodic field)",
               "i0": "uniform (mean)" if uniform_i0 else "in-focus image inside the divergence (two Poisson solves)"}
-    return make_result(phase, flow, tri, "classical TIE", params, clock.elapsed_s)
+    result = make_result(phase, flow, tri, "classical TIE", params, clock.elapsed_s)
+    if not want_sigma:
+        return result
+    from .uncertainty import CLASSICAL_MODEL, CLASSICAL_NOTE, classical_sigma
+
+    return (yield from sigma_step(result, lambda: classical_sigma(tri, qc, bool(uniform_i0), bool(pad)), label="classical TIE",
+                                  model=CLASSICAL_MODEL.format(k=DEFAULT_SAMPLES), calibrated=False, note=CLASSICAL_NOTE,
+                                  samples=DEFAULT_SAMPLES))
 
 
 def tie_classical(triplet, *, defocus_step_nm: float, pixel_size_a: float, energy_kev: float, qc_per_a: float | None = None,
                   uniform_i0: bool = False, pad: bool = True, register: bool = False, detector_mrad: float | None = None,
-                  detector_mrad_per_px: float | None = None) -> PhaseResult:
+                  detector_mrad_per_px: float | None = None, uncertainty: bool = False) -> PhaseResult:
     """Classical TIE of a (3, H, W) triplet ordered (−dz, 0, +dz): ∇·(I0∇φ) = −(2π/λ)(I+ − I−)/(2dz).
 
     ``defocus_step_nm`` dz > 0; ``pixel_size_a`` in Å; ``energy_kev`` beam energy; ``qc_per_a``
@@ -107,11 +117,13 @@ def tie_classical(triplet, *, defocus_step_nm: float, pixel_size_a: float, energ
     solve); ``pad``: mirror-extend (a cropped, non-periodic field; default) or not (a periodic one).
     The mirror extension assumes no flux through the edges; a crystal crop has some, hence the
     default cut-off.
+    ``uncertainty``: also ``phase_sigma`` (rad): the images' noise propagated (noise part only).
     Returns a PhaseResult: ``phase`` (rad), ``flow`` (2, H, W; ∇φ in rad/Å), ``metadata``.
     """
     return run_job(tie_classical_job(triplet, defocus_step_nm=defocus_step_nm, pixel_size_a=pixel_size_a,
                                      energy_kev=energy_kev, qc_per_a=qc_per_a, uniform_i0=uniform_i0, pad=pad, register=register,
-                                     detector_mrad=detector_mrad, detector_mrad_per_px=detector_mrad_per_px))
+                                     detector_mrad=detector_mrad, detector_mrad_per_px=detector_mrad_per_px,
+                                     uncertainty=uncertainty))
 
 
 # ----------------------------------------------------------------------------- gradient descent

@@ -42,6 +42,8 @@ def add_commands(sub, train_sub) -> None:
     s.add_argument("--register", action="store_true", help="register the -dz and +dz images onto the in-focus one")
     s.add_argument("--model", default="default", help="shipped model name or a .pt path")
     s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    s.add_argument("--uncertainty", action="store_true",
+                   help="--method tie: also write phase_sigma (rad), the images' noise propagated (noise part only)")
     add_output_args(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_flowtie)
@@ -114,8 +116,10 @@ def cmd_flowtie(args) -> int:
     kev = _value(args.energy_kev, calib, ("energy_kev", "voltage_kv"), "--energy-kev")
     common = dict(defocus_step_nm=args.defocus_step_nm, pixel_size_a=px, energy_kev=kev, register=args.register,
                   detector_mrad=args.detector_mrad, detector_mrad_per_px=args.detector_mrad_per_px)
+    if args.uncertainty and args.method != "tie":
+        raise InputError(f"--uncertainty is available for --method tie only (not yet for {args.method})")
     if args.method == "tie":
-        job, label = tie_classical_job(data, **common), "classical TIE"
+        job, label = tie_classical_job(data, uncertainty=bool(args.uncertainty), **common), "classical TIE"
     elif args.method == "gd":
         job, label = tie_gradient_descent_job(data, semiangle_mrad=args.semiangle_mrad, steps=args.steps, device=args.device,
                                               **common), "gradient descent"
