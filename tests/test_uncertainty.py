@@ -239,3 +239,46 @@ def test_cli_flowtie_tie_uncertainty_and_refusal(tmp_path, capsys):
     assert (load_result(tmp_path / "o.h5").arrays["phase_sigma"] > 0).all()
     assert main(base + ["--method", "gd", "--uncertainty", "--out", str(tmp_path / "g.h5")]) == 2
     assert "--uncertainty is available for --method tie" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- TIE series (flipped)
+
+
+def test_flipped_tie_series_sigma_covers_its_noise_error_and_scales():
+    from napari_phase.ltem import tie
+    from napari_phase.ltem.simulate_series import simulate_flipped_series
+
+    s = simulate_flipped_series("skyrmions", shape=(64, 64), defocus_nm=(-2e5, 0.0, 2e5), noise=0.0, n_contaminants=0,
+                                flip_rotation_deg=0.0, flip_shift_px=(0.0, 0.0), seed=2)
+    kw = dict(pixel_size_nm=s.pixel_size_nm, defocus_nm=s.defocus_nm)
+    ref = tie(s.series, flipped=s.flipped, **kw)
+    fs, med = [], {}
+    for level in (0.1, 0.2):
+        for seed in range(3):
+            rng = np.random.default_rng(seed)
+            ser, fl = ((a + level * a.mean() * rng.standard_normal(a.shape)).astype(np.float32) for a in (s.series, s.flipped))
+            r = tie(ser, flipped=fl, uncertainty=True, **kw)
+            if seed == 0:
+                np.testing.assert_array_equal(r.phase, tie(ser, flipped=fl, **kw).phase)
+            for key in ("phase", "bx", "by"):
+                fs.append(coverage(r.arrays[key], ref.arrays[key], r.arrays[f"{key}_sigma"], remove="mean" if key == "phase" else "plane"))
+                assert np.isfinite(r.arrays[f"{key}_sigma"]).all() and (r.arrays[f"{key}_sigma"] > 0).all()
+            med.setdefault(level, []).append(float(np.median(r.arrays["phase_sigma"])))
+    f = np.mean(fs, axis=0)
+    assert within_bands(*f), f
+    assert np.mean(med[0.2]) / np.mean(med[0.1]) == pytest.approx(2.0, rel=0.1)
+    assert not within_bands(*coverage(r.phase, ref.phase, r.arrays["phase_sigma"] / 2))
+    assert r.metadata["uncertainty"]["calibrated"] is False
+
+
+def test_cli_tie_uncertainty(tmp_path):
+    from napari_phase.cli import main
+    from napari_phase.ltem.simulate_series import simulate_flipped_series
+
+    s = simulate_flipped_series("stripes", shape=(48, 48), defocus_nm=(-2e5, 0.0, 2e5), noise=0.1, n_contaminants=0, seed=1)
+    np.save(tmp_path / "series.npy", s.series)
+    out = tmp_path / "t.h5"
+    assert main(["tie", str(tmp_path / "series.npy"), "--pixel-size-nm", "5", "--defocus-step-mm", "0.2", "--uncertainty",
+                 "--out", str(out), "--quiet"]) == 0
+    back = load_result(out)
+    assert all((back.arrays[k] > 0).all() for k in ("phase_sigma", "bx_sigma", "by_sigma"))

@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "auto = no cut-off, dI/dz Wiener-filtered with the noise measured in the images)")
     s.add_argument("--boundary", default="auto", choices=["auto", "free", "mirror"],
                    help="image edges: free = a window of a larger specimen, mirror = zero flux; auto = free when aligned or cropped")
+    s.add_argument("--uncertainty", action="store_true",
+                   help="also write phase_sigma (rad), bx_sigma, by_sigma (T·nm): the images' noise propagated (noise part only)")
     _ltem_args(s, defocus=False)
     s.set_defaults(func=cmd_tie)
 
@@ -352,7 +354,8 @@ def cmd_tie(args) -> int:
     params = _ltem_params(args, calib)
     kwargs = dict(flipped=flipped, flip_axis=args.flip_axis, align=args.align, hot_pixel_sigma=args.hot_pixel_sigma,
                   roi=args.roi, qc_per_nm=args.qc_per_nm, boundary=args.boundary,
-                  series_registration=args.registration, derivative_e=args.phase_e_derivative)
+                  series_registration=args.registration, derivative_e=args.phase_e_derivative,
+                  uncertainty=bool(args.uncertainty))
     if args.defocus_step_mm is not None:
         kwargs["defocus_step_nm"] = args.defocus_step_mm * 1e6
     else:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..jobs import InputError, Progress, Stopwatch
+from ..uncertainty import DEFAULT_SAMPLES, check_flag, sigma_step
 from ..validate import as_image, energy_kv, intensities, number, positive
 from . import align as _align
 from .series_register import register_series_to_model, series_misfit, shift_series
@@ -237,10 +238,13 @@ def tie_series_job(
     derivative_e: str = "spectral",
     phase_e_prior: str = "auto",
     series_registration: str = "model",
+    uncertainty: bool = False,
 ):
     """TIE from a series (and its flipped twin) as a job; see :func:`napari_phase.ltem.tie`.
-    Raises JobCancelled if cancelled (there is no partial phase to return)."""
+    Raises JobCancelled if cancelled (there is no partial phase to return); cancelled at the σ
+    step (``uncertainty``), the result is returned without σ."""
     clock = Stopwatch()
+    want_sigma = check_flag(uncertainty)
     arr = as_series(stack, "series")
     n = arr.shape[0]
     z = defoci_nm(n, defocus_step_nm, defocus_nm)
@@ -421,4 +425,13 @@ def tie_series_job(
     for key, value in arrays.items():
         res.arrays[key] = np.asarray(value, dtype=np.float32)
         res.array_units[key] = "rad" if key == "phase_e" else "counts"
+    if want_sigma:
+        from .uncertainty import SERIES_MODEL, SERIES_NOTE, series_sigma
+
+        def solve(stack):  # the same solve on a perturbed (cropped, aligned) series
+            return series_phase(stack, z, px, kv, qc, pad, boundary, derivative, auto, None)
+
+        return (yield from sigma_step(res, lambda: series_sigma(series, fl, solve, px), label="TIE",
+                                      model=SERIES_MODEL.format(k=DEFAULT_SAMPLES), calibrated=False, note=SERIES_NOTE,
+                                      samples=DEFAULT_SAMPLES))
     return res

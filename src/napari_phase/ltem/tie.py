@@ -31,6 +31,7 @@ def tie(
     voltage_kv: float = 200.0,
     qc_per_nm: float | str | None = None,
     pad: bool = True,
+    uncertainty: bool = False,
     **options,
 ):
     """TIE from a through-focus series: :class:`~napari_phase.result.PhaseResult`.
@@ -61,6 +62,9 @@ def tie(
     ``keep_aligned`` (default: when aligning, return the aligned stacks as ``aligned`` /
     ``aligned_flipped``).
 
+    ``uncertainty``: also ``phase_sigma`` (rad), ``bx_sigma``, ``by_sigma`` (T·nm): the images'
+    noise propagated by repeating the solve on re-sampled noise (noise part only).
+
     Result: ``.phase`` = the magnetic phase φm = (φ − φflip)/2 when ``flipped`` is given, the
     total phase otherwise (rad, zero mean); ``.arrays["phase_e"]`` = the electrostatic phase
     (φ + φflip)/2 (with ``flipped``); ``.bx``, ``.by`` = B·t (T·nm) from ``.phase``.
@@ -77,6 +81,7 @@ def tie(
             voltage_kv=voltage_kv,
             qc_per_nm=qc_per_nm,
             pad=pad,
+            uncertainty=uncertainty,
             **options,
         )
     )

@@ -98,3 +98,28 @@ def sitie_sigma(image: np.ndarray, px: float, df: float, kv: float, qc: float, p
         return sitie_frame_sigma(arr, px, df, kv, qc, pad, auto, samples=samples, seed=seed)
     frames = [sitie_frame_sigma(f, px, df, kv, qc, pad, auto, samples=samples, seed=seed) for f in arr]
     return {k: np.stack([f[k] for f in frames]) for k in ("phase", "bx", "by")}
+
+
+SERIES_MODEL = ("noise propagation: each image's noise (Immerkær σ, white Gaussian) added to the series (and the "
+                "flipped series), the same TIE solve repeated, RMS of the change over {k} draws")
+SERIES_NOTE = ("noise part only: σ propagates the images' noise through the TIE solve; the model error (cut-off, "
+               "finite-difference or spectral ∂I/∂z, boundary, alignment) is not included (docs/benchmarks.md, Uncertainty)")
+
+
+def series_sigma(series: np.ndarray, flipped: np.ndarray | None, solve, px: float, *, samples: int = DEFAULT_SAMPLES,
+                 seed: int = 0) -> dict[str, np.ndarray]:
+    """{"phase", "bx", "by"}: σ of a TIE series' phase (the magnetic φm = (φ − φflip)/2 with a
+    flipped series) by perturbation: ``solve(stack) -> φ`` is the job's own solve on the (cropped,
+    aligned) series, nearly linear in the stack (∂I/∂z linear, I0 = the series mean changes only by
+    noise/N), so solve(S + n) − solve(S) is the propagated noise."""
+    stacks = [np.asarray(series, np.float64)] + ([np.asarray(flipped, np.float64)] if flipped is not None else [])
+    base = [solve(s) for s in stacks]
+    sig = np.array([[noise_sigma(f) for f in s] for s in stacks])[..., None, None]
+
+    def apply(noise: np.ndarray) -> dict[str, np.ndarray]:
+        d = [solve(s + n).astype(np.float64) - b for s, n, b in zip(stacks, noise, base)]
+        phase = d[0] if len(d) == 1 else (d[0] - d[1]) / 2
+        bx, by = induction_from_phase(phase, px)
+        return {"phase": phase, "bx": bx, "by": by}
+
+    return propagate(apply, lambda rng: rng.standard_normal((len(stacks),) + stacks[0].shape) * sig, samples=samples, seed=seed)
