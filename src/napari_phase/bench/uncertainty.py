@@ -96,6 +96,57 @@ def bench_sitie(quick: bool) -> list[dict]:
     return rows
 
 
+def bench_series(quick: bool) -> list[dict]:
+    from napari_phase.ltem import tie
+    from napari_phase.ltem.simulate_series import simulate_flipped_series
+
+    rows = []
+    textures = ("skyrmions",) if quick else ("skyrmions", "stripes", "bubbles")
+    for i, tex in enumerate(textures):
+        clean = simulate_flipped_series(tex, shape=(96, 96), defocus_nm=(-2e5, 0.0, 2e5), noise=0.0, flip_rotation_deg=0.0,
+                                        flip_shift_px=(0.0, 0.0), seed=21 + i)
+        kw = dict(pixel_size_nm=clean.pixel_size_nm, defocus_nm=clean.defocus_nm)
+        ref = tie(clean.series, flipped=clean.flipped, **kw)
+        mask = clean.amplitude < 0.9
+        for level in ((0.3,) if quick else (0.1, 0.3)):
+            rng = np.random.default_rng(31 + i)
+            ser, fl = ((a + level * a.mean() * rng.standard_normal(a.shape)).astype(np.float32) for a in (clean.series, clean.flipped))
+            r = tie(ser, flipped=fl, uncertainty=True, **kw)
+            sig = {k: r.arrays[f"{k}_sigma"] for k in ("phase", "bx", "by")}
+            extra = {"contaminant_ratio": float(np.median(sig["phase"][mask]) / np.median(sig["phase"][~mask]))} if mask.any() else {}
+            case = f"flipped 3-image series ±0.2 mm, {tex}, 6 contaminants, noise {level:.0%}"
+            rows.append(_row("TIE flipped", case, r.arrays, {"phase": clean.phase_m, "bx": clean.bx, "by": clean.by},
+                             {k: ref.arrays[k] for k in ("phase", "bx", "by")}, sig, extra))
+            _log(f"TIE {case}: phase truth {rows[-1]['phase']['truth'][1]:.2f}/{rows[-1]['phase']['truth'][3]:.2f}")
+    t0 = _best_time(lambda: tie(ser, flipped=fl, **kw))
+    t1 = _best_time(lambda: tie(ser, flipped=fl, uncertainty=True, **kw))
+    rows.append({"method": "TIE flipped", "cost": {"case": "flipped 3-image series, 96²", "time_s": t0, "time_sigma_s": t1}})
+    return rows
+
+
+def bench_classical(quick: bool) -> list[dict]:
+    from napari_phase.flowtie import evaluate as ev
+    from napari_phase.flowtie import tie_classical
+
+    bank = ev.heldout_bank(thicknesses_nm=(3.0, 20.0), names=("LaAlO3",) if quick else ("CeO2", "LaAlO3"), zone_axes=((0, 0, 1),))
+    rows = []
+    for j, s in enumerate(ev.cases(bank, doses=(float("inf"),), seed=3)):
+        kw = dict(defocus_step_nm=s["dz_nm"], pixel_size_a=s["pixel_size_a"], energy_kev=s["energy_kev"])
+        ref = tie_classical(s["tri"], **kw)
+        for dose in (1e3, 1e4):
+            per_px = dose * s["pixel_size_a"] ** 2
+            tri = (np.random.default_rng(41 + j).poisson(np.clip(s["tri"], 0, None) * per_px) / per_px).astype(np.float32)
+            r = tie_classical(tri, uncertainty=True, **kw)
+            case = f"{s['structure']} {s['thickness_nm']:.0f} nm, {dose:g} e/Å²"
+            rows.append(_row("classical TIE", case, r.arrays, {"phase": s["target"]}, {"phase": ref.phase},
+                             {"phase": r.arrays["phase_sigma"]}, {}))
+            _log(f"classical TIE {case}: truth {rows[-1]['phase']['truth'][1]:.2f}/{rows[-1]['phase']['truth'][3]:.2f}")
+    t0 = _best_time(lambda: tie_classical(tri, **kw))
+    t1 = _best_time(lambda: tie_classical(tri, uncertainty=True, **kw))
+    rows.append({"method": "classical TIE", "cost": {"case": f"triplet {tri.shape[-1]}²", "time_s": t0, "time_sigma_s": t1}})
+    return rows
+
+
 def bench_icom(quick: bool) -> list[dict]:
     from napari_phase import stem
     from napari_phase.bench.stem import DET_MRAD, ENERGY_KEV, STEP_A, STRUCTURES, simulate, truth_on_grid, with_dose
@@ -181,7 +232,7 @@ def plot(rel: dict[str, list[float]], path: str) -> None:
 def markdown(quick: bool = False, device: str = "auto", plot_path: str | None = None) -> str:
     from napari_phase.uncertainty import nominal
 
-    rows = bench_sitie(quick) + bench_icom(quick)
+    rows = bench_sitie(quick) + bench_series(quick) + bench_icom(quick) + bench_classical(quick)
     rel = _reliability(rows)
     if plot_path:
         plot(rel, plot_path)
