@@ -13,7 +13,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-SECTIONS = ("ltem", "multislice", "ltem_series", "stem", "flowtie")
+SECTIONS = ("ltem", "multislice", "ltem_series", "stem", "flowtie", "uncertainty")
 
 
 def machine_description() -> str:

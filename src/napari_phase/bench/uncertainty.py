@@ -1,6 +1,7 @@
 """Calibration of the per-pixel σ (issue 19) -> the "Uncertainty" section of docs/benchmarks.md.
 
-    python -m napari_phase.bench.uncertainty [--quick] [--out docs/benchmarks_uncertainty.md] [--plot FILE.png]
+    python -m napari_phase.bench.uncertainty [--quick] [--out docs/benchmarks_uncertainty.md]
+        [--plot docs/images/uncertainty_reliability.png]      (also a section of `napari-phase bench`)
 
 For every method with σ, on held-out simulations (seeds no σ was tuned on; no scale factor is
 fitted for the linear methods, so every case is held out):
@@ -243,6 +244,14 @@ def markdown(quick: bool = False, device: str = "auto", plot_path: str | None = 
            "method's own result on the noise-free input (the error's noise part, which is all that noise propagation "
            "models). σ edge / interior: median σ in the outer 4 px over the interior.", ""]
     out += _table(rows)
+    out += ["", "In the bands (cases × arrays):"]
+    from napari_phase.uncertainty import within_bands
+
+    for method in dict.fromkeys(r["method"] for r in rows):
+        cells = [r[k] for r in rows if r["method"] == method and "case" in r for k in ("phase", "bx", "by") if k in r]
+        n_t = sum(within_bands(c["truth"][1], c["truth"][3]) for c in cells)
+        n_n = sum(within_bands(c["noise"][1], c["noise"][3]) for c in cells)
+        out.append(f"- {method}: against the truth {n_t} / {len(cells)}, against its noise-free result {n_n} / {len(cells)}.")
     out += ["", "Reliability (fraction within kσ against the truth, pooled over each method's cases):", "",
             "| k | " + " | ".join(rel) + " | normal |", "|---|" + "---|" * (len(rel) + 1)]
     for i, k in enumerate(KS):
@@ -265,7 +274,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default="docs/benchmarks_uncertainty.md")
-    p.add_argument("--plot", default=None, help="reliability plot (PNG) to write, e.g. docs/images/uncertainty_reliability.png")
+    p.add_argument("--plot", default="docs/images/uncertainty_reliability.png", help="reliability plot (PNG) to write")
     a = p.parse_args(argv)
     import torch
 
