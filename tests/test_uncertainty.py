@@ -282,3 +282,28 @@ def test_cli_tie_uncertainty(tmp_path):
                  "--out", str(out), "--quiet"]) == 0
     back = load_result(out)
     assert all((back.arrays[k] > 0).all() for k in ("phase_sigma", "bx_sigma", "by_sigma"))
+
+
+# ----------------------------------------------------------------------------- FlowTIE (network)
+
+
+def test_flowtie_sigma_grows_with_noise_and_leaves_the_phase_alone():
+    from napari_phase.flowtie import simulate_triplet
+    from napari_phase.flowtie.solve import available, flowtie
+    from test_flowtie import lattice_phase
+
+    if not available():
+        pytest.skip("no shipped FlowTIE model in this tree")
+    ph = lattice_phase((96, 96), 0.2)
+    tri = simulate_triplet(np.exp(1j * ph), defocus_step_nm=1.0, pixel_size_a=0.2, energy_kev=300.0, semiangle_mrad=20.0)
+    kw = dict(defocus_step_nm=1.0, pixel_size_a=0.2, energy_kev=300.0, semiangle_mrad=20.0, device="cpu")
+    draw = np.random.default_rng(0).standard_normal(tri.shape).astype(np.float32)
+    low, high = (flowtie(tri + lvl * draw, uncertainty=True, **kw) for lvl in (0.02, 0.2))
+    np.testing.assert_array_equal(low.phase, flowtie(tri + 0.02 * draw, **kw).phase)
+    for r in (low, high):
+        s = r.arrays["phase_sigma"]
+        assert s.shape == r.phase.shape and np.isfinite(s).all() and (s > 0).all()
+        assert r.metadata["uncertainty"]["scale"] > 0
+    assert np.median(high.arrays["phase_sigma"]) > 2 * np.median(low.arrays["phase_sigma"])
+    with pytest.raises(ValueError, match="refine_steps"):
+        flowtie(tri, uncertainty=True, refine_steps=5, **kw)

@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from ..jobs import InputError, Progress, Stopwatch, resolve_device, run_job
+from ..uncertainty import check_flag, sigma_step
 from .baselines import band_limit_mirror, descend, make_result, solve_classical
 from .flow import gradient_t, integrate_t, phase_gradient
 from .network import Q_AP_NET, build, network_inputs
@@ -141,6 +142,19 @@ def predict_net_grid(net, tri_net: np.ndarray, kappa: float, device, tie_phase: 
     return torch.stack(flows).mean(0), torch.stack(phases).mean(0)
 
 
+def predict_frames(net, tri_net: np.ndarray, kappa: float, device):
+    """Phase (8, H, W; rad, numpy) of one network-grid triplet (3, H, W) in each of the 8 grid
+    frames, brought back to the input frame (what ``symmetrize`` averages)."""
+    import torch
+
+    tri = torch.as_tensor(np.asarray(tri_net, np.float32)[None], device=device)
+    tie = torch.as_tensor(tie_phase_net(tri.cpu().double().numpy(), kappa).astype(np.float32), device=device)
+    kap = torch.as_tensor(np.full((1,), kappa, np.float32), device=device)
+    with torch.no_grad():
+        return np.stack([_from_frame(forward_t(net, _to_frame(tri, *g), _to_frame(tie, *g), kap)[1], *g)[0].cpu().numpy()
+                         for g in DIHEDRAL])
+
+
 def tie_phase_net(tri_net: np.ndarray, kappa) -> np.ndarray:
     """Classical-TIE phase on the network grid (px = 1, units where ∇²φ = −(π²/(16κ))(I+ − I−)):
     the baseline solver with λ·dz chosen so that its source term equals that."""
@@ -158,13 +172,17 @@ def tie_phase_net(tri_net: np.ndarray, kappa) -> np.ndarray:
 
 def flowtie_job(triplet, *, defocus_step_nm, pixel_size_a, energy_kev, semiangle_mrad=None, model="default",
                 refine_steps=0, refine_lr=0.01, refine_prior=1.0, weight_continuity=0.1, device="auto", register=False,
-                detector_mrad=None, detector_mrad_per_px=None, symmetrize=True):
+                detector_mrad=None, detector_mrad_per_px=None, symmetrize=True, uncertainty=False):
     """FlowTIE as a job: yields Progress, returns a PhaseResult (phase, flow, metadata).
     ``symmetrize``: average the network over the 8 flips/transposes of the grid (see
-    :func:`predict_net_grid`)."""
+    :func:`predict_net_grid`). ``uncertainty``: add ``phase_sigma`` (:mod:`.uncertainty`; not with
+    ``refine_steps``)."""
     import torch
 
     clock = Stopwatch()
+    want_sigma = check_flag(uncertainty)
+    if want_sigma and int(refine_steps) > 0:
+        raise InputError("uncertainty=True is available for the network phase only: use refine_steps=0")
     _, _, _, alpha = check_parameters(defocus_step_nm, pixel_size_a, energy_kev, semiangle_mrad)
     tri = prepare_triplet(triplet, defocus_step_nm=defocus_step_nm, pixel_size_a=pixel_size_a, energy_kev=energy_kev,
                           register=register, detector_mrad=detector_mrad, detector_mrad_per_px=detector_mrad_per_px)
@@ -211,7 +229,18 @@ def flowtie_job(triplet, *, defocus_step_nm, pixel_size_a, energy_kev, semiangle
         flow = phase_gradient(phase, tri.pixel_size_a)
         params.update(refine_lr=float(refine_lr), refine_prior=float(refine_prior), weight_continuity=float(weight_continuity))
         extra = {"refine": {k: v for k, v in info.items() if k != "cancelled"}, "cancelled": info["cancelled"]}
-    return make_result(phase.astype(np.float32), flow, tri, method, params, clock.elapsed_s, str(dev), extra=extra)
+    result = make_result(phase.astype(np.float32), flow, tri, method, params, clock.elapsed_s, str(dev), extra=extra)
+    if not want_sigma:
+        return result
+    from .uncertainty import FLOWTIE_MODEL, FLOWTIE_NOTE, FLOWTIE_SIGMA_SCALE, flowtie_sigma
+
+    def to_output(sigma_net):  # net grid -> input grid, like the phase
+        return resample(torch.as_tensor(sigma_net[None, None]), (h, w))[0, 0].numpy()
+
+    compute = lambda: flowtie_sigma(lambda t: predict_frames(net, t, kappa, dev), imgs[0].numpy(),  # noqa: E731
+                                    phase_net.cpu().double().numpy()[0], to_output)
+    return (yield from sigma_step(result, compute, label="FlowTIE", model=FLOWTIE_MODEL.format(c=FLOWTIE_SIGMA_SCALE),
+                                  calibrated=False, note=FLOWTIE_NOTE, scale=FLOWTIE_SIGMA_SCALE))
 
 
 def flowtie(triplet, *, defocus_step_nm: float, pixel_size_a: float, energy_kev: float, semiangle_mrad: float | None = None,
@@ -221,7 +250,9 @@ def flowtie(triplet, *, defocus_step_nm: float, pixel_size_a: float, energy_kev:
     ``semiangle_mrad`` the objective (probe) aperture (None: the data are taken as sampled at
     1/(4 q_ap)). ``model``: "default", a .pt path or a module. ``symmetrize`` (default True):
     the network's answer averaged over the 8 flips/transposes of the grid (8× its time). Returns a PhaseResult: ``phase``
-    (rad), ``flow`` (2, H, W; ∇φ in rad/Å), ``metadata``. Any H, W and pixel size (resampled inside)."""
+    (rad), ``flow`` (2, H, W; ∇φ in rad/Å), ``metadata``. Any H, W and pixel size (resampled inside).
+    ``uncertainty=True``: also ``phase_sigma`` (rad; the 8-symmetry spread of a noise-re-sampled
+    triplet, scaled on the validation split, :mod:`.uncertainty`), about 2× the time."""
     return run_job(flowtie_job(triplet, defocus_step_nm=defocus_step_nm, pixel_size_a=pixel_size_a, energy_kev=energy_kev,
                                semiangle_mrad=semiangle_mrad, model=model, refine_steps=refine_steps, device=device, **kwargs))
 

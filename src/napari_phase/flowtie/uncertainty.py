@@ -46,3 +46,33 @@ def classical_sigma(tri, qc: float, uniform_i0: bool, pad: bool, *, samples: int
     base = solve(imgs)
     return propagate(lambda noise: {"phase": solve(imgs + noise) - base}, lambda rng: rng.standard_normal(imgs.shape) * sd,
                      samples=samples, seed=seed)
+
+
+#: FlowTIE's σ scale c (σ = c · the raw spread below), fitted on the "val" split only
+#: (InP, Pt, Mo, ZnO, WS2; never the held-out CeO2 / LaAlO3 the benchmark scores):
+#: ``python scripts/fit_flowtie_sigma_scale.py`` — the 68.3 % quantile of |e|/σ_raw, pooled.
+FLOWTIE_SIGMA_SCALE = 1.0
+FLOWTIE_MODEL = ("spread of the network over the 8 grid symmetries of a noise-re-sampled triplet (each image's Immerkær "
+                 "σ) around the result, scaled by c = {c:.3g} fitted on the validation split")
+FLOWTIE_NOTE = ("network σ: the 8-symmetry spread of one noise re-sampling, scaled by a factor fitted on the validation "
+                "crystals; calibrated in pool, not per case (docs/benchmarks.md, Uncertainty)")
+
+
+def flowtie_sigma(frames, imgs_net: np.ndarray, phase_net: np.ndarray, to_output, *, scale: float = FLOWTIE_SIGMA_SCALE,
+                  seed: int = 0) -> dict:
+    """{"phase": σ (rad)} of FlowTIE: ``frames(tri_net) -> (8, H, W)`` the network's phase in each of the 8
+    grid frames (brought back), for a copy of the network-grid triplet ``imgs_net`` (3, H, W) with
+    white noise of each image's Immerkær σ added; σ_raw² = mean over frames of (φ_g − mean φ_g −
+    φ_net)², φ_net the (mean-removed) result on the network grid; σ = scale · σ_raw, smoothed over
+    1 net px and brought to the output grid by ``to_output`` (net grid -> input grid)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    imgs = np.asarray(imgs_net, np.float64)
+    sd = np.array([noise_sigma(f) for f in imgs])[:, None, None]
+    ph = np.asarray(frames((imgs + sd * rng.standard_normal(imgs.shape)).astype(np.float32)), np.float64)
+    ph = ph - ph.mean(axis=(-2, -1), keepdims=True)
+    ref = np.asarray(phase_net, np.float64)
+    var = ((ph - (ref - ref.mean())) ** 2).mean(axis=0)
+    sigma = float(scale) * np.sqrt(np.maximum(ndimage.gaussian_filter(var, 1.0, mode="reflect"), 0.0))
+    return {"phase": np.maximum(np.asarray(to_output(sigma), np.float32), 0.0)}
