@@ -238,7 +238,7 @@ def test_cli_flowtie_tie_uncertainty_and_refusal(tmp_path, capsys):
     assert main(base + ["--method", "tie", "--uncertainty", "--out", str(tmp_path / "o.h5")]) == 0
     assert (load_result(tmp_path / "o.h5").arrays["phase_sigma"] > 0).all()
     assert main(base + ["--method", "gd", "--uncertainty", "--out", str(tmp_path / "g.h5")]) == 2
-    assert "--uncertainty is available for --method tie" in capsys.readouterr().err
+    assert "--uncertainty is available for --method tie and flowtie" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- TIE series (flipped)

@@ -43,7 +43,8 @@ def add_commands(sub, train_sub) -> None:
     s.add_argument("--model", default="default", help="shipped model name or a .pt path")
     s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     s.add_argument("--uncertainty", action="store_true",
-                   help="--method tie: also write phase_sigma (rad), the images' noise propagated (noise part only)")
+                   help="--method tie or flowtie: also write phase_sigma (rad): tie, the images' noise propagated (noise part "
+                        "only); flowtie, the network's 8-symmetry spread of a noise re-sampling, scaled on the validation split")
     add_output_args(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_flowtie)
@@ -116,8 +117,8 @@ def cmd_flowtie(args) -> int:
     kev = _value(args.energy_kev, calib, ("energy_kev", "voltage_kv"), "--energy-kev")
     common = dict(defocus_step_nm=args.defocus_step_nm, pixel_size_a=px, energy_kev=kev, register=args.register,
                   detector_mrad=args.detector_mrad, detector_mrad_per_px=args.detector_mrad_per_px)
-    if args.uncertainty and args.method != "tie":
-        raise InputError(f"--uncertainty is available for --method tie only (not yet for {args.method})")
+    if args.uncertainty and args.method not in ("tie", "flowtie"):
+        raise InputError(f"--uncertainty is available for --method tie and flowtie only (not for {args.method})")
     if args.method == "tie":
         job, label = tie_classical_job(data, uncertainty=bool(args.uncertainty), **common), "classical TIE"
     elif args.method == "gd":
@@ -126,7 +127,7 @@ def cmd_flowtie(args) -> int:
     else:
         refine = args.refine_steps if args.method == "refine" else 0
         job, label = flowtie_job(data, semiangle_mrad=args.semiangle_mrad, model=args.model, refine_steps=refine,
-                                 device=args.device, **common), "FlowTIE"
+                                 device=args.device, uncertainty=bool(args.uncertainty), **common), "FlowTIE"
     result = run_with_tqdm(job, label, disable=args.quiet)
     for msg in result.metadata.get("messages", []):
         print(f"napari-phase: {msg}", file=sys.stderr)
