@@ -41,7 +41,9 @@ MUT = [
     ("flipped series: φm noise not halved", LU, "(d[0] - d[1]) / 2", "(d[0] - d[1])", TESTS),
     ("cancel at the σ step ignored", U, 'return not_computed(result, "cancelled before σ was computed: the result is kept without σ")',
      "pass", TESTS),
-    ("SITIE σ asked for by default", SIT, "    uncertainty: bool = False,\n):\n    \"\"\"SITIE as a job",
+    ("SITIE σ asked for by default (sitie())", SIT, "    uncertainty: bool = False,\n) -> PhaseResult:",
+     "    uncertainty: bool = True,\n) -> PhaseResult:", TESTS),
+    ("SITIE σ asked for by default (sitie_job)", SIT, "    uncertainty: bool = False,\n):\n    \"\"\"SITIE as a job",
      "    uncertainty: bool = True,\n):\n    \"\"\"SITIE as a job", TESTS),
 ]
 

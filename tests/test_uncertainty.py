@@ -108,6 +108,10 @@ def test_sitie_without_uncertainty_is_unchanged(stripes):
     plain = _sitie(stripes.image)
     with_sigma = _sitie(stripes.image, uncertainty=True)
     assert set(plain.arrays) == {"phase", "bx", "by"} and "uncertainty" not in plain.metadata
+    from napari_phase.jobs import run_job
+
+    as_job = run_job(sitie_job(stripes.image, pixel_size_nm=PX, defocus_nm=DF))  # the job's own default too
+    assert "phase_sigma" not in as_job.arrays and "uncertainty" not in as_job.metadata
     np.testing.assert_array_equal(plain.phase, with_sigma.phase)
     auto = _sitie(stripes.image, qc_per_nm="auto", uncertainty=True)  # Wiener path: noise draws
     assert np.isfinite(auto.arrays["phase_sigma"]).all() and auto.arrays["phase_sigma"].mean() > 0
