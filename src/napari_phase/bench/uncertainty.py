@@ -235,27 +235,45 @@ def _reliability(rows: list[dict]) -> dict[str, list[float]]:
     return {label: [float((np.concatenate(zs) <= k).mean()) for k in KS] for label, zs in pooled.items()}
 
 
-def plot(rel: dict[str, list[float]], path: str) -> None:
-    import matplotlib
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot(rel: dict[str, list[float]], path: str, size=(560, 440)) -> None:
+    """Reliability plot as a plain PNG (Pillow; the project draws figures without matplotlib):
+    fraction within k·sigma against k for each method and array, the normal curve dashed."""
+    from PIL import Image, ImageDraw
 
     from napari_phase.uncertainty import nominal
 
-    fig, ax = plt.subplots(figsize=(5, 4))
-    kk = np.linspace(0, 3, 61)
-    ax.plot(kk, [nominal(k) for k in kk], "k--", label="calibrated (normal)")
-    for label, fr in rel.items():
-        ax.plot(KS, fr, "o-", label=label)
-    ax.set_xlabel("k (multiples of σ)")
-    ax.set_ylabel("fraction of pixels with |error| ≤ kσ")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7)
-    ax.set_title("σ reliability against the truth (held-out simulations)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    w, h = size
+    x0, x1, y0, y1 = 60, w - 170, h - 50, 30  # plot box: k 0..3 -> x0..x1, fraction 0..1 -> y0..y1
+    img = Image.new("RGB", size, "white")
+    d = ImageDraw.Draw(img)
+
+    def xy(k: float, f: float) -> tuple[float, float]:
+        return x0 + (x1 - x0) * k / 3.0, y0 + (y1 - y0) * f
+
+    d.rectangle([x0, y1, x1, y0], outline="black")
+    for k in range(4):
+        d.text((xy(k, 0)[0] - 3, y0 + 6), str(k), fill="black")
+    for f in (0.0, 0.25, 0.5, 0.75, 1.0):
+        d.text((x0 - 34, xy(0, f)[1] - 6), f"{f:.2f}", fill="black")
+        d.line([xy(0, f), xy(3, f)], fill=(225, 225, 225))
+    d.text(((x0 + x1) // 2 - 60, y0 + 24), "k (multiples of sigma)", fill="black")
+    d.text((x0, 8), "fraction of pixels with |error| <= k sigma (held-out simulations)", fill="black")
+    curve = [xy(k, nominal(k)) for k in np.linspace(0, 3, 61)]
+    for i in range(0, len(curve) - 1, 2):
+        d.line([curve[i], curve[i + 1]], fill="black", width=2)
+    d.text((x1 + 10, y1), "- - normal (calibrated)", fill="black")
+    for j, (label, fr) in enumerate(rel.items()):
+        c = COLOURS[j % len(COLOURS)]
+        pts = [xy(k, f) for k, f in zip(KS, fr)]
+        d.line(pts, fill=c, width=2)
+        for px_, py_ in pts:
+            d.ellipse([px_ - 3, py_ - 3, px_ + 3, py_ + 3], fill=c)
+        d.text((x1 + 10, y1 + 16 * (j + 1)), label, fill=c)
+    img.save(path)
 
 
 def markdown(quick: bool = False, device: str = "auto", plot_path: str | None = None) -> str:
