@@ -90,7 +90,7 @@ def test_sitie_exact_variance_matches_noise_draws(stripes):
     img = stripes.image.astype(np.float64)
     qc = 2 / (80 * PX)
     exact = sitie_frame_sigma(img, PX, DF, 200.0, qc, True, False)
-    from napari_phase.ltem._poisson import solve_tie
+    from napari_phase.physics.poisson import solve_tie
     from napari_phase.ltem.regularise import noise_sigma
     from napari_phase.physics.optics import electron_wavelength_nm
 
@@ -107,7 +107,8 @@ def test_sitie_exact_variance_matches_noise_draws(stripes):
 def test_sitie_without_uncertainty_is_unchanged(stripes):
     plain = _sitie(stripes.image)
     with_sigma = _sitie(stripes.image, uncertainty=True)
-    assert set(plain.arrays) == {"phase", "bx", "by"} and "uncertainty" not in plain.metadata
+    assert not any(k.endswith("_sigma") for k in plain.arrays) and "uncertainty" not in plain.metadata
+    assert set(with_sigma.arrays) == set(plain.arrays) | {"phase_sigma", "bx_sigma", "by_sigma"}
     from napari_phase.jobs import run_job
 
     as_job = run_job(sitie_job(stripes.image, pixel_size_nm=PX, defocus_nm=DF))  # the job's own default too

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ltem._poisson import solve_tie
+from ..physics.poisson import solve_tie
 from ..ltem.regularise import noise_sigma
 from ..uncertainty import DEFAULT_SAMPLES, propagate
 

@@ -8,7 +8,7 @@ gives the phase noise −(2π/λ) ∇⁻²_qc [n/(Δf I0)], and B·t the central
 Exact path (mirror padding, no "auto" filter): the reflect extension n → 2n − 2 makes the FFT
 solve diagonal in the orthonormal DCT-I basis C (scipy's ``dct(type=1, norm="ortho")``):
 ∇⁻²_qc = S Cᵀ diag(K) C S⁻¹, S = √2 on the edge pixels (they are not repeated in the extension),
-K the kernel of :func:`._poisson.inverse_laplacian_kernel` on the padded grid. For white noise of
+K the kernel of :func:`napari_phase.physics.poisson.inverse_laplacian_kernel` on the padded grid. For white noise of
 unit variance, with S⁻² ≈ 1 (neglected: it lowers the variance of the outermost pixels by ≲ 15 %),
 
     Var φ(y, x) = Σ_{ky,kx} By(y, ky)² K(ky, kx)² Bx(x, kx)²,    B = S Cᵀ per axis,
@@ -31,7 +31,7 @@ from ..physics.constants import HBAR_OVER_E_T_NM2
 from ..physics.induction import induction_from_phase
 from ..physics.optics import electron_wavelength_nm
 from ..uncertainty import DEFAULT_SAMPLES, propagate
-from ._poisson import inverse_laplacian_kernel, solve_tie
+from ..physics.poisson import inverse_laplacian_kernel, solve_tie
 from .regularise import noise_sigma
 
 #: what metadata["uncertainty"]["note"] says of SITIE's σ
