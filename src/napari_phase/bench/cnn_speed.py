@@ -65,7 +65,7 @@ def run(scan: int = 48, repeats: int = 3, threads=(1, 2)) -> dict:
     import torch
 
     from napari_phase import stem
-    from napari_phase.bench.stem import DET_MRAD, ENERGY_KEV, SEMIANGLE_MRAD, STEP_A, simulate
+    from napari_phase.bench._stem_cases import DET_MRAD, ENERGY_KEV, SEMIANGLE_MRAD, STEP_A, simulate
     from napari_phase.stem.airpi import inference, reconstruct
 
     threads = tuple(int(t) for t in threads)

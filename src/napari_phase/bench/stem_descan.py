@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from .stem import CROP, DET_MRAD, ENERGY_KEV, SEMIANGLE_MRAD, truth_on_grid
+from ._stem_cases import CROP, DET_MRAD, ENERGY_KEV, SEMIANGLE_MRAD, truth_on_grid
 
 CELL_A = 5.411
 STEPS_PER_CELL = 26
