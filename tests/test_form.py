@@ -95,3 +95,44 @@ def test_panels_read_their_tables_as_their_solvers_expect(qtbot):
     from napari_phase.ltem.micromagnetic import simulate_from_magnetization
 
     assert set(p) <= set(inspect.signature(simulate_from_magnetization).parameters)
+
+
+def test_stem_panel_reads_its_calibration_table_as_calibration_keywords(qtbot):
+    """The 4D-STEM panel on a headless ViewerModel: its calibration table reads as the keywords of
+    :class:`Calibration` (the stem methods' input): "? (enter)" / "= x" / "centre" → None, the y step
+    joined to the x step, the centre as (cy, cx); the panel's calibration() is exactly that."""
+    import dataclasses
+
+    from napari.components import ViewerModel
+
+    from napari_phase.stem.calibration import Calibration
+    from napari_phase.widgets._form import read_fields
+    from napari_phase.widgets.stem_panel import CALIBRATION_FIELDS, StemPanel, calibration_keywords
+
+    panel = StemPanel(ViewerModel())
+    qtbot.addWidget(panel)
+    raw = read_fields(panel, CALIBRATION_FIELDS)
+    assert raw == {"energy_kev": None, "semiangle_mrad": None, "scan_step_a": None, "scan_step_y_a": None,
+                   "detector_mrad_per_px": None, "center_y_px": None, "center_x_px": None, "rotation_deg": 0.0,
+                   "defocus_a": 0.0, "cs_mm": 0.0}
+    kw = calibration_keywords(raw)
+    assert set(kw) <= {f.name for f in dataclasses.fields(Calibration)}
+    assert Calibration(**kw) == panel.calibration() == Calibration()
+    panel.energy_kev.setValue(300.0)
+    panel.semiangle_mrad.setValue(21.4)
+    panel.scan_step_a.setValue(0.2)
+    panel.scan_step_y_a.setValue(0.25)
+    panel.detector_mrad.setValue(0.8)
+    panel.center_y.setValue(31.5)
+    panel.center_x.setValue(32.0)
+    panel.cs_mm.setValue(1.2)
+    panel.defocus_a.setValue(-50.0)
+    kw = calibration_keywords(read_fields(panel, CALIBRATION_FIELDS))
+    assert kw == {"energy_kev": 300.0, "semiangle_mrad": pytest.approx(21.4), "scan_step_a": (0.25, 0.2),
+                  "detector_mrad_per_px": pytest.approx(0.8), "center_px": (31.5, 32.0), "rotation_deg": 0.0,
+                  "defocus_a": -50.0, "cs_mm": pytest.approx(1.2)}
+    assert panel.calibration() == Calibration(**kw)
+    panel.scan_step_y_a.setValue(0.2)  # the same as x: a square scan, one step
+    panel.center_x.setValue(-1.0)  # one coordinate at "centre": the detector centre
+    kw = calibration_keywords(read_fields(panel, CALIBRATION_FIELDS))
+    assert kw["scan_step_a"] == pytest.approx(0.2) and kw["center_px"] is None

@@ -24,7 +24,6 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -41,6 +40,7 @@ from ..jobs import InputError, Progress
 from ..result import PhaseResult
 from . import _runner
 from ._layers import add_or_update, result_to_layers
+from ._form import Field, add_fields, field_box, prefill_fields, read_fields
 from ._form import device_choices as _device_choices
 from ._form import set_row_visible as _set_row_visible
 from ._runner import JobRunner, LayerCombo
@@ -115,14 +115,50 @@ def _finetune_available() -> tuple[bool, str]:
     return True, ""
 
 
-def _spin(value: float, lo: float, hi: float, decimals: int, step: float, tooltip: str, missing: bool = False) -> QDoubleSpinBox:
-    """The shared spin box (``_form.spin``); ``missing``: the minimum reads "? (enter)" (not known)."""
-    from ._form import spin
+_MISSING = "? (enter)"  # shown at the minimum (0): not known, read as None
 
-    box = spin(value, lo, hi, decimals, step, tooltip)
-    if missing:
-        box.setSpecialValueText("? (enter)")  # shown at the minimum (0): not known
-    return box
+#: The calibration fields (shown units are the Calibration's own: kV, mrad, Å, mm; the y step and the
+#: centre are combined into ``scan_step_a`` / ``center_px`` by :func:`calibration_keywords`).
+CALIBRATION_FIELDS: tuple[Field, ...] = (
+    Field("energy_kev", "energy_kev", "energy (kV)", 0.0, 0.0, 3000.0, 1, 10.0, "Beam energy (kV)",
+          special=_MISSING, from_metadata=True),
+    Field("semiangle_mrad", "semiangle_mrad", "semi-angle α (mrad)", 0.0, 0.0, 200.0, 2, 0.5,
+          "Probe convergence semi-angle α (mrad)", special=_MISSING, from_metadata=True),
+    Field("scan_step_a", "scan_step_a", "scan step (Å)", 0.0, 0.0, 1e5, 4, 0.01,
+          "Scan step (Å per scan position; along x if the y step differs)", special=_MISSING, from_metadata=True),
+    Field("scan_step_y_a", "scan_step_y_a", "y step, if not square (Å)", 0.0, 0.0, 1e5, 4, 0.01,
+          "Scan step along y (Å) when it differs from x (non-square scan pixels); '= x' for a square scan",
+          special="= x", from_metadata=True),
+    Field("detector_mrad", "detector_mrad_per_px", "detector (mrad/px)", 0.0, 0.0, 100.0, 4, 0.05,
+          "Detector sampling (mrad per pixel); 'Detect BF disc' measures it from the disc and the semi-angle",
+          special=_MISSING, from_metadata=True),
+    Field("center_y", "center_y_px", "centre y (px)", -1.0, -1.0, 4096.0, 2, 0.5,
+          "Optical axis on the detector, row (px); −1 = detector centre", special="centre", from_metadata=True),
+    Field("center_x", "center_x_px", "centre x (px)", -1.0, -1.0, 4096.0, 2, 0.5,
+          "Optical axis on the detector, column (px); −1 = detector centre", special="centre", from_metadata=True),
+    Field("rotation_deg", "rotation_deg", "scan rotation (°)", 0.0, -360.0, 360.0, 1, 1.0,
+          "Scan rotation between detector and scan axes (deg); 'Guess' minimises the curl of the centre-of-mass field"),
+    Field("defocus_a", "defocus_a", "defocus (Å)", 0.0, -1e5, 1e5, 1, 10.0, "Probe defocus (Å), negative = under-focus",
+          from_metadata=True),
+    Field("cs_mm", "cs_mm", "Cs (mm)", 0.0, -100.0, 100.0, 3, 0.1, "Spherical aberration Cs (mm)", from_metadata=True),
+)
+_CAL = {f.attr: f for f in CALIBRATION_FIELDS}
+#: (table key, the name the info line gives it) of the prefilled values it reports, in its order.
+_NOTED = (("energy_kev", "energy"), ("semiangle_mrad", "semi-angle"), ("scan_step_a", "scan step"),
+          ("detector_mrad_per_px", "detector sampling"), ("scan_step_y_a", "y step"))
+_REQUIRED = ("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px")
+
+
+def calibration_keywords(values: dict[str, Any]) -> dict[str, Any]:
+    """:class:`~napari_phase.stem.calibration.Calibration` keywords from the read table (``read_fields``
+    of :data:`CALIBRATION_FIELDS`; "not given" already None): the y step joins the x step as (y, x)
+    when it differs, the centre is (cy, cx) when both are ≥ 0 (else None, the detector centre)."""
+    kw = dict(values)
+    step_x, step_y = kw.pop("scan_step_a"), kw.pop("scan_step_y_a")
+    kw["scan_step_a"] = (step_y, step_x) if (step_x is not None and step_y is not None and step_y != step_x) else step_x
+    cy, cx = kw.pop("center_y_px"), kw.pop("center_x_px")
+    kw["center_px"] = (cy, cx) if cy is not None and cx is not None and cy >= 0 and cx >= 0 else None
+    return kw
 
 
 class StemPanel(QWidget):
@@ -148,17 +184,8 @@ class StemPanel(QWidget):
         self.depth.setToolTip("Which depth (thickness) of a depth series to reconstruct")
 
         # ---------------------------------------------------------------- calibration
-        self.energy_kev = _spin(0.0, 0.0, 3000.0, 1, 10.0, "Beam energy (kV)", missing=True)
-        self.semiangle_mrad = _spin(0.0, 0.0, 200.0, 2, 0.5, "Probe convergence semi-angle α (mrad)", missing=True)
-        self.scan_step_a = _spin(0.0, 0.0, 1e5, 4, 0.01, "Scan step (Å per scan position; along x if the y step differs)",
-                                 missing=True)
-        self.scan_step_y_a = _spin(0.0, 0.0, 1e5, 4, 0.01, "Scan step along y (Å) when it differs from x "
-                                   "(non-square scan pixels); '= x' for a square scan")
-        self.scan_step_y_a.setSpecialValueText("= x")
-        self.detector_mrad = _spin(0.0, 0.0, 100.0, 4, 0.05, "Detector sampling (mrad per pixel); "
-                                   "'Detect BF disc' measures it from the disc and the semi-angle", missing=True)
-        self.rotation_deg = _spin(0.0, -360.0, 360.0, 1, 1.0, "Scan rotation between detector and scan axes (deg); "
-                                  "'Guess' minimises the curl of the centre-of-mass field")
+        for f in CALIBRATION_FIELDS[5:8]:  # the centre and rotation boxes share rows (built below)
+            setattr(self, f.attr, field_box(f))
         self.transpose = QCheckBox("detector axes transposed")
         self.transpose.setToolTip("The detector's x/y are swapped against the scan's (a flip)")
         self.guess_button = QPushButton("Guess")
@@ -169,19 +196,11 @@ class StemPanel(QWidget):
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.rotation_deg, 1)
         rl.addWidget(self.guess_button)
-        self.center_y = _spin(0.0, -1.0, 4096.0, 2, 0.5, "Optical axis on the detector, row (px); −1 = detector centre")
-        self.center_x = _spin(0.0, -1.0, 4096.0, 2, 0.5, "Optical axis on the detector, column (px); −1 = detector centre")
-        self.center_y.setSpecialValueText("centre")
-        self.center_x.setSpecialValueText("centre")
-        self.center_y.setValue(-1.0)
-        self.center_x.setValue(-1.0)
         ctr = QWidget()
         cl = QHBoxLayout(ctr)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.addWidget(self.center_y)
         cl.addWidget(self.center_x)
-        self.defocus_a = _spin(0.0, -1e5, 1e5, 1, 10.0, "Probe defocus (Å), negative = under-focus")
-        self.cs_mm = _spin(0.0, -100.0, 100.0, 3, 0.1, "Spherical aberration Cs (mm)")
         self.disc_button = QPushButton("Detect BF disc")
         self.disc_button.setToolTip("Find the bright-field disc in the mean pattern: sets the centre and, with the "
                                     "semi-angle, the detector sampling (or the semi-angle from the sampling)")
@@ -190,16 +209,11 @@ class StemPanel(QWidget):
         self.disc_info.setWordWrap(True)
         cal_box = QGroupBox("Calibration")
         cf = QFormLayout(cal_box)
-        cf.addRow("energy (kV)", self.energy_kev)
-        cf.addRow("semi-angle α (mrad)", self.semiangle_mrad)
-        cf.addRow("scan step (Å)", self.scan_step_a)
-        cf.addRow("y step, if not square (Å)", self.scan_step_y_a)
-        cf.addRow("detector (mrad/px)", self.detector_mrad)
+        add_fields(self, cf, CALIBRATION_FIELDS[:5])
         cf.addRow("centre y, x (px)", ctr)
         cf.addRow("scan rotation (°)", rot_row)
         cf.addRow("", self.transpose)
-        cf.addRow("defocus (Å)", self.defocus_a)
-        cf.addRow("Cs (mm)", self.cs_mm)
+        add_fields(self, cf, CALIBRATION_FIELDS[8:])
         cf.addRow(self.disc_button)
         cf.addRow(self.disc_info)
 
@@ -329,18 +343,8 @@ class StemPanel(QWidget):
         """The panel's calibration (missing values as None)."""
         from ..stem.calibration import Calibration
 
-        def val(box):
-            v = float(box.value())
-            return v if v > box.minimum() else None
-
-        cy, cx = float(self.center_y.value()), float(self.center_x.value())
-        step_x, step_y = val(self.scan_step_a), val(self.scan_step_y_a)
-        step = (step_y, step_x) if (step_x is not None and step_y is not None and step_y != step_x) else step_x
-        return Calibration(
-            energy_kev=val(self.energy_kev), semiangle_mrad=val(self.semiangle_mrad), scan_step_a=step,
-            detector_mrad_per_px=val(self.detector_mrad), rotation_deg=float(self.rotation_deg.value()),
-            transpose=self.transpose.isChecked(), defocus_a=float(self.defocus_a.value()), cs_mm=float(self.cs_mm.value()),
-            center_px=(cy, cx) if cy >= 0 and cx >= 0 else None)
+        return Calibration(transpose=self.transpose.isChecked(),
+                           **calibration_keywords(read_fields(self, CALIBRATION_FIELDS)))
 
     def data(self):
         """The chosen 4-D data (one depth of a depth series); a reference, not a copy."""
@@ -794,24 +798,18 @@ class StemPanel(QWidget):
 
         md = dict(layer.metadata or {})
         cal = Calibration.from_metadata(md)
-        notes, missing = [], []
-        for box, value, label in ((self.energy_kev, cal.energy_kev, "energy"), (self.semiangle_mrad, cal.semiangle_mrad, "semi-angle"),
-                                  (self.scan_step_a, cal.step_yx_a[1] if cal.scan_step_a is not None else None, "scan step"),
-                                  (self.detector_mrad, cal.detector_mrad_per_px, "detector sampling")):
-            box.setValue(float(value) if value is not None else 0.0)
-            (notes if value is not None else missing).append(label)
         step_y = cal.step_yx_a[0] if isinstance(cal.scan_step_a, (tuple, list)) else None
-        self.scan_step_y_a.setValue(float(step_y) if step_y is not None else 0.0)
-        if step_y is not None:
-            notes.append("y step")
-        self.defocus_a.setValue(cal.defocus_a)
-        self.cs_mm.setValue(cal.cs_mm)
-        if cal.center_px is not None:
-            self.center_y.setValue(cal.center_px[0])
-            self.center_x.setValue(cal.center_px[1])
-        else:
-            self.center_y.setValue(-1.0)
-            self.center_x.setValue(-1.0)
+        center = cal.center_px if cal.center_px is not None else (None, None)
+        values = {"energy_kev": cal.energy_kev, "semiangle_mrad": cal.semiangle_mrad,
+                  "scan_step_a": cal.step_yx_a[1] if cal.scan_step_a is not None else None, "scan_step_y_a": step_y,
+                  "detector_mrad_per_px": cal.detector_mrad_per_px, "center_y_px": center[0], "center_x_px": center[1],
+                  "defocus_a": cal.defocus_a, "cs_mm": cal.cs_mm}
+        for f in CALIBRATION_FIELDS:  # what the file does not give goes back to "not given" / the default
+            if f.from_metadata:
+                getattr(self, f.attr).setValue(f.value)
+        done = prefill_fields(self, CALIBRATION_FIELDS, values)
+        notes = [label for key, label in _NOTED if key in done]
+        missing = [label for key, label in _NOTED if key in _REQUIRED and key not in done]
         scan = shape[-4:-2]
         det = shape[-2:]
         text = f"scan {scan[0]}×{scan[1]}, detector {det[0]}×{det[1]} px" + (f", {shape[0]} depths" if is_series else "")
