@@ -136,3 +136,22 @@ def test_stem_panel_reads_its_calibration_table_as_calibration_keywords(qtbot):
     panel.center_x.setValue(-1.0)  # one coordinate at "centre": the detector centre
     kw = calibration_keywords(read_fields(panel, CALIBRATION_FIELDS))
     assert kw["scan_step_a"] == pytest.approx(0.2) and kw["center_px"] is None
+
+
+def test_siprad_reconstruction_table_reads_as_the_jobs_take_it(qtbot):
+    """The SIPRAD panel's reconstruction table: whole-number boxes that track keystrokes (as before),
+    the preview box's suffix, smoothness "auto" and qc "off" read as None."""
+    from napari.components import ViewerModel
+
+    from napari_phase.widgets._form import read_fields
+    from napari_phase.widgets.siprad_panel import SipradPanel, reconstruction_fields
+
+    panel = SipradPanel(ViewerModel())
+    qtbot.addWidget(panel)
+    assert [f.key for f in reconstruction_fields()] == ["iterations", "seed", "preview_every", "smoothness", "qc_per_nm"]
+    assert panel.preview_every.suffix() == " iterations" and panel.iterations.keyboardTracking()
+    assert not panel.qc.keyboardTracking()  # a double box: reports on Enter/focus-out, as before
+    rec = read_fields(panel, reconstruction_fields())
+    assert rec["smoothness"] is None and rec["qc_per_nm"] is None and isinstance(rec["seed"], int)
+    panel.qc.setValue(0.02)
+    assert panel.parameters()["qc_per_nm"] == pytest.approx(0.02)

@@ -20,7 +20,8 @@ class Field:
     row's text (with the unit shown); ``value``, ``lo``, ``hi``, ``decimals``, ``step``: the box in
     shown units; ``scale``: parameter = shown value × scale (e.g. 1e6 for mm shown, nm passed);
     ``special``: text shown at ``lo`` ("none", "auto", "off"), read as ``None``; ``integer``: a
-    whole-number box (QSpinBox)."""
+    whole-number box (QSpinBox); ``suffix``: text after the number; ``keyboard_tracking``: report
+    every keystroke (Qt's default) rather than on Enter/focus-out."""
 
     attr: str
     key: str
@@ -35,6 +36,8 @@ class Field:
     special: str | None = None
     integer: bool = False
     from_metadata: bool = False
+    suffix: str = ""
+    keyboard_tracking: bool = False
 
 
 def field_box(f: Field) -> QDoubleSpinBox | QSpinBox:
@@ -50,6 +53,10 @@ def field_box(f: Field) -> QDoubleSpinBox | QSpinBox:
         box = spin(f.value, f.lo, f.hi, f.decimals, f.step, f.tooltip)
     if f.special:
         box.setSpecialValueText(f.special)
+    if f.suffix:
+        box.setSuffix(f.suffix)
+    if f.keyboard_tracking:
+        box.setKeyboardTracking(True)
     return box
 
 

@@ -24,7 +24,6 @@ from qtpy.QtWidgets import (
     QFrame,
     QGroupBox,
     QLabel,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -38,7 +37,7 @@ from ._form import device_choices as _device_choices
 from ._form import set_row_visible as _set_row_visible
 from ._form import scrolling_panel as _scrolling_panel
 from ._form import Field, add_fields, prefill_fields, read_fields
-from ._form import spin as _spin, tidy_form as _tidy_form
+from ._form import tidy_form as _tidy_form
 from ._runner import JobRunner, LayerCombo
 from .mask_tool import MASK_LAYER_NAME, MaskTool
 
@@ -94,6 +93,29 @@ def _signature_default(key: str, name: str) -> Any:
     if param is None or param.default is inspect.Parameter.empty or param.default is None:
         return DEFAULTS.get(name)
     return param.default
+
+
+
+def reconstruction_fields() -> tuple[Field, ...]:
+    """The reconstruction fields (rows among the method/device/edges choices). A function, not a
+    constant: the defaults are the solvers' own keyword defaults, looked up when a panel is built
+    (the solvers import lazily). Spin boxes that track keystrokes, as Qt's own; "auto"/"off" → None."""
+    return (
+        Field("iterations", "iterations", "iterations", int(_signature_default("siprad", "iterations")), 1, 1_000_000,
+              step=100, tooltip="Maximum optimisation steps (the solver may stop earlier when converged)",
+              integer=True, keyboard_tracking=True),
+        Field("seed", "seed", "seed", 0, 0, 2**31 - 1,
+              tooltip="Random seed (network initialisation and input noise); stored in the result metadata",
+              integer=True, keyboard_tracking=True),
+        Field("preview_every", "preview_every", "live preview every", int(_signature_default("siprad", "preview_every")),
+              0, 100_000, tooltip="Update the live phase layer every N iterations (0 = no live preview)",
+              integer=True, suffix=" iterations", keyboard_tracking=True),
+        Field("smoothness", "smoothness", "smoothness", float(_signature_default("pixelwise", "smoothness")), 0.0, 1e6,
+              4, 0.1, "Weight of the pixel-wise solver's prior. 'auto' (0): chosen from the data by the "
+              "discrepancy principle on the measured noise (see the result's metadata)", special="auto"),
+        Field("qc", "qc_per_nm", "SITIE filter qc (1/nm)", 0.0, 0.0, 100.0, 4, 0.001,
+              "Tikhonov filter cut-off qc of SITIE in 1/nm (0 = no filter); suppresses low-frequency noise", special="off"),
+    )
 
 
 def supported_kwargs(fn: Callable, kwargs: dict) -> dict:
@@ -233,28 +255,9 @@ class SipradPanel(QWidget):
         )
         self.mask_combo = LayerCombo(napari_viewer, (Labels,), default_name=MASK_LAYER_NAME, prefer=_prefer_not_truth, placeholder="(no Labels layer – use the mask tool)")
         self.mask_combo.setToolTip("Labels layer with the contaminants (any non-zero label); same shape as the image")
-        self.iterations = QSpinBox()
-        self.iterations.setRange(1, 1_000_000)
-        self.iterations.setSingleStep(100)
-        self.iterations.setValue(int(_signature_default("siprad", "iterations")))
-        self.iterations.setToolTip("Maximum optimisation steps (the solver may stop earlier when converged)")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setToolTip("Random seed (network initialisation and input noise); stored in the result metadata")
         self.device = QComboBox()
         self.device.addItems(_device_choices())
         self.device.setToolTip("auto = CUDA GPU, then Apple MPS, then CPU")
-        self.preview_every = QSpinBox()
-        self.preview_every.setRange(0, 100_000)
-        self.preview_every.setValue(int(_signature_default("siprad", "preview_every")))
-        self.preview_every.setSuffix(" iterations")
-        self.preview_every.setToolTip("Update the live phase layer every N iterations (0 = no live preview)")
-        self.smoothness = _spin(float(_signature_default("pixelwise", "smoothness")), 0.0, 1e6, 4, 0.1,
-                                "Weight of the pixel-wise solver's prior. 'auto' (0): chosen from the data by the "
-                                "discrepancy principle on the measured noise (see the result's metadata)")
-        self.smoothness.setSpecialValueText("auto")
-        self.qc = _spin(0.0, 0.0, 100.0, 4, 0.001, "Tikhonov filter cut-off qc of SITIE in 1/nm (0 = no filter); suppresses low-frequency noise")
-        self.qc.setSpecialValueText("off")
         self.edges = QComboBox()
         self.edges.addItems(list(EDGES))
         self.edges.setToolTip(
@@ -273,13 +276,12 @@ class SipradPanel(QWidget):
         rec.addRow("method", self.solver)
         rec.addRow("amplitude", self.amplitude)
         rec.addRow("mask layer", self.mask_combo)
-        rec.addRow("iterations", self.iterations)
-        rec.addRow("seed", self.seed)
+        self._reconstruction = fields = reconstruction_fields()
+        add_fields(self, rec, fields[:2])  # iterations, seed
         rec.addRow("device", self.device)
-        rec.addRow("live preview every", self.preview_every)
-        rec.addRow("smoothness", self.smoothness)
+        add_fields(self, rec, fields[2:4])  # live preview every, smoothness
         rec.addRow("image edges", self.edges)
-        rec.addRow("SITIE filter qc (1/nm)", self.qc)
+        add_fields(self, rec, fields[4:])  # SITIE filter qc
         rec.addRow("", self.uncertainty)
 
         # ---------------------------------------------------------------- mask tool
@@ -356,15 +358,15 @@ class SipradPanel(QWidget):
 
     def parameters(self) -> dict:
         """The microscope and solver parameters as the jobs take them (defocus in nm)."""
-        qc = float(self.qc.value())
+        rec = read_fields(self, self._reconstruction)  # smoothness "auto" and qc "off" read as None
         return {
             **read_fields(self, MICROSCOPE),
-            "iterations": int(self.iterations.value()),
-            "seed": int(self.seed.value()),
+            "iterations": rec["iterations"],
+            "seed": rec["seed"],
             "device": self.device.currentText(),
-            "preview_every": int(self.preview_every.value()),
-            "smoothness": float(self.smoothness.value()) or None,  # 0 shows "auto": the data choose
-            "qc_per_nm": qc if qc > 0 else None,
+            "preview_every": rec["preview_every"],
+            "smoothness": rec["smoothness"],
+            "qc_per_nm": rec["qc_per_nm"],
             "boundary": EDGES[self.edges.currentText()],
             "uncertainty": self.uncertainty.isChecked(),
         }
