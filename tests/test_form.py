@@ -95,6 +95,17 @@ def test_panels_read_their_tables_as_their_solvers_expect(qtbot):
     from napari_phase.ltem.micromagnetic import simulate_from_magnetization
 
     assert set(p) <= set(inspect.signature(simulate_from_magnetization).parameters)
+    # the series' own table: step shown in mm reaches the TIE in nm; qc "off" -> 0.0 (plain Laplacian)
+    from napari_phase.widgets.tie_series_panel import REGULARISATION
+
+    tie.step_mm.setValue(0.25)
+    tie.max_rot.setValue(5.0)
+    tie.regularisation.setCurrentText(next(k for k, v in REGULARISATION.items() if v == "value"))
+    q = tie.parameters()
+    assert q["defocus_step_nm"] == pytest.approx(2.5e5) and q["qc_per_nm"] == 0.0 and q["max_rotation_deg"] == 5.0
+    assert q["pixel_size_nm"] == 5.0 and q["voltage_kv"] == 200.0 and tie.qc.text() == "off"
+    tie.qc.setValue(0.002)
+    assert tie.parameters()["qc_per_nm"] == pytest.approx(0.002)
 
 
 def test_stem_panel_reads_its_calibration_table_as_calibration_keywords(qtbot):

@@ -33,7 +33,7 @@ from ..jobs import InputError
 from . import _runner
 from ._layers import add_or_update, result_to_layers
 from ._runner import JobRunner, LayerCombo
-from ._form import Field, add_fields, read_fields, scrolling_panel, spin as _spin, tidy_form as _tidy_form
+from ._form import Field, add_fields, field_box, read_fields, scrolling_panel, tidy_form as _tidy_form
 from .siprad_panel import pixel_size_from_layer
 
 HELP = (
@@ -120,6 +120,21 @@ def parse_floats(text: str, name: str) -> list[float] | None:
         raise InputError(f"{name}: give numbers separated by commas, got {text!r}") from None
 
 
+
+#: The series' numeric fields (defocus step shown in mm, passed in nm).
+SERIES_FIELDS = (
+    Field("step_mm", "defocus_step_nm", "defocus step (mm)", 0.2, 0.0, 1000.0, 4, 0.05,
+          "Defocus step between neighbouring images in mm (symmetric series)", scale=1e6),
+    Field("pixel_size", "pixel_size_nm", "pixel size (nm)", 5.0, 1e-4, 1e5, 4, 0.1,
+          "Image sampling in nm per pixel (prefilled from the layer)"),
+    Field("voltage_kv", "voltage_kv", "voltage (kV)", 200.0, 1.0, 3000.0, 1, 10.0, "Accelerating voltage in kV"),
+    Field("qc", "qc_per_nm", "qc (1/nm)", 0.0, 0.0, 100.0, 5, 0.0005,
+          "Tikhonov cut-off qc in cycles/nm (off = the plain inverse Laplacian, "
+          "right for quantitative B·t on clean data; raise it against low-frequency noise)", special="off"),
+    Field("max_rot", "max_rotation_deg", "max rotation (°)", 10.0, 0.0, 45.0, 1, 1.0,
+          "Largest rotation searched between the flipped and unflipped series"),
+)
+
 #: "Simulate from OVF": keyword arguments of ltem.simulate_from_magnetization (defocus shown in mm).
 OVF_FIELDS = (
     Field("ovf_tilt_x", "tilt_x_deg", "tilt x (°)", 0.0, -79.0, 79.0, 1, 5.0, "Specimen tilt about the image x axis (Néel textures need one)"),
@@ -156,21 +171,17 @@ class TieSeriesPanel(QWidget):
         self.stack_button.setToolTip("Make one stack layer from the 2-D image layers selected in the layer list, "
                                      "in layer-list order (bottom first)")
         self.stack_button.clicked.connect(lambda *_: self.stack_selected())
-        self.step_mm = _spin(0.2, 0.0, 1000.0, 4, 0.05, "Defocus step between neighbouring images in mm (symmetric series)")
+        for f in SERIES_FIELDS:  # the numeric boxes, declared once (rows laid out below among the choices)
+            setattr(self, f.attr, field_box(f))
         self.defoci_mm = QLineEdit()
         self.defoci_mm.setPlaceholderText("or one per image, e.g. -0.4, -0.2, 0, 0.2, 0.4")
         self.defoci_mm.setToolTip("Defocus of each image in mm, negative = under-focus; overrides the step when filled in")
-        self.pixel_size = _spin(5.0, 1e-4, 1e5, 4, 0.1, "Image sampling in nm per pixel (prefilled from the layer)")
-        self.voltage_kv = _spin(200.0, 1.0, 3000.0, 1, 10.0, "Accelerating voltage in kV")
         self.regularisation = QComboBox()
         self.regularisation.addItems(list(REGULARISATION))
         self.regularisation.setToolTip(
             "auto: the noise is measured in the images and ∂I/∂z is Wiener-filtered with it (no cut-off of the slow phase, "
             "so B·t keeps its size); default: the Tikhonov cut-off 0.5/FOV (series) or 2/FOV (one image), which damps the "
             "slowest phase and with it B·t; typed: the cut-off qc below (off = none)")
-        self.qc = _spin(0.0, 0.0, 100.0, 5, 0.0005, "Tikhonov cut-off qc in cycles/nm (off = the plain inverse Laplacian, "
-                        "right for quantitative B·t on clean data; raise it against low-frequency noise)")
-        self.qc.setSpecialValueText("off")
         self.boundary = QComboBox()
         self.boundary.addItems(list(BOUNDARIES))
         self.boundary.setToolTip(
@@ -201,7 +212,6 @@ class TieSeriesPanel(QWidget):
         self.align.setChecked(True)
         self.align.setToolTip("Register the series (shifts) and the flipped series onto it (mirror, rotation, sub-pixel shift); "
                               "the aligned stacks are added as layers to check")
-        self.max_rot = _spin(10.0, 0.0, 45.0, 1, 1.0, "Largest rotation searched between the flipped and unflipped series")
         self.registration = QComboBox()
         self.registration.addItems(list(REGISTRATIONS))
         self.registration.setToolTip(
@@ -332,21 +342,21 @@ class TieSeriesPanel(QWidget):
 
     def parameters(self) -> dict:
         """Keyword arguments of :func:`napari_phase.ltem.tie_job` from the widgets (no data)."""
-        params = {"pixel_size_nm": float(self.pixel_size.value()), "voltage_kv": float(self.voltage_kv.value())}
+        v = read_fields(self, SERIES_FIELDS)
+        params = {"pixel_size_nm": v["pixel_size_nm"], "voltage_kv": v["voltage_kv"]}
         defoci = parse_floats(self.defoci_mm.text(), "defoci (mm)")
         if defoci is not None:
             params["defocus_nm"] = [d * 1e6 for d in defoci]
         else:
-            params["defocus_step_nm"] = float(self.step_mm.value()) * 1e6
+            params["defocus_step_nm"] = v["defocus_step_nm"]
         choice = REGULARISATION[self.regularisation.currentText()]
         if choice == "value":
-            qc = float(self.qc.value())
-            params["qc_per_nm"] = qc if qc > 0 else 0.0
+            params["qc_per_nm"] = v["qc_per_nm"] or 0.0  # "off": the plain inverse Laplacian
         else:
             params["qc_per_nm"] = choice
         params["boundary"] = BOUNDARIES[self.boundary.currentText()]
         params["align"] = bool(self.align.isChecked())
-        params["max_rotation_deg"] = float(self.max_rot.value())
+        params["max_rotation_deg"] = v["max_rotation_deg"]
         params["series_registration"] = REGISTRATIONS[self.registration.currentText()]
         params["hot_pixel_sigma"] = 6.0 if self.hot_pixels.isChecked() else None
         roi = parse_floats(self.roi.text(), "region of interest")
