@@ -114,7 +114,7 @@ def test_ssb_cancel_keeps_partial_rows(make_napari_viewer, sim, notes, monkeypat
     assert "SSB phase [rad] (live)" not in viewer.layers
 
 
-def test_disc_overlay_virtual_image_and_navigator(make_napari_viewer, sim, notes):
+def test_disc_overlay_virtual_image_and_navigator(make_napari_viewer, sim, notes, monkeypatch):
     viewer = make_napari_viewer()
     panel, layer = _panel(viewer, sim)
     panel.detector_mrad.setValue(0.0)  # unknown: the disc measures it from α
@@ -131,6 +131,28 @@ def test_disc_overlay_virtual_image_and_navigator(make_napari_viewer, sim, notes
     assert viewer.layers["scan position"].data[0] == pytest.approx([5 * sim["step"], 7 * sim["step"]])
     guess = panel.guess_rotation()
     assert abs((guess["rotation_deg"] + 180) % 360 - 180) < 1.0 and not guess["transpose"]
+    # the navigator click (a napari drag callback): a click shows that position's pattern; once the
+    # panel's Qt side is gone the callback does nothing (no Python runs from Qt's destructor)
+    import types
+
+    from napari_phase.widgets import stem_panel as sp
+
+    cb = panel._click_cb
+    assert cb is not None and cb in viewer.mouse_drag_callbacks
+
+    def click(y, x):
+        event = types.SimpleNamespace(type="mouse_press", position=(y * sim["step"], x * sim["step"]))
+        gen = cb(viewer, event)
+        next(gen)
+        event.type = "mouse_release"
+        with pytest.raises(StopIteration):
+            next(gen)
+
+    click(9, 4)
+    assert viewer.layers["scan position"].data[0] == pytest.approx([9 * sim["step"], 4 * sim["step"]])
+    monkeypatch.setattr(sp, "_qt_deleted", lambda obj: True)
+    click(2, 3)
+    assert viewer.layers["scan position"].data[0] == pytest.approx([9 * sim["step"], 4 * sim["step"]])
 
 
 def test_wrong_layers_and_missing_calibration(make_napari_viewer, sim, notes):

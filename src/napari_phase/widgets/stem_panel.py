@@ -43,7 +43,7 @@ from ._layers import add_or_update, result_to_layers
 from ._form import Field, add_fields, field_box, prefill_fields, read_fields
 from ._form import device_choices as _device_choices
 from ._form import set_row_visible as _set_row_visible
-from ._runner import JobRunner, LayerCombo
+from ._runner import JobRunner, LayerCombo, _qt_deleted
 
 logger = logging.getLogger(__name__)
 
@@ -325,7 +325,6 @@ class StemPanel(QWidget):
         self.data_combo.layer_changed.connect(self._on_layer_changed)
         self.method.currentTextChanged.connect(self._update_visibility)
         self.runner.finished.connect(lambda *_: self._remove_live_layer())
-        self.destroyed.connect(self._make_disconnect())
         self._update_visibility()
         self._on_layer_changed(self.data_combo.current_layer())
 
@@ -758,8 +757,8 @@ class StemPanel(QWidget):
             while event.type == "mouse_move":
                 dragged = True
                 yield
-            if dragged or VIRTUAL_NAME not in viewer.layers:
-                return
+            if dragged or VIRTUAL_NAME not in viewer.layers or _qt_deleted(panel_ref):
+                return  # (a closed panel's callback stays a no-op: no Python runs in Qt's destructor)
             layer = viewer.layers[VIRTUAL_NAME]
             pos = layer.world_to_data(event.position)
             iy, ix = int(round(pos[-2])), int(round(pos[-1]))
@@ -770,15 +769,6 @@ class StemPanel(QWidget):
 
         self._click_cb = on_click
         self.viewer.mouse_drag_callbacks.append(on_click)
-
-    def _make_disconnect(self):
-        viewer, holder = self.viewer, self
-
-        def _gone(*_):
-            cb = getattr(holder, "_click_cb", None)
-            if cb is not None and cb in viewer.mouse_drag_callbacks:
-                viewer.mouse_drag_callbacks.remove(cb)
-        return _gone
 
     def _on_layer_changed(self, layer) -> None:
         self._cache.clear()
