@@ -1,13 +1,5 @@
-"""abTEM cross-check of the 4D-STEM descan defaults (issue 16 §1): three steps, two Pythons.
-
-    .venv/bin/python scripts/abtem_descan_ours.py        # atoms + our truth -> /tmp/abcase (project venv)
-    /tmp/abt/bin/python scripts/abtem_descan_ab.py       # abTEM scan of the same atoms and positions
-                                                         # (a separate venv: pip install abtem ase; GPL, never in the core)
-    PYTHONPATH=src .venv/bin/python scripts/abtem_descan_evalab.py icom,ssb,cnn   # scores (markdown rows)
-
-abTEM's patterns (0.52 mrad/px) are binned 2x2 (1.04 mrad/px) and cut to 96² (80² after the
-descan margin); the bright-field centre then sits 0.25 px off the detector centre, as on an instrument.
-"""
+"""abTEM cross-check of the 4D-STEM descan defaults, step 2 of 3 (abTEM scan of the same atoms and
+positions; run in a separate venv with abtem). The steps and commands: scripts/abtem_descan_ours.py."""
 import numpy as np, ase.io, abtem, time
 abtem.config.set({"device": "cpu", "fft": "numpy"})
 atoms = ase.io.read("/tmp/abcase/atoms.traj")

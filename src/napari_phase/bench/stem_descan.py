@@ -92,10 +92,10 @@ def plane_fraction(phase: np.ndarray, crop: int = 0) -> float:
     return float(plane.var() / var) if var > 0 else 0.0
 
 
-def methods(names=("icom", "cnn", "ssb")) -> dict:
+def methods(names=("icom", "cnn", "ssb"), detector_mrad_per_px: float = DET_MRAD) -> dict:
     from napari_phase import stem
 
-    kw = dict(energy_kev=ENERGY_KEV, scan_step_a=STEP_A, detector_mrad_per_px=DET_MRAD)
+    kw = dict(energy_kev=ENERGY_KEV, scan_step_a=STEP_A, detector_mrad_per_px=detector_mrad_per_px)
     table = {
         "icom": lambda d, ds: stem.icom(d, descan=ds, **kw),
         "ssb": lambda d, ds: stem.ssb(d, semiangle_mrad=SEMIANGLE_MRAD, descan=ds, **kw),
@@ -104,20 +104,26 @@ def methods(names=("icom", "cnn", "ssb")) -> dict:
     return {k: table[k] for k in names}
 
 
-def run(names=("icom", "cnn", "ssb"), log=print) -> list[dict]:
+def run(names=("icom", "cnn", "ssb"), log=print, *, sim=None, detector_mrad_per_px: float = DET_MRAD,
+        margin_px: int = MARGIN_PX) -> list[dict]:
+    """The table's rows. ``sim`` (``.data`` with ``margin_px`` spare detector pixels on every side,
+    ``.phase``, ``.phase_pixel_size_a``; same scan positions as :func:`simulate`) replaces the
+    project's simulation, e.g. another simulator's scan (scripts/abtem_descan_evalab.py)."""
     from napari_phase.physics.metrics import xc
 
-    t0 = time.perf_counter()
-    sim = simulate()
-    log(f"simulated CeO2 [001] {sim.data.shape[:2]} in {time.perf_counter() - t0:.0f} s")
+    if sim is None:
+        t0 = time.perf_counter()
+        sim = simulate()
+        log(f"simulated CeO2 [001] {sim.data.shape[:2]} in {time.perf_counter() - t0:.0f} s")
+    m = margin_px
     cases = {}
     for label, win in (("whole cells", WHOLE), ("37×45 window", PART)):
         big = sim.data[win]
         dy, dx = descan_shifts(big.shape[:2])
-        cases[(label, "none")] = (np.ascontiguousarray(big[..., MARGIN_PX:-MARGIN_PX, MARGIN_PX:-MARGIN_PX]), win)
-        cases[(label, "offset + descan")] = (add_descan(big, dy, dx), win)
+        cases[(label, "none")] = (np.ascontiguousarray(big[..., m:-m, m:-m]), win)
+        cases[(label, "offset + descan")] = (add_descan(big, dy, dx, m), win)
     rows = []
-    for name, fn in methods(names).items():
+    for name, fn in methods(names, detector_mrad_per_px).items():
         for (window, desc), (data, win) in cases.items():
             for mode in ("plane", "off"):
                 t1 = time.perf_counter()
