@@ -20,7 +20,7 @@ L = "src/napari_phase/ltem/"
 MUTATIONS = [
     ("in-focus significance test off", L + "series_register.py", "MIN_SIGNIFICANCE = 16.0", "MIN_SIGNIFICANCE = 0.0", REG),
     ("in-focus significance test inverted", L + "series_register.py", "if d2 < MIN_SIGNIFICANCE:", "if d2 > MIN_SIGNIFICANCE:", REG),
-    ("standard error without the noise correlation", L + "series_register.py", " * _correlated_px(smooth_px)", "", REG),
+    ("standard error without the noise correlation", L + "series_register.py", " * _correlated_px(1.0)", "", REG),
     ("coarse-start guard skipped", L + "series.py", "    if start.any():", "    if False:", REG),
     ("coarse-start guard inverted", L + "series.py", "if m_plain < m_coarse:", "if m_plain > m_coarse:", REG),
     ("series misfit on the in-focus image only", L + "series_register.py", "np.flatnonzero(z != 0)", "np.flatnonzero(z == 0)", REG),

@@ -295,9 +295,15 @@ def build_result(
 
     frames = problem.frames[: len(phases)]
     amps = arrays.get("amplitude")
+    # how far each image is from the weak-phase regime: what its own SITIE phase leaves unexplained
+    from .sitie import sitie_phase
+
+    mic = problem.microscope
+    linear = np.stack([sitie_phase(np.asarray(f, dtype=np.float32), pixel_size_nm=problem.pixel_size_nm, defocus_nm=mic.defocus_nm,
+                                   voltage_kv=mic.voltage_kv) for f in frames])
     return attach_fit_check(result, frames[0] if not problem.is_series else frames, pixel_size_nm=problem.pixel_size_nm,
                             defocus_nm=problem.microscope.defocus_nm, microscope=problem.microscope, amplitudes=None if amps is None else
-                            (amps[None] if not problem.is_series else amps))
+                            (amps[None] if not problem.is_series else amps), linear_phases=linear[0] if not problem.is_series else linear)
 
 
 def preview(phases: list[np.ndarray], problem: Problem, smoothing_px: float, method: str, frame: int) -> PhaseResult:
