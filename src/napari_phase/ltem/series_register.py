@@ -267,19 +267,26 @@ def register_series_to_model(stack: np.ndarray, defocus_nm, pixel_size_nm: float
     s_mid, d2 = fit_in_focus_offset(arr, shifts, z, pixel_size_nm, voltage_kv=voltage_kv, qc_per_nm=qc)
     info = {"rounds": rounds, "last_change_px": change, "method": "registered to the model at each image's own defocus",
             "in_focus_shift_yx_px": [float(v) for v in s_mid], "in_focus_significance": d2}
+    begin = np.zeros((n, 2)) if start is None else np.asarray(start, dtype=np.float64)
+    rel = begin - begin[mid]
+    frame = rel[outer].mean(axis=0)  # where the start put the defocused images relative to the in-focus one
+    # the refinement's move against the start, apart from the frame (the defocused images' mean
+    # position, which the in-focus offset sets: its move is counted only when that is used)
+    moved = float(np.abs(shifts[outer] - (rel[outer] - frame)).max())
     if d2 < MIN_SIGNIFICANCE:
-        # the in-focus image has too little contrast to place it: it stays in the defocused images' frame
+        # the in-focus image has too little contrast to place it: it stays in the defocused images'
+        # frame (not the start's: a cross-correlation fooled by contrast reversal sets that wrong)
         info["in_focus"] = f"fit not significant ({d2:.2g} < {MIN_SIGNIFICANCE:g} squared standard errors): not moved relative to the mean of the others"
         s_mid = np.zeros(2)
+    else:
+        moved = max(moved, float(np.abs(-s_mid - frame).max()))
     shifts = shifts - s_mid
     shifts[mid] = 0.0
-    begin = np.zeros((n, 2)) if start is None else np.asarray(start, dtype=np.float64)
-    moved = np.abs(shifts - (begin - begin[mid]))
-    if not np.isfinite(shifts).all() or float(moved.max()) > MAX_REFINEMENT_PX:
+    if not np.isfinite(shifts).all() or not np.isfinite(moved) or moved > MAX_REFINEMENT_PX:
         # the model did not describe the images (wrong defoci, no contrast): keep the coarse shifts
-        info.update(fallback=f"refinement moved an image by {float(np.nanmax(moved)):.2g} px (> {MAX_REFINEMENT_PX:g}): kept the start")
-        return begin - begin[mid], info
+        info.update(fallback=f"refinement moved an image by {moved:.2g} px (> {MAX_REFINEMENT_PX:g}): kept the start")
+        return rel, info
     if change > MAX_FINAL_CHANGE_PX:
         info.update(fallback=f"no convergence in {rounds} rounds (last change {change:.2g} px): kept the start")
-        return begin - begin[mid], info
+        return rel, info
     return shifts, info
