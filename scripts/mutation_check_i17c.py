@@ -1,6 +1,6 @@
 """Mutation checks for issue 17 §1 (the in-focus image placed by its amplitude in the defocused
 images' model, ltem/series_register.py) and §3 (the weak-phase regime check of single-image
-results, ltem/fit_check.py and problem.py). One-line mutations in a copy of src/, the named tests
+results, ltem/fit_check.py and problem.py; SIPRAD's smoothed start on a strong phase, siprad.py). One-line mutations in a copy of src/, the named tests
 run against it (scripts/mutation_runner.py).
 
     PYTHONPATH=src python scripts/mutation_check_i17c.py [INDEX ...]     (about 10 min on 2 busy cores)
@@ -27,6 +27,11 @@ MUTATIONS = [
     ("regime threshold doubled", L + "fit_check.py", "WARN_NONLINEAR = 0.4\n", "WARN_NONLINEAR = 0.8\n", FIT),
     ("SIPRAD/pixel-wise results without the regime check", L + "problem.py",
      "linear_phases=linear[0] if not problem.is_series else linear)", "linear_phases=None)", FIT),
+    ("SIPRAD start change reverted (no smoothing on a strong phase)", L + "siprad.py",
+     'if opts["init"] == "auto" and smoothing == 0 and _strong_phase(frame, start, problem):', "if False:", FIT),
+    ("SIPRAD start smoothed on every image", L + "siprad.py",
+     'if opts["init"] == "auto" and smoothing == 0 and _strong_phase(frame, start, problem):',
+     'if opts["init"] == "auto" and smoothing == 0:', FIT),
     ("regime check at the opposite defocus", L + "problem.py", "defocus_nm=mic.defocus_nm,\n", "defocus_nm=-mic.defocus_nm,\n", FIT),
 ]
 
