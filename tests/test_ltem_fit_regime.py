@@ -78,3 +78,5 @@ def test_siprad_smooths_its_start_on_a_strong_phase_only(wires):
     s = simulate("skyrmions", (64, 64), pixel_size_nm=5.0, defocus_nm=-1e6, noise=0.1, n_contaminants=0, seed=1, boundary="window")
     weak = siprad(s.image, pixel_size_nm=5.0, defocus_nm=-1e6, **kw)
     assert weak.metadata["init_used"] == "sitie"
+    assert weak.metadata["fit_check"]["linear_unexplained_fraction"] < 0.2  # its SITIE explains it (at its own defocus)
+    assert weak.metadata["fit_check"]["weak_phase_regime"] is True

@@ -44,10 +44,10 @@ from .regularise import noise_sigma
 #: unexplained; of those > 0.95, all but the clean and 10 % stripes at −0.25 mm (0.125) leave ≤ 0.095
 WARN_UNEXPLAINED = 0.10
 #: the image is too far from the weak-phase regime for one image to determine the phase when the
-#: linear (SITIE) model of it leaves more than this share of its contrast unexplained. Measured
-#: (scripts/ltem_fit_check_calibration.py): the bench grid's SITIE leaves at most 0.30 (seeds 1
-#: and 2, all 144 windows, stripes at −4 mm), the strong-phase class 0.52–0.71 (wires, rods,
-#: particles, seeds 0–1, −0.4 mm, 128²)
+#: linear (SITIE) model of it leaves more than this share of its contrast unexplained. Measured:
+#: the calibration grid's SITIE leaves at most 0.31 (scripts/ltem_fit_check_calibration.py, seeds
+#: 0–2, 216 windows), the LTEM bench's 124 images at most 0.336 (scripts/ltem_regime_bench_grid.py),
+#: the strong-phase class 0.51–0.73 (wires, rods, particles, seeds 0–2, −0.4 mm, 128²)
 WARN_NONLINEAR = 0.4
 NONLINEAR_WARNING = ("the image is far from the weak-phase regime (a linear model leaves {u:.0%} of its contrast unexplained): "
                      "one image may not determine this phase; a through-focus series would be more reliable here")
