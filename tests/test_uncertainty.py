@@ -182,6 +182,66 @@ def test_icom_without_uncertainty_is_unchanged_and_cancel_keeps_the_phase(scan):
     assert "phase_sigma" not in res.arrays and res.metadata["uncertainty"]["computed"] is False
 
 
+# ----------------------------------------------------------------------------- SSB
+
+
+def _ssb(data, det, step_a, **kw):
+    import warnings
+
+    with warnings.catch_warnings():  # the test scan undersamples the SSB band (an advisory warning)
+        warnings.simplefilter("ignore", UserWarning)
+        return stem.ssb(data, energy_kev=300, semiangle_mrad=20, scan_step_a=step_a, detector_mrad_per_px=det, **kw)
+
+
+def test_ssb_sigma_covers_its_noise_error_and_shrinks_with_dose(scan):
+    """Plain trotter average (linear): σ against SSB's own noise-free result, pooled over 3 draws;
+    σ ∝ 1/√dose exactly; a halved σ leaves the bands."""
+    clean, det, step_a = scan
+    ref = _ssb(clean, det, step_a, weighting="none")
+    rs = [_ssb(_counts(clean, 1e4, step_a, s), det, step_a, weighting="none", uncertainty=True) for s in range(3)]
+    f = np.mean([coverage(r.phase, ref.phase, r.arrays["phase_sigma"]) for r in rs], axis=0)
+    assert within_bands(*f), f
+    assert not within_bands(*coverage(rs[0].phase, ref.phase, rs[0].arrays["phase_sigma"] / 2))
+    assert not within_bands(*coverage(rs[0].phase, ref.phase, rs[0].arrays["phase_sigma"] * 2))
+    low = _ssb(_counts(clean, 1e3, step_a, 0), det, step_a, weighting="none", uncertainty=True)
+    high = _ssb(_counts(clean, 1e5, step_a, 0), det, step_a, weighting="none", uncertainty=True)
+    ratio = np.median(low.arrays["phase_sigma"]) / np.median(high.arrays["phase_sigma"])
+    assert ratio == pytest.approx(10.0, rel=0.05)
+    s = rs[0].arrays["phase_sigma"]
+    assert s.shape == rs[0].phase.shape and np.isfinite(s).all() and (s > 0).all()
+    assert rs[0].metadata["uncertainty"]["calibrated"] is False
+
+
+def test_ssb_wiener_sigma_matches_the_spread_over_noise_draws(scan):
+    """Default (Wiener) weighting: σ (the gain held fixed) equals the per-pixel spread of the phase
+    over 6 Poisson draws within 20 %: the gain g(Q)² is in it (without it σ is ~2x too large)."""
+    clean, det, step_a = scan
+    rs = [_ssb(_counts(clean, 1e4, step_a, s), det, step_a, uncertainty=True) for s in range(6)]
+    spread = np.stack([r.phase for r in rs]).std(axis=0, ddof=1).mean()
+    sigma = np.mean([r.arrays["phase_sigma"].mean() for r in rs])
+    assert sigma / spread == pytest.approx(1.0, rel=0.2), (sigma, spread)
+
+
+def test_ssb_without_uncertainty_is_unchanged_and_cancel_keeps_the_phase(scan):
+    clean, det, step_a = scan
+    data = _counts(clean, 1e4, step_a, 1)
+    plain = _ssb(data, det, step_a)
+    assert "phase_sigma" not in plain.arrays and "uncertainty" not in plain.metadata
+    np.testing.assert_array_equal(plain.phase, _ssb(data, det, step_a, uncertainty=True).phase)
+    job = stem.ssb_job(data, energy_kev=300, semiangle_mrad=20, scan_step_a=step_a, detector_mrad_per_px=det,
+                       uncertainty=True, descan="off", block_rows=8)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        res = run_cancelling_after(job, 5)  # 3 row blocks + "done", then the σ step
+    np.testing.assert_array_equal(res.phase, _ssb(data, det, step_a, descan="off").phase)
+    assert "phase_sigma" not in res.arrays and res.metadata["uncertainty"]["computed"] is False
+    assert "before σ" in res.metadata["uncertainty"]["note"]
+    with pytest.raises(TypeError, match="uncertainty"):
+        _ssb(data, det, step_a, uncertainty="yes")
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
@@ -203,6 +263,11 @@ def test_cli_sitie_and_icom_write_sigma(tmp_path, capsys, scan):
     assert main(["icom", str(tmp_path / "scan.npy"), "--energy-kev", "300", "--scan-step-a", str(step_a),
                  "--detector-mrad-per-px", str(det), "--uncertainty", "--out", str(out), "--quiet"]) == 0
     assert (load_result(out).arrays["phase_sigma"] > 0).all()
+    out = tmp_path / "ssb.h5"
+    assert main(["ssb", str(tmp_path / "scan.npy"), "--energy-kev", "300", "--semiangle-mrad", "20", "--scan-step-a",
+                 str(step_a), "--detector-mrad-per-px", str(det), "--uncertainty", "--out", str(out), "--quiet"]) == 0
+    back = load_result(out)
+    assert (back.arrays["phase_sigma"] > 0).all() and back.arrays["phase_sigma"].shape == back.phase.shape
 
 
 # ----------------------------------------------------------------------------- classical TIE (triplets)

@@ -68,7 +68,7 @@ def add_commands(sub, train_sub) -> None:
             s.add_argument("--low-frequency", default="icom", choices=("icom", "ssb", "none"),
                            help="take the phase's low spatial frequencies (below ~1.2 alpha/lambda) from iCoM "
                                 "(default), SSB, or 'none' (the network alone)")
-        if name == "icom":
+        if name in ("icom", "ssb"):
             s.add_argument("--uncertainty", action="store_true",
                            help="also write phase_sigma (rad): Poisson counts propagated (noise part only)")
         add_output_args(s)
@@ -167,7 +167,7 @@ def cmd_stem(args) -> int:
 
         cal.require("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px")
         job = ssb_job(data, semiangle_mrad=cal.semiangle_mrad, rotation_deg=rotation, defocus_a=cal.defocus_a,
-                      cs_mm=cal.cs_mm, **common)
+                      cs_mm=cal.cs_mm, uncertainty=bool(args.uncertainty), **common)
         label = "SSB"
     else:
         from . import cnn_job

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from ..jobs import InputError, Job, JobCancelled, Progress, Stopwatch, run_job
 from ..physics.optics import chi
 from ..result import PhaseResult
+from ..uncertainty import check_flag, not_computed, sigma_step
 from ._data import check_4d, read_rows, rows_per_block
 from ._grid import square_result
 from . import ssb_wiener
@@ -122,7 +123,7 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
             center: tuple[float, float] | None = None, defocus_a: float = 0.0, cs_mm: float = 0.0,
             block_rows: int | None = None, preview_every: int = 4, mode: str = "auto",
             max_fft_bytes: int = 512 * 2**20, weighting: str = "wiener",
-            descan="plane") -> Job:
+            descan="plane", uncertainty: bool = False) -> Job:
     """SSB as a job (see module doc). Partial results every ``preview_every`` blocks show the
     accumulation so far. Returns a PhaseResult: ``phase`` (rad) on the scan grid (pixel = scan
     step in Å, origin at the first scan position).
@@ -138,7 +139,9 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
     warning (``warnings.warn`` and ``metadata["warning"]``). ``descan``: "plane" (default),
     "constant", "off" or a DescanFit — the BF-disc centre measured over the scan (a first pass),
     fitted and every pattern moved back onto the optical axis before SSB (descan.py);
-    ``metadata["descan"]``."""
+    ``metadata["descan"]``. ``uncertainty``: add ``phase_sigma`` (rad; Poisson counts propagated
+    analytically, :func:`.uncertainty.ssb_phase_sigma`; no extra pass over the data)."""
+    want_sigma = check_flag(uncertainty)
     if weighting not in ("wiener", "none"):
         raise InputError(f"weighting must be 'wiener' or 'none', got {weighting!r}")
     if mode not in ("auto", "fft", "accumulate"):
@@ -173,6 +176,7 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
         warnings.warn(warning, UserWarning, stacklevel=2)
     # noise-only pixels for σ² (ssb_wiener.py): extra columns of W, accumulated with the trotters
     n_sel = len(sel)
+    w_trotter = w
     cols = sel
     noise_counts = np.zeros(0, np.int64)
     if weighting == "wiener":
@@ -193,6 +197,8 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
         n = block_rows or int(max(1, min(sy, 32 * 2**20 // max(1, 8 * sx * len(sel)))))
     blocks = -(-sy // n)
     bf_sum = 0.0
+    disc_counts = np.zeros(len(disc_idx), np.float64)  # S_k, for σ only
+    last: dict = {}
     rows_done = 0
     acc = np.zeros(len(cols), np.complex128)
     ex = None if use_fft else np.exp(-2j * np.pi * np.outer(np.arange(sx) * step_x, qxx.ravel()[cols])).astype(np.complex64)
@@ -214,6 +220,7 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
         spec = np.zeros(sy * sx, np.complex128)
         level = bf_sum / max(1, rows_done * sx * len(disc_idx))
         filt = {"weighting": "none"}
+        last["gain"] = None
         if level > 0:
             phi = acc[:n_sel][used] / norm[used] / level
             sigma2 = ssb_wiener.pixel_noise_variance(acc[n_sel:] / level, noise_counts) if weighting == "wiener" else None
@@ -221,6 +228,7 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
                 gain, info = ssb_wiener.wiener_gain(phi, norm[used], sigma2, q[sel[used]],
                                                     1.0 / max(sy * step_y, sx * step_x), 2 * cal.aperture_inv_a)
                 phi = phi * gain
+                last["gain"] = gain
                 filt = {"weighting": "wiener", **info}
             elif weighting == "wiener":
                 filt = {"weighting": "none", "weighting_skipped": "no noise-only bright-field pixels to measure σ²"}
@@ -242,6 +250,8 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
             r1 = min(sy, r0 + n)
             block = read_rows(data, r0, r1).reshape(r1 - r0, sx, -1)[:, :, disc_idx]  # (rows, sx, n_disc)
             bf_sum += float(block.sum(dtype=np.float64))
+            if want_sigma:
+                disc_counts += block.sum(axis=(0, 1), dtype=np.float64)
             if use_fft:
                 cube[r0:r1] = block
             else:
@@ -254,13 +264,27 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
     except JobCancelled:
         if rows_done == 0:
             raise
-        return make({"cancelled": True, "rows_done": rows_done})
+        res = make({"cancelled": True, "rows_done": rows_done})
+        return not_computed(res, "cancelled: no σ") if want_sigma else res
     if not bf_sum > 0:
         raise InputError("no counts in the bright-field disc of any pattern: check the centre, semi-angle and "
                          "detector sampling (or the data are all zero)")
     result = make({})
-    yield Progress(blocks + 1, blocks + 1, "SSB: done", None)
-    return result
+    try:
+        yield Progress(blocks + 1, blocks + 1, "SSB: done", None)
+    except JobCancelled:  # every row is in: the result is complete, only σ is left out
+        return not_computed(result, "cancelled: no σ") if want_sigma else result
+    if not want_sigma:
+        return result
+    from .uncertainty import SSB_MODEL, SSB_NOTE, ssb_phase_sigma
+
+    def sigma() -> dict:
+        level = bf_sum / max(1, sy * sx * len(disc_idx))
+        s = ssb_phase_sigma(w_trotter, disc_counts, norm, used, last.get("gain"), level, sy * sx)
+        return {"phase": np.full(result.phase.shape, s, np.float32)}
+
+    return (yield from sigma_step(result, sigma, label="SSB", model=SSB_MODEL, calibrated=False, note=SSB_NOTE,
+                                  noise_model="Poisson counts", samples=0))
 
 
 def ssb(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, scan_step_a: float | tuple | None,

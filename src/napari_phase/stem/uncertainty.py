@@ -79,3 +79,32 @@ def icom_sigma_step(result, data: Any, to_phase: Callable[[np.ndarray, np.ndarra
     sigma = np.maximum(to_square(sigma, step_y, step_x)[0], 0.0)
     return attach(result, {"phase": sigma}, model=ICOM_MODEL.format(k=samples), calibrated=False, note=ICOM_NOTE,
                   samples=samples, noise_model="Poisson counts")
+
+
+# ----------------------------------------------------------------------------- SSB
+
+SSB_MODEL = ("analytic Poisson propagation: Var Φ̂(Q) = g(Q)² Σ_k |W(k,Q)|² S_k / (N(Q)·level)², "
+             "Var φ = Σ_Q Var Φ̂(Q) / n²")
+SSB_NOTE = ("noise part only (the data must be electron counts): the Wiener weight's shrinkage, the weak-phase "
+            "model and the band limit 2α/λ are not in σ (docs/methods.md, Uncertainty)")
+
+
+def ssb_phase_sigma(weights, disc_counts: np.ndarray, norm: np.ndarray, used: np.ndarray, gain, level: float,
+                    n_scan: int) -> float:
+    """σ (rad) of SSB's phase, uniform over the scan, for Poisson counts (module doc of ssb.py).
+
+    SSB's Φ̂(Q) = g(Q) Σ_k W(k, Q) G(k, Q) / (N(Q)·level) with G(k, Q) = Σ_p I(k; r_p) e^{−2πiQ·r_p}.
+    Counts are independent per detector pixel and position with Var I = I, so
+    Var G(k, Q) = Σ_p I(k; r_p) = S_k (the pixel's total over the scan) and, pixels independent,
+
+        Var Φ̂(Q) = g(Q)² Σ_k |W(k, Q)|² S_k / (N(Q)·level)².
+
+    Distinct Q are uncorrelated (Cov = Σ_p I e^{−2πi(Q−Q')·r} ≈ 0 for a weak object; Φ̂(−Q) = Φ̂(Q)*),
+    so φ = Re IFFT Φ̂ has Var φ = Σ_Q Var Φ̂(Q) / n² at every position (n = scan positions).
+    ``weights``: the sparse trotter W (disc pixels × Q), ``disc_counts`` S_k, ``norm`` N(Q), ``used``
+    the Q with N > 0, ``gain`` g per used Q (None: 1), ``level`` the mean bright-field count."""
+    w2 = abs(weights).power(2).T.tocsr()
+    v = np.asarray(w2 @ np.asarray(disc_counts, np.float64)).ravel()[used]
+    g2 = 1.0 if gain is None else np.asarray(gain, np.float64) ** 2
+    var_q = g2 * v / (np.asarray(norm, np.float64)[used] * float(level)) ** 2
+    return float(np.sqrt(max(float(np.sum(var_q)), 0.0)) / n_scan)

@@ -273,8 +273,8 @@ class StemPanel(QWidget):
             "The fitted offset and change across the scan are shown after the run.")
         self.auto_rotation = QCheckBox("guess rotation when running")
         self.auto_rotation.setToolTip("iCoM: guess scan rotation and transpose from the data (curl minimisation)")
-        self.uncertainty = QCheckBox("per-pixel σ (iCoM)")
-        self.uncertainty.setToolTip("iCoM: also compute a phase σ layer (hidden when added): Poisson counts propagated, "
+        self.uncertainty = QCheckBox("per-pixel σ (iCoM, SSB)")
+        self.uncertainty.setToolTip("iCoM, SSB: also compute a phase σ layer (hidden when added): Poisson counts propagated, "
                                     "the noise part of the error only (see the notification)")
         self.finetune_button = QPushButton("Fine-tune to this instrument")
         ok_ft, why_ft = _finetune_available()
@@ -595,7 +595,7 @@ class StemPanel(QWidget):
         cal.validate(shape[2:], needs=("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px"))
         if method == SSB:
             return stem.ssb_job(data, semiangle_mrad=cal.semiangle_mrad, rotation_deg=cal.rotation_deg,
-                                defocus_a=cal.defocus_a, cs_mm=cal.cs_mm, **common)
+                                defocus_a=cal.defocus_a, cs_mm=cal.cs_mm, uncertainty=self.uncertainty.isChecked(), **common)
         ok, why = _model_available()
         model = self.model.currentText().strip() or "default"
         if not ok and model == "default":
