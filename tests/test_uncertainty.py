@@ -301,14 +301,14 @@ def test_cli_flowtie_tie_uncertainty_and_refusal(tmp_path, capsys):
     from napari_phase.flowtie import simulate_triplet
     from test_flowtie import lattice_phase
 
-    tri = simulate_triplet(np.exp(1j * lattice_phase((40, 40), 0.2)), defocus_step_nm=1.0, pixel_size_a=0.2, energy_kev=300.0)
+    tri = simulate_triplet(np.exp(1j * lattice_phase((48, 48), 0.2)), defocus_step_nm=1.0, pixel_size_a=0.2, energy_kev=300.0)
     tri = tri + 0.03 * np.random.default_rng(0).standard_normal(tri.shape).astype(np.float32)
     np.save(tmp_path / "t.npy", tri)
     base = ["flowtie", str(tmp_path / "t.npy"), "--defocus-step-nm", "1", "--pixel-size-a", "0.2", "--energy-kev", "300", "--quiet"]
     assert main(base + ["--method", "tie", "--uncertainty", "--out", str(tmp_path / "o.h5")]) == 0
     assert (load_result(tmp_path / "o.h5").arrays["phase_sigma"] > 0).all()
-    assert main(base + ["--method", "gd", "--uncertainty", "--out", str(tmp_path / "g.h5")]) == 2
-    assert "--uncertainty is available for --method tie and flowtie" in capsys.readouterr().err
+    assert main(base + ["--method", "refine", "--uncertainty", "--out", str(tmp_path / "g.h5")]) == 2
+    assert "--uncertainty is available for --method tie, gd and flowtie" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- TIE series (flipped)
@@ -395,3 +395,36 @@ def test_classical_tie_sigma_with_shot_noise_on_a_strong_phase():
         r = tie_classical(noisy, uncertainty=True, **kw)
         fs.append(coverage(r.phase, ref.phase, r.arrays["phase_sigma"]))
     assert within_bands(*np.mean(fs, axis=0)), fs
+
+
+# ----------------------------------------------------------------------------- gradient descent (triplets)
+
+
+def test_gradient_descent_sigma_covers_its_noise_error_and_scales():
+    """Two re-fits on re-sampled noise: σ against GD's own noise-free result (same steps), pooled over
+    both noise levels, within the bands; doubling the noise ~doubles σ; the phase is unchanged."""
+    import torch
+
+    from napari_phase.flowtie import simulate_triplet
+    from napari_phase.flowtie.baselines import tie_gradient_descent
+    from test_flowtie import lattice_phase
+
+    torch.set_num_threads(1)
+    tri = simulate_triplet(np.exp(1j * lattice_phase((48, 48), 0.2)), defocus_step_nm=1.0, pixel_size_a=0.2,
+                           energy_kev=300.0, semiangle_mrad=20.0)
+    kw = dict(defocus_step_nm=1.0, pixel_size_a=0.2, energy_kev=300.0, semiangle_mrad=20.0, steps=40, device="cpu")
+    ref = tie_gradient_descent(tri, **kw)
+    fs, med = [], {}
+    for level in (0.02, 0.04):
+        for seed in range(1):
+            noisy = (tri + level * np.random.default_rng(seed).standard_normal(tri.shape)).astype(np.float32)
+            r = tie_gradient_descent(noisy, uncertainty=True, **kw)
+            fs.append(coverage(r.phase, ref.phase, r.arrays["phase_sigma"], crop=2))
+            med.setdefault(level, []).append(float(np.median(r.arrays["phase_sigma"])))
+    np.testing.assert_array_equal(r.phase, tie_gradient_descent(noisy, **kw).phase)
+    f = np.mean(fs, axis=0)
+    assert within_bands(*f), f
+    assert np.mean(med[0.04]) / np.mean(med[0.02]) == pytest.approx(2.0, rel=0.15)
+    assert not within_bands(*coverage(r.phase, ref.phase, r.arrays["phase_sigma"] / 2, crop=2))
+    s = r.arrays["phase_sigma"]
+    assert np.isfinite(s).all() and (s > 0).all() and r.metadata["uncertainty"]["samples"] == 2

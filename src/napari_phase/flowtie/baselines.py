@@ -23,6 +23,7 @@ iterate; the phase is reported band-limited to the aperture.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 
 import numpy as np
@@ -31,7 +32,7 @@ from .. import __version__
 from ..jobs import InputError, JobCancelled, Progress, Stopwatch, resolve_device, run_job
 from ..physics.poisson import mirror_pad, solve_tie
 from ..result import PhaseResult
-from ..uncertainty import DEFAULT_SAMPLES, check_flag, sigma_step
+from ..uncertainty import DEFAULT_SAMPLES, attach, check_flag, not_computed, sigma_step
 from ..validate import non_negative
 from .flow import phase_gradient
 from .triplet import Triplet, aperture_q_per_a, check_parameters, prepare_triplet
@@ -217,9 +218,11 @@ def descend(tri: Triplet, init_phase: np.ndarray, *, aperture_q, steps: int, lr:
 
 def tie_gradient_descent_job(triplet, *, defocus_step_nm, pixel_size_a, energy_kev, semiangle_mrad=None, steps=300,
                              lr=0.02, weight_continuity=0.1, init="tie", device="auto", register=False,
-                             detector_mrad=None, detector_mrad_per_px=None):
-    """Gradient descent on the phase pixels as a job (yields Progress; a cancel returns the best so far)."""
+                             detector_mrad=None, detector_mrad_per_px=None, uncertainty=False):
+    """Gradient descent on the phase pixels as a job (yields Progress; a cancel returns the best so far).
+    ``uncertainty``: add ``phase_sigma`` from re-fits on re-sampled noise (:func:`.uncertainty.gd_sigma_job`)."""
     clock = Stopwatch()
+    want_sigma = check_flag(uncertainty)
     _, _, _, alpha = check_parameters(defocus_step_nm, pixel_size_a, energy_kev, semiangle_mrad)
     tri = prepare_triplet(triplet, defocus_step_nm=defocus_step_nm, pixel_size_a=pixel_size_a, energy_kev=energy_kev,
                           register=register, detector_mrad=detector_mrad, detector_mrad_per_px=detector_mrad_per_px)
@@ -233,27 +236,53 @@ def tie_gradient_descent_job(triplet, *, defocus_step_nm, pixel_size_a, energy_k
         raise InputError(f"lr must be positive, got {lr}")
     dev = resolve_device(device)
     q_ap = aperture_q_per_a(alpha, tri.energy_kev)
-    start = solve_classical(tri) if init == "tie" else np.zeros(tri.shape)
+
+    def fit(t: Triplet, label: str):
+        start = solve_classical(t) if init == "tie" else np.zeros(t.shape)
+        ph, a, inf = yield from descend(t, start, aperture_q=q_ap, steps=steps, lr=lr,
+                                        weight_continuity=float(weight_continuity), device=dev, label=label)
+        return band_limit_mirror(ph, t.pixel_size_a, q_ap), a, inf
+
     yield Progress(0, steps, "gradient descent: starting")
-    phase, amp, info = yield from descend(tri, start, aperture_q=q_ap, steps=steps, lr=lr,
-                                          weight_continuity=float(weight_continuity), device=dev, label="gradient descent")
-    phase = band_limit_mirror(phase, tri.pixel_size_a, q_ap)
+    phase, amp, info = yield from fit(tri, "gradient descent")
     flow = phase_gradient(phase, tri.pixel_size_a)
     params = {"semiangle_mrad": alpha, "steps": steps, "lr": lr, "weight_continuity": float(weight_continuity), "init": init,
               "optimiser": "Adam on phase and log-amplitude pixels", **info}
     result = make_result(phase, flow, tri, "gradient descent", params, clock.elapsed_s, str(dev), extra_arrays={"amplitude": amp})
-    return result
+    if not want_sigma:
+        return result
+    from .uncertainty import GD_MODEL, GD_NOTE, GD_SAMPLES, gd_sigma_job
+
+    if info["cancelled"]:
+        return not_computed(result, "cancelled: no σ")
+
+    def refit(images):
+        ph, _, inf = yield from fit(dataclasses.replace(tri, images=images), "gradient descent σ re-fit")
+        return ph, inf["cancelled"]
+
+    try:
+        yield Progress(0, 1, "gradient descent: uncertainty (σ)", result)
+    except JobCancelled:
+        return not_computed(result, "cancelled before σ was computed: the result is kept without σ")
+    sigma = yield from gd_sigma_job(tri, phase, refit)
+    if sigma is None:
+        return not_computed(result, "cancelled while σ was computed: the result is kept without σ")
+    return attach(result, sigma, model=GD_MODEL.format(k=GD_SAMPLES), calibrated=False, note=GD_NOTE.format(k=GD_SAMPLES),
+                  samples=GD_SAMPLES)
 
 
 def tie_gradient_descent(triplet, *, defocus_step_nm: float, pixel_size_a: float, energy_kev: float,
                          semiangle_mrad: float | None = None, steps: int = 300, lr: float = 0.02,
                          weight_continuity: float = 0.1, init: str = "tie", device: str = "auto", register: bool = False,
-                         detector_mrad: float | None = None, detector_mrad_per_px: float | None = None) -> PhaseResult:
+                         detector_mrad: float | None = None, detector_mrad_per_px: float | None = None,
+                         uncertainty: bool = False) -> PhaseResult:
     """Phase of a (3, H, W) triplet (−dz, 0, +dz) by Adam on the phase pixels: Fresnel forward model
     of the triplet through the aperture (``semiangle_mrad``) + ``weight_continuity`` × the
     continuity (TIE) residual. Returns PhaseResult: ``phase`` (rad, band-limited to the aperture),
-    ``flow`` (rad/Å), ``amplitude`` (fitted exit-wave amplitude), ``metadata``."""
+    ``flow`` (rad/Å), ``amplitude`` (fitted exit-wave amplitude), ``metadata``. ``uncertainty``: also
+    ``phase_sigma`` (rad; two re-fits on re-sampled noise, noise part only: about 3× the time)."""
     return run_job(tie_gradient_descent_job(triplet, defocus_step_nm=defocus_step_nm, pixel_size_a=pixel_size_a,
                                             energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, steps=steps, lr=lr,
                                             weight_continuity=weight_continuity, init=init, device=device, register=register,
-                                            detector_mrad=detector_mrad, detector_mrad_per_px=detector_mrad_per_px))
+                                            detector_mrad=detector_mrad, detector_mrad_per_px=detector_mrad_per_px,
+                                            uncertainty=uncertainty))

@@ -43,8 +43,9 @@ def add_commands(sub, train_sub) -> None:
     s.add_argument("--model", default="default", help="shipped model name or a .pt path")
     s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     s.add_argument("--uncertainty", action="store_true",
-                   help="--method tie or flowtie: also write phase_sigma (rad): tie, the images' noise propagated (noise part "
-                        "only); flowtie, the network's 8-symmetry spread of a noise re-sampling, scaled on the validation split")
+                   help="--method tie, gd or flowtie: also write phase_sigma (rad): tie, the images' noise propagated (noise "
+                        "part only); gd, two re-fits on re-sampled noise (~3x the time); flowtie, the network's 8-symmetry "
+                        "spread of a noise re-sampling, scaled on the validation split")
     add_output_args(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_flowtie)
@@ -117,13 +118,13 @@ def cmd_flowtie(args) -> int:
     kev = _value(args.energy_kev, calib, ("energy_kev", "voltage_kv"), "--energy-kev")
     common = dict(defocus_step_nm=args.defocus_step_nm, pixel_size_a=px, energy_kev=kev, register=args.register,
                   detector_mrad=args.detector_mrad, detector_mrad_per_px=args.detector_mrad_per_px)
-    if args.uncertainty and args.method not in ("tie", "flowtie"):
-        raise InputError(f"--uncertainty is available for --method tie and flowtie only (not for {args.method})")
+    if args.uncertainty and args.method not in ("tie", "gd", "flowtie"):
+        raise InputError(f"--uncertainty is available for --method tie, gd and flowtie only (not for {args.method})")
     if args.method == "tie":
         job, label = tie_classical_job(data, uncertainty=bool(args.uncertainty), **common), "classical TIE"
     elif args.method == "gd":
         job, label = tie_gradient_descent_job(data, semiangle_mrad=args.semiangle_mrad, steps=args.steps, device=args.device,
-                                              **common), "gradient descent"
+                                              uncertainty=bool(args.uncertainty), **common), "gradient descent"
     else:
         refine = args.refine_steps if args.method == "refine" else 0
         job, label = flowtie_job(data, semiangle_mrad=args.semiangle_mrad, model=args.model, refine_steps=refine,

@@ -29,14 +29,21 @@ CLASSICAL_NOTE = ("noise part only: the finite-difference ∂I/∂z, the Tikhono
                   "not in σ (docs/methods.md, Uncertainty)")
 
 
-def classical_sigma(tri, qc: float, uniform_i0: bool, pad: bool, *, samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict:
-    """{"phase": σ (rad)} of :func:`.baselines.solve_classical` for a prepared triplet."""
+def shot_noise_sd(imgs: np.ndarray) -> np.ndarray:
+    """Per-pixel noise SD of each image of a (3, H, W) triplet, shot-noise shaped (module doc):
+    σ_I · √(Ī(x) / mean I), Ī the image smoothed over 1 px and clipped at 0, σ_I Immerkær's."""
     from scipy import ndimage
 
-    imgs = tri.images.astype(np.float64)
+    imgs = np.asarray(imgs, np.float64)
     shape = np.clip(ndimage.gaussian_filter(imgs, (0, 1.0, 1.0), mode="reflect"), 0.0, None)
     shape = shape / np.maximum(shape.mean(axis=(-2, -1), keepdims=True), 1e-12)
-    sd = np.sqrt(shape) * np.array([noise_sigma(f) for f in imgs])[:, None, None]
+    return np.sqrt(shape) * np.array([noise_sigma(f) for f in imgs])[:, None, None]
+
+
+def classical_sigma(tri, qc: float, uniform_i0: bool, pad: bool, *, samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict:
+    """{"phase": σ (rad)} of :func:`.baselines.solve_classical` for a prepared triplet."""
+    imgs = tri.images.astype(np.float64)
+    sd = shot_noise_sd(imgs)
 
     def solve(stack: np.ndarray) -> np.ndarray:
         didz = (stack[2] - stack[0]) / (2 * tri.dz_a)
@@ -76,3 +83,39 @@ def flowtie_sigma(frames, imgs_net: np.ndarray, phase_net: np.ndarray, to_output
     var = ((ph - (ref - ref.mean())) ** 2).mean(axis=0)
     sigma = float(scale) * np.sqrt(np.maximum(ndimage.gaussian_filter(var, 1.0, mode="reflect"), 0.0))
     return {"phase": np.maximum(np.asarray(to_output(sigma), np.float32), 0.0)}
+
+
+# ----------------------------------------------------------------------------- gradient descent
+
+#: re-fits of the gradient-descent baseline for its σ (each costs one plain run: σ costs (K + 1)×)
+GD_SAMPLES = 2
+GD_MODEL = ("spread of {k} re-fits (same start rule, same steps) on the triplet with re-sampled noise (each image's "
+            "Immerkær σ, shot-noise shaped) around the result, smoothed over 2 px")
+GD_NOTE = ("noise part only, from {k} re-fits (σ's own relative error ~1/√(2K) before smoothing): the optimiser's "
+           "incomplete convergence and the forward model's error are not in σ (docs/methods.md, Uncertainty)")
+
+
+def gd_sigma_job(tri, phase: np.ndarray, refit, *, samples: int = GD_SAMPLES, seed: int = 0):
+    """Job: σ of the gradient-descent phase by re-fits on re-sampled noise,
+
+        σ² = G_2 * [(1/K) Σ_k (φ_k − mean φ_k − φ)²],   φ_k = refit(I + n_k),
+
+    n_k drawn like :func:`classical_sigma`'s (shot-shaped, each image's Immerkær σ) and ``refit(images)``
+    a sub-job running the method's own fit (start, steps, band limit) on other images, returning
+    (phase, cancelled). Returns {"phase": σ} or None when a re-fit was cancelled."""
+    from scipy import ndimage
+
+    imgs = tri.images.astype(np.float64)
+    sd = shot_noise_sd(imgs)
+    rng = np.random.default_rng(seed)
+    ref = np.asarray(phase, np.float64)
+    ref = ref - ref.mean()
+    acc = np.zeros(ref.shape)
+    for _ in range(int(samples)):
+        other, cancelled = yield from refit((imgs + sd * rng.standard_normal(imgs.shape)).astype(np.float32))
+        if cancelled:
+            return None
+        d = np.asarray(other, np.float64)
+        acc += (d - d.mean() - ref) ** 2
+    var = ndimage.gaussian_filter(acc / int(samples), 2.0, mode="reflect")
+    return {"phase": np.sqrt(np.maximum(var, 0.0)).astype(np.float32)}

@@ -68,9 +68,11 @@ def add_commands(sub, train_sub) -> None:
             s.add_argument("--low-frequency", default="icom", choices=("icom", "ssb", "none"),
                            help="take the phase's low spatial frequencies (below ~1.2 alpha/lambda) from iCoM "
                                 "(default), SSB, or 'none' (the network alone)")
-        if name in ("icom", "ssb"):
+        if name in ("icom", "ssb", "cnn"):
             s.add_argument("--uncertainty", action="store_true",
-                           help="also write phase_sigma (rad): Poisson counts propagated (noise part only)")
+                           help="also write phase_sigma (rad): " + ("the CNN's spread under a grid symmetry and Poisson "
+                                "re-sampling, scaled (one more run)" if name == "cnn" else
+                                "Poisson counts propagated (noise part only)"))
         add_output_args(s)
         s.add_argument("--quiet", action="store_true", help="no progress bar")
         s.set_defaults(func=cmd_stem, method=name)
@@ -176,7 +178,8 @@ def cmd_stem(args) -> int:
         job = cnn_job(data, semiangle_mrad=cal.semiangle_mrad, rotation_deg=rotation, defocus_a=cal.defocus_a,
                       cs_mm=cal.cs_mm, oversample=args.oversample, model=args.model, device=args.device,
                       batch_size=args.batch_size, threads=args.threads,
-                      low_frequency=None if args.low_frequency == "none" else args.low_frequency, **common)
+                      low_frequency=None if args.low_frequency == "none" else args.low_frequency,
+                      uncertainty=bool(args.uncertainty), **common)
         label = "CNN"
     with warnings.catch_warnings():  # a method's advisory warning becomes one line below
         warnings.simplefilter("ignore", UserWarning)

@@ -273,9 +273,11 @@ class StemPanel(QWidget):
             "The fitted offset and change across the scan are shown after the run.")
         self.auto_rotation = QCheckBox("guess rotation when running")
         self.auto_rotation.setToolTip("iCoM: guess scan rotation and transpose from the data (curl minimisation)")
-        self.uncertainty = QCheckBox("per-pixel σ (iCoM, SSB)")
-        self.uncertainty.setToolTip("iCoM, SSB: also compute a phase σ layer (hidden when added): Poisson counts propagated, "
-                                    "the noise part of the error only (see the notification)")
+        self.uncertainty = QCheckBox("per-pixel σ")
+        self.uncertainty.setToolTip("Also compute a phase σ layer (hidden when added). iCoM, SSB: Poisson counts propagated, "
+                                    "the noise part of the error only; CNN: its spread under a grid symmetry and Poisson "
+                                    "re-sampling, scaled (one more CNN run). Not calibrated against the truth: see the "
+                                    "notification")
         self.finetune_button = QPushButton("Fine-tune to this instrument")
         ok_ft, why_ft = _finetune_available()
         self.finetune_button.setEnabled(ok_ft)
@@ -603,7 +605,8 @@ class StemPanel(QWidget):
         return stem.cnn_job(data, semiangle_mrad=cal.semiangle_mrad, rotation_deg=cal.rotation_deg, defocus_a=cal.defocus_a,
                             cs_mm=cal.cs_mm, oversample=int(self.oversample.value()), batch_size=int(self.batch_size.value()),
                             device=self.device.currentText(), model=model,
-                            low_frequency=self.low_frequency.currentData(), **common)
+                            low_frequency=self.low_frequency.currentData(), uncertainty=self.uncertainty.isChecked(),
+                            **common)
 
     def _set_low_frequency_default(self) -> None:
         from ..stem.airpi.reconstruct import LOW_FREQUENCY_DEFAULT

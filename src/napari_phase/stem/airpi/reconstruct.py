@@ -34,6 +34,7 @@ import torch
 from ...jobs import InputError, JobCancelled, Progress, Stopwatch, resolve_device, run_job, with_cpu_fallback
 from ...result import PhaseResult
 from ...threads import ThreadTuner, torch_threads
+from ...uncertainty import check_flag, not_computed
 from ...validate import integer
 from .._data import check_4d, read_rows, rows_per_block, shape_of
 from .._grid import is_square
@@ -234,6 +235,7 @@ def cnn_job(
     low_frequency_epsilon: float | None = lowfreq.DEFAULT_EPSILON,
     precision: str = "auto",
     descan="plane",
+    uncertainty: bool = False,
 ):
     """The CNN reconstruction as a job (progress with the growing phase after every block of rows;
     cancel returns the rows done so far). Returns a PhaseResult: ``phase`` (rad) and ``amplitude``
@@ -249,7 +251,10 @@ def cnn_job(
     "off" or a DescanFit — a first pass measures the BF-disc centre of every pattern, fits it over
     the scan and the network reads every pattern around its fitted beam centre
     (preprocess.resample_patterns ``offsets_px``); the low-frequency source (iCoM, SSB) removes
-    the same fit (stem/descan.py). ``metadata["descan"]``."""
+    the same fit (stem/descan.py). ``metadata["descan"]``. ``uncertainty``: add ``phase_sigma``
+    (rad): the CNN's spread under a 180° rotation of scan and detector with Poisson re-sampled
+    counts, scaled by a factor fitted on validation structures (uncertainty.py; one more run, ~2×)."""
+    want_sigma = check_flag(uncertainty)
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if low_frequency is not None and low_frequency not in lowfreq.SOURCES:
@@ -295,9 +300,26 @@ def cnn_job(
     result.metadata.update(desc)
     if low_frequency is None or result.metadata.get("cancelled"):
         result.metadata["low_frequency"] = None
+    else:
+        result = yield from _low_frequency_pass(result, data, cal, low_frequency, low_frequency_cutoff,
+                                                low_frequency_epsilon, block_rows, descan if fit is None else fit)
+    if not want_sigma:
         return result
-    return (yield from _low_frequency_pass(result, data, cal, low_frequency, low_frequency_cutoff, low_frequency_epsilon,
-                                           block_rows, descan if fit is None else fit))
+    if result.metadata.get("cancelled"):
+        return not_computed(result, "cancelled: no σ")
+    from .uncertainty import cnn_sigma_job
+
+    def rerun(other, other_center):  # the same CNN job on a re-sampled, rotated scan (no σ of its own)
+        return cnn_job(other, energy_kev=energy_kev, semiangle_mrad=semiangle_mrad, scan_step_a=scan_step_a,
+                       detector_mrad_per_px=detector_mrad_per_px, oversample=oversample, model=model, device=device,
+                       client=client, center=other_center, batch_size=batch_size, rotation_deg=rotation_deg,
+                       transpose=transpose, defocus_a=defocus_a, cs_mm=cs_mm, block_rows=block_rows, edge=edge,
+                       threads=threads, low_frequency=low_frequency, low_frequency_cutoff=low_frequency_cutoff,
+                       low_frequency_epsilon=low_frequency_epsilon, precision=precision,
+                       descan=descan.model if hasattr(descan, "model") else descan)
+
+    pos = (cal.step_yx_a[0] / result.pixel_size, cal.step_yx_a[1] / result.pixel_size)
+    return (yield from cnn_sigma_job(result, data, rerun, center=cal.center_for(shape[2:]), pos_scale=pos))
 
 
 def _forward(sub, label: str):
