@@ -78,7 +78,7 @@ def test_panels_read_their_tables_as_their_solvers_expect(qtbot):
     qtbot.addWidget(ft)
     assert ft.parameters() == {"defocus_step_nm": 1.0, "energy_kev": 300.0, "pixel_size_a": 0.1, "semiangle_mrad": 20.0,
                                "detector_mrad": 2.0, "detector_mrad_per_px": 1.0, "steps": 300, "register": False,
-                               "device": "auto"}
+                               "device": "auto", "uncertainty": False}
     ft.semiangle.setValue(0.0)
     assert ft.parameters()["semiangle_mrad"] is None
     tie = TieSeriesPanel(ViewerModel())

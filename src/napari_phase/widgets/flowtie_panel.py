@@ -193,7 +193,13 @@ class FlowTIEPanel(QWidget):
         self.device = QComboBox()
         self.device.addItems(_device_choices())
         self.device.setToolTip("auto = CUDA GPU, then Apple MPS, then CPU")
+        self.uncertainty = QCheckBox("per-pixel σ")
+        self.uncertainty.setToolTip("Also compute a phase σ layer (hidden when added). Classical TIE: the images' noise "
+                                    "propagated; gradient descent: two re-fits on re-sampled noise (~3× the time); FlowTIE: "
+                                    "the network's 8-symmetry spread, scaled. Not calibrated against the truth (see the "
+                                    "notification); not with refine")
         r.addRow("", self.register)
+        r.addRow("", self.uncertainty)
         r.addRow("device", self.device)
 
         self.runner = JobRunner(name="FlowTIE", run_text="Run", on_run=self.run)
@@ -262,7 +268,7 @@ class FlowTIEPanel(QWidget):
 
     def parameters(self) -> dict:
         return {**read_fields(self, MICROSCOPE + RECONSTRUCTION), "register": bool(self.register.isChecked()),
-                "device": self.device.currentText()}
+                "device": self.device.currentText(), "uncertainty": bool(self.uncertainty.isChecked())}
 
     def run(self) -> bool:
         ctx: dict[str, Any] = {}
@@ -302,12 +308,15 @@ class FlowTIEPanel(QWidget):
             prepare_triplet(data, defocus_step_nm=p["defocus_step_nm"], pixel_size_a=p["pixel_size_a"], energy_kev=p["energy_kev"])
         ctx["layer"] = None if four_d else layer
         ctx["base"] = BASE_NAMES[key]
+        sigma = p["uncertainty"] and key != "refine"  # the refined phase has no σ (its row is hidden)
         if key == "tie":
-            return baselines.tie_classical_job(data, **common)
+            return baselines.tie_classical_job(data, uncertainty=sigma, **common)
         if key == "gd":
-            return baselines.tie_gradient_descent_job(data, semiangle_mrad=p["semiangle_mrad"], steps=p["steps"], device=p["device"], **common)
+            return baselines.tie_gradient_descent_job(data, semiangle_mrad=p["semiangle_mrad"], steps=p["steps"],
+                                                      device=p["device"], uncertainty=sigma, **common)
         refine = p["steps"] if key == "refine" else 0
-        return solve.flowtie_job(data, semiangle_mrad=p["semiangle_mrad"], refine_steps=refine, device=p["device"], **common)
+        return solve.flowtie_job(data, semiangle_mrad=p["semiangle_mrad"], refine_steps=refine, device=p["device"],
+                                 uncertainty=sigma, **common)
 
     # ------------------------------------------------------------------ results
     def _show_result(self, ctx: dict, result: PhaseResult) -> None:
@@ -369,6 +378,7 @@ class FlowTIEPanel(QWidget):
         key = self.method_key
         _set_row_visible(self._rec_form, self.steps, key in ("gd", "refine"))
         _set_row_visible(self._rec_form, self.device, key != "tie")
+        _set_row_visible(self._rec_form, self.uncertainty, key != "refine")
         self.runner.run_button.setText(f"Run {BASE_NAMES[key]}")
 
     def _info(self, text: str, bad: bool = False) -> None:

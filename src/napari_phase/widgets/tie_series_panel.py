@@ -261,6 +261,11 @@ class TieSeriesPanel(QWidget):
         pf.addRow(self.hot_pixels)
         pf.addRow("region of interest", self.roi)
         pf.addRow("", roi_row)
+        self.uncertainty = QCheckBox("per-pixel σ (phase, B·t)")
+        self.uncertainty.setToolTip("Also compute σ layers of the phase and of Bx·t, By·t (hidden when added): the solve "
+                                    "repeated on re-sampled noise, the noise part of the error only; not calibrated "
+                                    "against the truth (see the notification)")
+        pf.addRow(self.uncertainty)
 
         # ---------------------------------------------------------------- run
         self.runner = JobRunner(name="TIE", run_text="Run TIE", on_run=self.run, keep_checkbox=False)
@@ -359,6 +364,7 @@ class TieSeriesPanel(QWidget):
         params["max_rotation_deg"] = v["max_rotation_deg"]
         params["series_registration"] = REGISTRATIONS[self.registration.currentText()]
         params["hot_pixel_sigma"] = 6.0 if self.hot_pixels.isChecked() else None
+        params["uncertainty"] = bool(self.uncertainty.isChecked())
         roi = parse_floats(self.roi.text(), "region of interest")
         if roi is not None:
             if len(roi) != 4:

@@ -1,0 +1,69 @@
+"""σ checkboxes of the FlowTIE and TIE-series panels (issue 19): σ layers hidden, the notification
+says σ is not calibrated, without the box nothing changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("qtpy")
+
+from napari_phase.flowtie import simulate_triplet  # noqa: E402
+from test_flowtie_panel import lattice_phase  # noqa: E402
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    from napari_phase.widgets import _runner
+
+    got = {"warning": [], "error": [], "info": []}
+    monkeypatch.setattr(_runner, "show_warning", lambda m: got["warning"].append(str(m)))
+    monkeypatch.setattr(_runner, "show_error", lambda m: got["error"].append(str(m)))
+    monkeypatch.setattr(_runner, "show_info", lambda m: got["info"].append(str(m)))
+    return got
+
+
+def test_flowtie_panel_sigma_layer_for_classical_tie(make_napari_viewer, notes):
+    from napari_phase.widgets.flowtie_panel import FlowTIEPanel
+
+    viewer = make_napari_viewer()
+    p = FlowTIEPanel(viewer)
+    viewer.window.add_dock_widget(p)
+    tri = simulate_triplet(np.exp(1j * lattice_phase((48, 48), 0.2)), defocus_step_nm=1.0, pixel_size_a=0.2, energy_kev=300.0)
+    tri = (tri + 0.03 * np.random.default_rng(0).standard_normal(tri.shape)).astype(np.float32)
+    assert p.set_stack_layer(viewer.add_image(tri, name="triplet"))
+    p.dz_nm.setValue(1.0)
+    p.pixel_a.setValue(0.2)
+    p.energy_kev.setValue(300.0)
+    p.semiangle.setValue(0.0)
+    p.method.setCurrentText("classical TIE")
+    assert p.run() and p.runner.wait(60000)
+    assert "TIE phase_sigma [rad]" not in viewer.layers  # not asked for
+    p.uncertainty.setChecked(True)
+    assert p.run() and p.runner.wait(60000), p.runner.status_text
+    sigma = viewer.layers["TIE phase_sigma [rad]"]
+    assert not sigma.visible and viewer.layers["TIE phase [rad]"].visible
+    assert sigma.data.shape == tri.shape[1:] and (sigma.data > 0).all()
+    assert any("NOT calibrated" in m for m in notes["info"]), notes
+    p.method.setCurrentText("FlowTIE + refine")  # the refined phase has no σ: the box is hidden
+    assert p.uncertainty.isHidden()
+
+
+def test_tie_series_panel_sigma_layers(make_napari_viewer, notes):
+    from napari_phase.ltem.simulate_series import simulate_flipped_series
+    from napari_phase.widgets.tie_series_panel import TieSeriesPanel
+
+    s = simulate_flipped_series("stripes", shape=(48, 48), defocus_nm=(-2e5, 0.0, 2e5), noise=0.1, n_contaminants=0, seed=1)
+    viewer = make_napari_viewer()
+    panel = TieSeriesPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    viewer.add_image(s.series, name="series", scale=(1, s.pixel_size_nm, s.pixel_size_nm),
+                     metadata={"defocus_nm": [-2e5, 0.0, 2e5]})
+    panel.series_combo.set_layer(viewer.layers["series"])
+    panel.uncertainty.setChecked(True)
+    assert panel.parameters()["uncertainty"] is True
+    assert panel.run() and panel.runner.wait(60000), panel.runner.status_text
+    sig = [layer for layer in viewer.layers if "sigma" in layer.name]
+    assert len(sig) == 3 and not any(layer.visible for layer in sig), [layer.name for layer in viewer.layers]
+    assert any("NOT calibrated" in m for m in notes["info"]), notes
