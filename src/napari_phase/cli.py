@@ -154,9 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--iterations", type=int, default=None, help="maximum iterations (default: the method's)")
             s.add_argument("--seed", type=int, default=0)
             s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-        if name == "sitie":
-            s.add_argument("--uncertainty", action="store_true",
-                           help="also write phase_sigma (rad), bx_sigma, by_sigma (T·nm): image noise propagated (noise part only)")
+        s.add_argument("--uncertainty", action="store_true",
+                       help="also write phase_sigma (rad), bx_sigma, by_sigma (T·nm): " + (
+                           "image noise propagated (noise part only)" if name == "sitie" else
+                           "the spread of one re-fit of the result's model image with re-sampled noise (about 2x the time)"))
         s.set_defaults(func=cmd_sitie if name == "sitie" else cmd_siprad)
 
     s = sub.add_parser("tie", help="TIE from a through-focus series (any odd number of images), optionally with a flipped series")
@@ -307,7 +308,7 @@ def cmd_siprad(args) -> int:
     data, calib = _load_image(args.image)
     params = _ltem_params(args, calib)
     params["cs_mm"] = args.cs_mm
-    kwargs = dict(seed=args.seed, device=args.device)
+    kwargs = dict(seed=args.seed, device=args.device, uncertainty=bool(args.uncertainty))
     if args.iterations is not None:
         kwargs["iterations"] = args.iterations
     if args.solver == "pixelwise":

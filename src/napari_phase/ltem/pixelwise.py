@@ -62,6 +62,7 @@ import math
 import numpy as np
 
 from ..jobs import InputError, JobCancelled, Progress, Stopwatch, with_cpu_fallback
+from ..uncertainty import check_flag
 from ..threads import ThreadTuner
 from ..validate import non_negative as _non_negative
 from ..validate import positive
@@ -451,9 +452,12 @@ def pixelwise_job(
     seed: int = 0,
     device="auto",
     preview_every: int = 50,
+    uncertainty: bool = False,
 ):
     """The pixel-wise solver as a job (Progress per chunk of L-BFGS steps; returns PhaseResult;
     cancel returns the current phase with ``metadata["cancelled"] = True``). See :func:`pixelwise`."""
+    call = dict(locals())  # the arguments, for the σ re-fits
+    want_sigma = check_flag(uncertainty)
     if isinstance(amplitude, str) and amplitude.strip().lower() == "joint":
         raise InputError("the pixel-wise solver supports amplitude 'uniform' or a contaminant mask, not 'joint' (use SIPRAD)")
     problem = make_problem(
@@ -488,7 +492,10 @@ def pixelwise_job(
         "seed": _int_at_least(seed, "seed", 0),
         "num_threads": None if num_threads is None else _int_at_least(num_threads, "num_threads", 1),
     }
-    return (yield from with_cpu_fallback(lambda dev: _pixelwise_run(dev, problem, opts, int(preview_every or 0)), device))
+    result = yield from with_cpu_fallback(lambda dev: _pixelwise_run(dev, problem, opts, int(preview_every or 0)), device)
+    from .uncertainty import with_refit_sigma
+
+    return (yield from with_refit_sigma(result, pixelwise_job, call, want_sigma, "pixel-wise"))
 
 
 def pixelwise(

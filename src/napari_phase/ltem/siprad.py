@@ -70,6 +70,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..jobs import InputError, JobCancelled, Progress, Stopwatch, with_cpu_fallback
+from ..uncertainty import check_flag
 from ..result import PhaseResult
 from ..threads import ThreadTuner
 from ..validate import positive
@@ -537,11 +538,14 @@ def siprad_job(
     seed: int = 0,
     device="auto",
     preview_every: int = 50,
+    uncertainty: bool = False,
 ):
     """SIPRAD as a job: a generator of :class:`~napari_phase.jobs.Progress` (one per step; every
     ``preview_every`` fit steps with the current best phase as ``partial``) that returns the
     :class:`PhaseResult`. Cancelling (JobCancelled thrown at a yield) returns the best result so
     far with ``metadata["cancelled"] = True``. Arguments as :func:`siprad`."""
+    call = dict(locals())  # the arguments, for the σ re-fits
+    want_sigma = check_flag(uncertainty)
     problem = make_problem(
         image,
         pixel_size_nm=pixel_size_nm,
@@ -586,7 +590,10 @@ def siprad_job(
     if min_size_px(opts["channels"][:1], opts["network_binning"]) > side:  # even a one-level network would not fit
         raise InputError(f"network_binning {opts['network_binning']} is too coarse for a {side}-px image side (at most {side // 4})")
     preview_every = int(preview_every or 0)
-    return (yield from with_cpu_fallback(lambda dev: _siprad_run(dev, problem, opts, preview_every), device))
+    result = yield from with_cpu_fallback(lambda dev: _siprad_run(dev, problem, opts, preview_every), device)
+    from .uncertainty import with_refit_sigma
+
+    return (yield from with_refit_sigma(result, siprad_job, call, want_sigma, "SIPRAD"))
 
 
 INITS = ("auto", "pixelwise", "sitie")
