@@ -269,7 +269,9 @@ class SipradPanel(QWidget):
         )
         self.uncertainty = QCheckBox("per-pixel σ (uncertainty)")
         self.uncertainty.setToolTip("Also compute σ layers (phase, Bx·t, By·t; hidden when added). SITIE: the image "
-                                    "noise propagated, the noise part of the error only (see the notification)")
+                                    "noise propagated; SIPRAD, joint and pixel-wise: one re-fit of the result's model "
+                                    "image with re-sampled noise (about 2× the time). The noise part of the error only, "
+                                    "not calibrated against the truth (see the notification)")
         rec_box = QGroupBox("Reconstruction")
         self._rec_form = rec = QFormLayout(rec_box)
         _tidy_form(rec)
@@ -435,7 +437,7 @@ class SipradPanel(QWidget):
         fn = get_job_function(key)
         kwargs = supported_kwargs(fn, params)
         if params["uncertainty"] and "uncertainty" not in kwargs:
-            _runner.info(f"{BASE_NAMES[key]} has no per-pixel σ yet: it runs without one (SITIE has one)")
+            _runner.info(f"{BASE_NAMES[key]} has no per-pixel σ: it runs without one")
         amp = params.get("amplitude", "uniform")
         if "amplitude" not in kwargs and not (isinstance(amp, str) and amp == "uniform"):
             raise InputError(f"the {BASE_NAMES[key]} solver has no amplitude option; choose amplitude 'uniform' or use SIPRAD")
