@@ -67,3 +67,20 @@ def test_tie_series_panel_sigma_layers(make_napari_viewer, notes):
     sig = [layer for layer in viewer.layers if "sigma" in layer.name]
     assert len(sig) == 3 and not any(layer.visible for layer in sig), [layer.name for layer in viewer.layers]
     assert any("NOT calibrated" in m for m in notes["info"]), notes
+
+
+def test_b_arrow_opacity_follows_confidence():
+    """Arrows within 1σ of zero are faint (α 0.2), beyond 3σ opaque, in between (z − 1)/2; without σ α = 1."""
+    from napari_phase.widgets._layers import vectors_data
+
+    bx = np.ones((20, 20), np.float32)
+    by = np.zeros((20, 20), np.float32)
+    sx = np.full((20, 20), 0.1, np.float32)
+    sx[:10] = 2.0  # the top half: |B| = 1 at σ = 2 (z = 0.5)
+    sx[10:, :10] = 0.5  # bottom left: z = 2 -> α 0.5
+    data, colors, _ = vectors_data(bx, by, across=5, sigma=(sx, np.zeros_like(sx)))
+    y, x = data[:, 0, 0], data[:, 0, 1]
+    assert np.allclose(colors[y < 10, 3], 0.2)
+    assert np.allclose(colors[(y >= 10) & (x < 10), 3], 0.5)
+    assert np.allclose(colors[(y >= 10) & (x >= 10), 3], 1.0)
+    assert np.allclose(vectors_data(bx, by, across=5)[1][:, 3], 1.0)

@@ -137,9 +137,12 @@ def _image(result, name, data, geom, *, colormap="gray", limits=None, visible=Tr
     return (data, kwargs, "image")
 
 
-def vectors_data(bx: np.ndarray, by: np.ndarray, *, across: int = VECTORS_ACROSS) -> tuple[np.ndarray, np.ndarray, int]:
+def vectors_data(bx: np.ndarray, by: np.ndarray, *, across: int = VECTORS_ACROSS,
+                 sigma: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Subsampled arrows of (Bx, By) as napari Vectors data in (..., y, x) order, plus RGBA
     colours by direction (the colour wheel's hues) and the subsampling step in pixels.
+    ``sigma`` = (σ_Bx, σ_By): each arrow's opacity follows its confidence z = |B| / √(σx² + σy²),
+    α = clip((z − 1)/2, 0.2, 1) (an arrow within 1σ of zero is faint, one beyond 3σ opaque).
 
     Arrow length is scaled so the strongest arrow is ~0.9 step long (visible at any B scale).
     A time series (T, Y, X) gives arrows for every frame with the frame index as first coordinate.
@@ -173,7 +176,13 @@ def vectors_data(bx: np.ndarray, by: np.ndarray, *, across: int = VECTORS_ACROSS
     norm = np.hypot(angle_dx, angle_dy)
     norm[norm == 0] = 1.0
     rgb = color_wheel_image(angle_dx / norm, angle_dy / norm, saturate_percentile=100.0)
-    colors = np.column_stack([rgb.reshape(-1, 3), np.ones(len(data), np.float32)])
+    alpha = np.ones(len(data), np.float32)
+    if sigma is not None:
+        sb = np.hypot(np.asarray(sigma[0], np.float32)[..., yy, xx], np.asarray(sigma[1], np.float32)[..., yy, xx])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(sb > 0, mag / sb, np.inf).reshape(-1)
+        alpha = np.clip((z - 1.0) / 2.0, 0.2, 1.0).astype(np.float32)
+    colors = np.column_stack([rgb.reshape(-1, 3), alpha])
     # drop arrows too short to see (they clutter the field with dots)
     keep = np.hypot(data[:, 1, -1], data[:, 1, -2]) > 0.15 * step
     if keep.any():
@@ -245,7 +254,8 @@ def result_to_layers(
         geom = _geometry(result, bx.ndim, source_layer)
         layers.append(_image(result, name_of("color_b", "RGB"), color.astype(np.float32), geom, rgb=True, unit="RGB", array_name="color_b", visible=False))
 
-        vdata, vcolors, step = vectors_data(bx, by)
+        sig_b = (arrays["bx_sigma"], arrays["by_sigma"]) if "bx_sigma" in arrays and "by_sigma" in arrays else None
+        vdata, vcolors, step = vectors_data(bx, by, sigma=sig_b)  # opacity follows σ when there is one
         vkwargs = {
             "name": layer_name(base_name, "B vectors", "", suffix),
             "edge_color": vcolors,
