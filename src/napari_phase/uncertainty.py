@@ -147,3 +147,30 @@ def sigma_step(result, compute: Callable[[], dict[str, np.ndarray]], *, label: s
     except JobCancelled:
         return not_computed(result, "cancelled before σ was computed: the result is kept without σ")
     return attach(result, compute(), **attach_kw)
+
+
+# ----------------------------------------------------------------------------- model error (fitted on validation data)
+
+
+def highpass_proxy(phase: np.ndarray, smooth_px: float = 2.0) -> np.ndarray:
+    """Local RMS of the estimate's detail, p = √(G_s ∗ (φ − G_s ∗ φ)²) (rad; s = ``smooth_px``): where
+    a method blurs or shrinks the phase (iCoM's probe blur, SSB's band limit), its error against
+    the truth grows with the detail there is to lose. Needs no truth."""
+    from scipy import ndimage
+
+    ph = np.asarray(phase, np.float64)
+    hp = ph - ndimage.gaussian_filter(ph, smooth_px, mode="reflect")
+    return np.sqrt(np.maximum(ndimage.gaussian_filter(hp**2, smooth_px, mode="reflect"), 0.0))
+
+
+def add_model_error(result, noise_sigma: np.ndarray, c: float, *, proxy: str = "highpass") -> np.ndarray:
+    """σ_total = √(σ_noise² + (c·p)²), p = :func:`highpass_proxy` of the result's phase, c fitted on
+    validation data only (scripts/fit_model_error_term.py). Keeps the noise part as
+    ``arrays["phase_sigma_noise"]``; returns σ_total (for :func:`attach`)."""
+    if proxy != "highpass":
+        raise ValueError(f"proxy must be 'highpass', got {proxy!r}")
+    noise = np.asarray(noise_sigma, np.float64)
+    total = np.sqrt(noise**2 + (float(c) * highpass_proxy(result.phase)) ** 2)
+    result.arrays["phase_sigma_noise"] = noise.astype(np.float32)
+    result.array_units["phase_sigma_noise"] = result.unit_of("phase")
+    return total.astype(np.float32)

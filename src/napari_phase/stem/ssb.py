@@ -276,15 +276,17 @@ def ssb_job(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None
         return not_computed(result, "cancelled: no σ") if want_sigma else result
     if not want_sigma:
         return result
-    from .uncertainty import SSB_MODEL, SSB_NOTE, ssb_phase_sigma
+    from ..uncertainty import add_model_error
+    from .uncertainty import SSB_MODEL, SSB_MODEL_ERROR_C, SSB_NOTE, ssb_phase_sigma
 
     def sigma() -> dict:
         level = bf_sum / max(1, sy * sx * len(disc_idx))
         s = ssb_phase_sigma(w_trotter, disc_counts, norm, used, last.get("gain"), level, sy * sx)
-        return {"phase": np.full(result.phase.shape, s, np.float32)}
+        return {"phase": add_model_error(result, np.full(result.phase.shape, s, np.float32), SSB_MODEL_ERROR_C)}
 
-    return (yield from sigma_step(result, sigma, label="SSB", model=SSB_MODEL, calibrated=False, note=SSB_NOTE,
-                                  noise_model="Poisson counts", samples=0))
+    return (yield from sigma_step(result, sigma, label="SSB", model=SSB_MODEL.format(c=SSB_MODEL_ERROR_C), calibrated=False,
+                                  note=SSB_NOTE, noise_model="Poisson counts", samples=0, model_error_c=SSB_MODEL_ERROR_C,
+                                  model_error_proxy="highpass"))
 
 
 def ssb(data: Any, *, energy_kev: float | None, semiangle_mrad: float | None, scan_step_a: float | tuple | None,
