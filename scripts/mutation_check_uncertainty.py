@@ -70,6 +70,11 @@ MUT = [
      "var_q = g2 * v / (np.asarray(norm, np.float64)[used] ** 2 * float(level))", k("ssb")),
     ("SSB: σ asked for by default", SSB, 'descan="plane", uncertainty: bool = False) -> Job:',
      'descan="plane", uncertainty: bool = True) -> Job:', k("ssb")),
+    ("iCoM/SSB: model-error term dropped", U, "total = np.sqrt(noise**2 + (float(c) * highpass_proxy(result.phase)) ** 2)",
+     "total = np.sqrt(noise**2)", k("4dstem")),
+    ("model-error proxy without its smoothing (raw detail)", U,
+     "return np.sqrt(np.maximum(ndimage.gaussian_filter(hp**2, smooth_px, mode=\"reflect\"), 0.0))",
+     "return np.abs(hp)", k("4dstem")),
     # CNN
     ("CNN: no Poisson re-sampling", CU, "out[i] = np.random.default_rng([self.seed, r]).poisson(block[i])", "out[i] = block[i]", CNN),
     ("CNN: rotated phase brought back one step off", CU, "yy = (scan_shape[0] - 1) * pos_scale[0]", "yy = scan_shape[0] * pos_scale[0]", CNN),

@@ -11,17 +11,7 @@ pytest.importorskip("qtpy")
 
 from napari_phase.flowtie import simulate_triplet  # noqa: E402
 from test_flowtie_panel import lattice_phase  # noqa: E402
-
-
-@pytest.fixture
-def notes(monkeypatch):
-    from napari_phase.widgets import _runner
-
-    got = {"warning": [], "error": [], "info": []}
-    monkeypatch.setattr(_runner, "show_warning", lambda m: got["warning"].append(str(m)))
-    monkeypatch.setattr(_runner, "show_error", lambda m: got["error"].append(str(m)))
-    monkeypatch.setattr(_runner, "show_info", lambda m: got["info"].append(str(m)))
-    return got
+from test_widgets import notes  # noqa: E402,F401 - the fixture capturing the panels' notifications
 
 
 def test_flowtie_panel_sigma_layer_for_classical_tie(make_napari_viewer, notes):

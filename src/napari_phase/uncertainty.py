@@ -136,6 +136,24 @@ def nominal(k: float) -> float:
     return erf(k / sqrt(2.0))
 
 
+def run_sub(sub, message: Callable):
+    """Drive a sub-job (a σ re-run) inside a job: re-yield its progress as ``message(p)`` without its
+    partial results (the layer shown stays the result's); returns its result. A cancel closes it
+    and propagates."""
+    from .jobs import Progress
+
+    while True:
+        try:
+            p = next(sub)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            yield Progress(p.step, p.total, message(p), None)
+        except BaseException:
+            sub.close()
+            raise
+
+
 def sigma_step(result, compute: Callable[[], dict[str, np.ndarray]], *, label: str, **attach_kw):
     """Job step (generator) that adds σ to a finished ``result``: one cancellable Progress, then
     ``compute()`` -> {"phase": σ, ...} and :func:`attach`. Cancelled at that step, the result is

@@ -152,7 +152,7 @@ def refit_sigma_job(result, image, refit, *, label: str, samples: int = REFIT_SA
     the result by the response to one noise draw and by what the seed changes. Cancelled at any
     step: the result without σ, and ``metadata["uncertainty"]`` says so."""
     from ..jobs import JobCancelled, Progress
-    from ..uncertainty import attach, not_computed, smooth_variance
+    from ..uncertainty import attach, not_computed, run_sub, smooth_variance
 
     img = np.asarray(image, np.float64)
     resid, fc = result.arrays.get("residual"), result.metadata.get("fit_check")
@@ -169,13 +169,7 @@ def refit_sigma_job(result, image, refit, *, label: str, samples: int = REFIT_SA
         sub = refit((img + sd * rng.standard_normal(img.shape)).astype(np.float32), seed + i + 1)
         try:
             yield Progress(0, 1, f"{label}: uncertainty (σ), re-fit {i + 1}/{samples}", None)
-            while True:
-                try:
-                    p = next(sub)
-                except StopIteration as stop:
-                    other = stop.value
-                    break
-                yield Progress(p.step, p.total, f"{label} σ re-fit {i + 1}/{samples}: {p.message}", None)
+            other = yield from run_sub(sub, lambda p: f"{label} σ re-fit {i + 1}/{samples}: {p.message}")  # noqa: B023
         except JobCancelled:
             sub.close()
             return not_computed(result, "cancelled while σ was computed: the result is kept without σ")

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ...jobs import JobCancelled, Progress
-from ...uncertainty import attach, not_computed
+from ...uncertainty import attach, not_computed, run_sub
 from .._data import read_rows, shape_of
 
 #: c in σ = c·σ_raw, fitted on the validation structures only (InP, Pt, Mo, ZnO, WS2; never the
@@ -118,13 +118,7 @@ def cnn_sigma_job(result, data: Any, rerun: Callable[[Any, tuple[float, float]],
         cen = rotate_centre(center, shape[2:]) if rotate else tuple(center)
         sub = rerun(draw, cen)
         try:
-            while True:
-                try:
-                    p = next(sub)
-                except StopIteration as stop:
-                    other = stop.value
-                    break
-                yield Progress(k, samples, f"CNN uncertainty (σ) {k + 1}/{samples}: {p.message}", None)
+            other = yield from run_sub(sub, lambda p: f"CNN uncertainty (σ) {k + 1}/{samples}: {p.message}")  # noqa: B023
         except JobCancelled:
             sub.close()
             return not_computed(result, "cancelled while σ was computed: the result is kept without σ")
