@@ -463,7 +463,8 @@ def test_classical_tie_sigma_needs_the_in_focus_noise_and_the_shot_shape():
 def test_flowtie_raw_sigma_holds_the_noise_spread():
     """FlowTIE's σ/c (the raw 8-symmetry spread of a noise re-sampling around the result) is at least
     the network's own spread over noise draws (measured 1.21×); the spread of the frames of the
-    given triplet alone, or around their own mean, misses the noise (0.64×: the former survivors)."""
+    given triplet alone misses the noise (0.64×), the spread around the frames' own mean part of it
+    (1.02×): the former survivors."""
     from napari_phase.flowtie import simulate_triplet
     from napari_phase.flowtie.solve import available, flowtie
     from napari_phase.flowtie.uncertainty import FLOWTIE_SIGMA_SCALE
@@ -479,7 +480,7 @@ def test_flowtie_raw_sigma_holds_the_noise_spread():
     errs = np.stack([p - p.mean() - (ref - ref.mean()) for p in (flowtie(d, **kw).phase for d in noisy)])
     spread = np.median(np.sqrt((errs**2).mean(axis=0)))
     raw = np.median(flowtie(noisy[0], uncertainty=True, **kw).arrays["phase_sigma"]) / FLOWTIE_SIGMA_SCALE
-    assert 0.9 < raw / spread < 2.0, raw / spread
+    assert 1.1 < raw / spread < 2.0, raw / spread  # measured 1.21; the spread around the frames' mean: 1.02
 
 
 # ----------------------------------------------------------------------------- pixel-wise and SIPRAD (re-fits)
