@@ -74,7 +74,7 @@ MUT = [
      "total = np.sqrt(noise**2)", k("4dstem")),
     ("model-error proxy without its smoothing (raw detail)", U,
      "return np.sqrt(np.maximum(ndimage.gaussian_filter(hp**2, smooth_px, mode=\"reflect\"), 0.0))",
-     "return np.abs(hp)", k("4dstem")),
+     "return np.abs(hp)", k("4dstem or proxy")),
     # CNN
     ("CNN: no Poisson re-sampling", CU, "out[i] = np.random.default_rng([self.seed, r]).poisson(block[i])", "out[i] = block[i]", CNN),
     ("CNN: rotated phase brought back one step off", CU, "yy = (scan_shape[0] - 1) * pos_scale[0]", "yy = scan_shape[0] * pos_scale[0]", CNN),

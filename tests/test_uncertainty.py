@@ -542,3 +542,15 @@ def test_4dstem_sigma_adds_the_model_error_term_and_covers_the_truth_better(scan
         f_noise = coverage(r.phase, truth, noise, crop=2)[0]
         f_total = coverage(r.phase, truth, total, crop=2)[0]
         assert f_total > f_noise + 0.1, (r.metadata["method"], f_noise, f_total)
+
+
+def test_model_error_proxy_is_the_local_rms_of_the_detail():
+    """p = √(G₂ ∗ (φ − G₂ ∗ φ)²) of A·sin(2πx/8): (1 − g)·A/√2 at every pixel, g = exp(−2π²·2²/8²)
+    the Gaussian's transfer at that wavelength (not the detail itself, which swings through 0)."""
+    from napari_phase.uncertainty import highpass_proxy
+
+    x = np.arange(64)
+    phase = np.tile(0.3 * np.sin(2 * np.pi * x / 8), (40, 1))
+    g = np.exp(-2 * np.pi**2 * 4 / 64)
+    p = highpass_proxy(phase)[8:-8, 8:-8]
+    np.testing.assert_allclose(p, (1 - g) * 0.3 / np.sqrt(2), rtol=0.02)
