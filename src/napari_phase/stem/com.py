@@ -20,6 +20,7 @@ potential, are phase maxima).
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,8 +229,14 @@ def icom_job(data: Any, *, energy_kev: float | None, scan_step_a: float | tuple 
             return my, mx, {"descan": _descan.off(my.shape).to_metadata()}
         valid = counts[:rows] > 0
         try:
-            fit = descan if isinstance(descan, _descan.DescanFit) else _descan.fit_descan(
-                disc_y[:rows], disc_x[:rows], model=descan_model, source=descan_source, valid=valid)
+            if isinstance(descan, _descan.DescanFit):
+                fit = descan
+            elif measure_disc:
+                ey, ex, leak = _descan.without_specimen_leak(disc_y[:rows], disc_x[:rows], my, mx, valid)
+                fit = dataclasses.replace(_descan.fit_descan(ey, ex, model=descan_model, source=descan_source,
+                                                             valid=valid), leak=leak)
+            else:
+                fit = _descan.fit_descan(my, mx, model=descan_model, source=descan_source, valid=valid)
             dy, dx = fit.shift_px(*np.indices(my.shape))
         except InputError as exc:
             return my, mx, {"descan": None, "descan_skipped": str(exc)}

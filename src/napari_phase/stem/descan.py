@@ -16,13 +16,13 @@ noise moves the CNN's patterns by a few hundredths of a px, which costs it xc (g
 500 e/Å²: 0.275 → 0.215 before this rule). What is measured:
 
 * ``source="disc"`` (the default everywhere): the bright-field disc centre of each pattern
-  (:func:`disc_centres`: the centroid of u = clip(2·I/d, 0, 1), d the pattern's own disc level:
-  every pixel above half of it counts 1, so the interior contrast, where the specimen shows,
-  hardly moves it). It measures the beam, not the specimen: on the clean CeO2 bench scans
-  (bench/stem_descan.py) the fit reads ≤ 0.01 px, and an added 1.8 px offset is recovered to
-  0.01 px. (Read on a *Fourier*-shifted pixel-sharp disc, which no detector records, it reads
-  1 % short; smoothing the patterns first fixes that but lets the specimen in: iCoM on a clean
-  periodic test scan fell from xc 0.9999 to 0.998 at 0.7 px.)
+  (:func:`disc_centres`: the centroid of the pattern's cover of the disc, 1 inside, 0 outside and
+  I/d across a band around the edge, d the pattern's own disc level; linear in the intensity where
+  the edge is, so pixel area, a detector's point spread and an interpolating descan move it only
+  as far as they move the beam, and the interior contrast, where the specimen shows, is kept out).
+  It measures the beam, not the specimen: a 0.25 px centre offset on abTEM's CeO2 scan is read as
+  0.250 px (the earlier thresholded centroid read 0.242, and iCoM integrated the rest into a plane
+  of 4 % of its variance); the project's clean bench scans read ≤ 0.002 px.
 * ``source="com"``: the centre of mass of each pattern (what iCoM integrates). The specimen shifts
   the CoM too (that is the signal), so this plane also takes away the window's mean specimen
   gradient and its linear trend. That mean gradient is real and observable once the optical axis
@@ -78,6 +78,9 @@ class DescanFit:
     rms_residual_px: float = 0.0
     outliers: int = 0
     note: str = ""
+    #: (κ_y, κ_x): the share of the specimen's CoM shift the disc centres read, taken out before the
+    #: fit (:func:`without_specimen_leak`)
+    leak: tuple[float, float] = (0.0, 0.0)
 
     def shift_px(self, rows: np.ndarray | None = None, cols: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(d_y, d_x) at scan positions (broadcast ``rows``, ``cols``); default the whole scan."""
@@ -114,7 +117,8 @@ class DescanFit:
         md = {"model": self.model, "source": self.source, "coef_y_px": list(self.coef_y_px),
               "coef_x_px": list(self.coef_x_px), "coefficients": "(offset at scan centre, per scan row, per scan column)",
               "rms_residual_px": self.rms_residual_px,
-              "outliers": self.outliers, "summary": self.summary(detector_mrad_per_px)}
+              "outliers": self.outliers, "specimen_leak": list(self.leak),
+              "summary": self.summary(detector_mrad_per_px)}
         if detector_mrad_per_px:
             md["coef_y_mrad"] = [c * detector_mrad_per_px for c in self.coef_y_px]
             md["coef_x_mrad"] = [c * detector_mrad_per_px for c in self.coef_x_px]
@@ -214,16 +218,19 @@ def fit_descan(map_y_px: np.ndarray, map_x_px: np.ndarray, *, model: str = "plan
 # ----------------------------------------------------------------------------- measuring the disc centre
 
 
-def disc_centres(block: np.ndarray, cy: float, cx: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """BF-disc centre (y, x) of every pattern of ``block`` (..., ky, kx), px relative to (cy, cx):
-    the u-weighted centroid with u = clip(2·I/d, 0, 1), d = the mean of the pixels above the
-    pattern's mean (its disc level; no radius needed). Pixels above half the disc level count 1,
-    the edge counts by its partial cover. Returns (d_y, d_x, ok); ok is False (d NaN) for an
-    empty pattern."""
-    b = np.asarray(block, np.float32)
-    ky, kx = b.shape[-2:]
-    yy = np.arange(ky, dtype=np.float64) - cy
-    xx = np.arange(kx, dtype=np.float64) - cx
+#: half-width (px) of the edge band of the second stage (:func:`disc_centres`): the pixels a
+#: pixel-sharp edge covers in part (centre within √2/2 px of it), the first stage's error and the
+#: spread of a sub-pixel shift by linear interpolation (what a descan does to square pixels).
+#: Narrower reads such an edge short; wider takes in more of the specimen (the CoM signal lives at
+#: the disc edge). iCoM xc at 0.8 / 1.0 / 1.25 / 1.5 / 2.0 px: bench/stem_descan.py 37×45 window
+#: with descan 0.916 / 0.918 / 0.922 / 0.921 / 0.920; tests/test_stem_descan.py's crystal window
+#: with descan 0.995 / 0.996 / 0.993 / 0.990 / 0.986.
+EDGE_BAND_PX = 1.25
+
+
+def _first_stage(b: np.ndarray, yy: np.ndarray, xx: np.ndarray):
+    """Centroid of u = clip(2·I/d, 0, 1) (d: mean of the pixels above the pattern's mean), the
+    radius √(Σu/π) of a disc of that area, d, and ok (False for an empty pattern)."""
     above = b > b.mean(axis=(-2, -1), keepdims=True)
     n_above = above.sum(axis=(-2, -1))
     level = np.where(above, b, 0.0).sum(axis=(-2, -1), dtype=np.float64) / np.maximum(n_above, 1)
@@ -231,27 +238,120 @@ def disc_centres(block: np.ndarray, cy: float, cx: float) -> tuple[np.ndarray, n
     safe = np.where(ok, level, 1.0)[..., None, None]
     u = np.clip(2.0 * b / safe, 0.0, 1.0)
     area = np.where(ok, u.sum(axis=(-2, -1), dtype=np.float64), 1.0)
-    dy = np.where(ok, u.sum(axis=-1, dtype=np.float64) @ yy / area, np.nan)
-    dx = np.where(ok, u.sum(axis=-2, dtype=np.float64) @ xx / area, np.nan)
+    cy = np.where(ok, u.sum(axis=-1, dtype=np.float64) @ yy / area, 0.0)
+    cx = np.where(ok, u.sum(axis=-2, dtype=np.float64) @ xx / area, 0.0)
+    return cy, cx, np.sqrt(area / math.pi), ok
+
+
+def disc_centres(block: np.ndarray, cy: float, cx: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BF-disc centre (y, x) of every pattern of ``block`` (..., ky, kx), px relative to (cy, cx).
+
+    The centroid of the pattern's cover u of the disc, linear in the intensity where the edge is:
+
+        u = 1 inside r < R − w,   0 outside r > R + w,   clip(I/d, 0, 1) in the edge band,
+
+    r measured from a first-stage centre (:func:`_first_stage`: the centroid of clip(2·I/d, 0, 1),
+    every pixel above half the disc level counts 1; biased by up to 0.05 px on a pixel-sharp edge,
+    because it is not linear in a part-covered pixel), R that disc's radius, w = EDGE_BAND_PX, d the
+    mean of the pattern's pixels inside r < R − w (its disc level). Pixel area and an interpolating
+    descan are linear in the beam, so on an empty beam whose edge lies within the band u sums to
+    its true cover and the centroid is exact (abTEM's CeO2 scan binned 2×2: a 0.25 px offset read
+    as 0.250 px, the first stage alone 0.242); the interior contrast, where the specimen shows,
+    is kept out. An edge blurred beyond the band (a detector's point spread much wider than a
+    pixel) is read with a bias like the first stage's. Returns (d_y, d_x, ok); ok is False (d NaN) for an
+    empty pattern."""
+    b = np.asarray(block, np.float32)
+    ky, kx = b.shape[-2:]
+    yy = np.arange(ky, dtype=np.float64) - cy
+    xx = np.arange(kx, dtype=np.float64) - cx
+    y0, x0, radius, ok = _first_stage(b, yy, xx)
+    r = np.sqrt((yy.astype(np.float32)[:, None] - y0[..., None, None].astype(np.float32)) ** 2
+                + (xx.astype(np.float32)[None, :] - x0[..., None, None].astype(np.float32)) ** 2)
+    inner = r < (radius - EDGE_BAND_PX)[..., None, None]
+    outer = r > (radius + EDGE_BAND_PX)[..., None, None]
+    n_in = inner.sum(axis=(-2, -1))
+    level = np.where(inner, b, 0.0).sum(axis=(-2, -1), dtype=np.float64) / np.maximum(n_in, 1)
+    good = ok & (n_in > 0) & (level > 0)
+    u = np.clip(b / np.where(good, level, 1.0)[..., None, None].astype(np.float32), 0.0, 1.0)
+    u[inner] = 1.0
+    u[outer] = 0.0
+    area = np.where(good, u.sum(axis=(-2, -1), dtype=np.float64), 1.0)
+    dy = np.where(good, u.sum(axis=-1, dtype=np.float64) @ yy / area, np.where(ok, y0, np.nan))
+    dx = np.where(good, u.sum(axis=-2, dtype=np.float64) @ xx / area, np.where(ok, x0, np.nan))
     return dy, dx, ok
+
+
+#: the largest share of the specimen's CoM shift the disc centres are taken to read (:func:`without_specimen_leak`)
+LEAK_MAX = 0.5
+
+
+def _plane_residual(m: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``m`` less its least-squares plane over scan row and column (fitted on ``ok``; 0 elsewhere)."""
+    rows, cols = np.indices(m.shape, dtype=np.float64)
+    a = np.stack([np.ones(m.shape), rows, cols], axis=-1)
+    coef = np.linalg.lstsq(a[ok], m[ok], rcond=None)[0]
+    return np.where(ok, m - a @ coef, 0.0)
+
+
+def without_specimen_leak(disc_y: np.ndarray, disc_x: np.ndarray, com_y: np.ndarray, com_x: np.ndarray,
+                          valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Disc centres with the specimen's share taken out, per axis (px).
+
+    The specimen moves intensity across the disc edge, so the disc centre reads a share κ of its CoM
+    shift s: disc = d + κ·s, CoM = d + s, d the beam's position (a plane over the scan). Off their
+    best-fit planes only the specimen is left in both, so κ = Σ r_disc·r_CoM / Σ r_CoM² (residuals
+    from the planes, clipped to [0, LEAK_MAX]), and (disc − κ·CoM)/(1 − κ) = d: the window's mean
+    specimen gradient and its trend stay out of the fitted descan (a 0.5 rad crystal, 20 × 22
+    window: the fitted offset's error 0.009 → 0.004 px; CeO2 37 × 45 windows: slope errors
+    0.0007 → 0.0001 px per row). Returns the corrected maps and (κ_y, κ_x)."""
+    dy = np.asarray(disc_y, np.float64)
+    dx = np.asarray(disc_x, np.float64)
+    cy = np.asarray(com_y, np.float64)
+    cx = np.asarray(com_x, np.float64)
+    ok = np.isfinite(dy) & np.isfinite(dx) & np.isfinite(cy) & np.isfinite(cx)
+    if valid is not None:
+        ok &= np.asarray(valid, bool)
+    if ok.sum() < 4:
+        return dy, dx, (0.0, 0.0)
+    out, kappa = [], []
+    for disc, com in ((dy, cy), (dx, cx)):
+        rd, rc = _plane_residual(disc, ok), _plane_residual(com, ok)
+        den = float(np.sum(rc * rc))
+        k = float(np.clip(np.sum(rd * rc) / den, 0.0, LEAK_MAX)) if den > 0 else 0.0
+        kappa.append(k)
+        out.append((disc - k * com) / (1.0 - k))
+    return out[0], out[1], (kappa[0], kappa[1])
+
+
+def pattern_centroids(block: np.ndarray, cy: float, cx: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centre of mass (y, x) of every pattern of ``block``, px relative to (cy, cx); NaN when empty."""
+    b = np.asarray(block, np.float32)
+    ky, kx = b.shape[-2:]
+    n = b.sum(axis=(-2, -1), dtype=np.float64)
+    safe = np.where(n > 0, n, 1.0)
+    wy = b.sum(axis=-1, dtype=np.float64) @ (np.arange(ky) - cy)
+    wx = b.sum(axis=-2, dtype=np.float64) @ (np.arange(kx) - cx)
+    return np.where(n > 0, wy / safe, np.nan), np.where(n > 0, wx / safe, np.nan)
 
 
 def measure_job(data: Any, *, center: tuple[float, float], model: str = "plane", block_rows: int | None = None,
                 label: str = "descan"):
-    """One pass over the scan: the BF-disc centre of every pattern (:func:`disc_centres`), then
+    """One pass over the scan: the BF-disc centre and the CoM of every pattern (:func:`disc_centres`,
+    :func:`pattern_centroids`), the specimen's share taken out (:func:`without_specimen_leak`), then
     :func:`fit_descan` (source "disc"). A job (Progress per block of rows); returns the DescanFit."""
     shape = check_4d(data)
     model = check_model(model)
     if model == "off":
         return off(shape[:2], "disc")
-    dy = np.full(shape[:2], np.nan)
-    dx = np.full(shape[:2], np.nan)
+    dy, dx, my, mx = (np.full(shape[:2], np.nan) for _ in range(4))
     n = block_rows or rows_per_block(shape)
     total = -(-shape[0] // n)
     for i, (r0, r1, block) in enumerate(iter_rows(data, n)):
         dy[r0:r1], dx[r0:r1], _ = disc_centres(block, center[0], center[1])
+        my[r0:r1], mx[r0:r1] = pattern_centroids(block, center[0], center[1])
         yield Progress(i + 1, total, f"{label}: beam centre, scan row {r1}/{shape[0]}")
-    return fit_descan(dy, dx, model=model, source="disc")
+    dy, dx, leak = without_specimen_leak(dy, dx, my, mx)
+    return dataclasses.replace(fit_descan(dy, dx, model=model, source="disc"), leak=leak)
 
 
 # ----------------------------------------------------------------------------- removing it from the patterns
