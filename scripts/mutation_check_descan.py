@@ -45,6 +45,22 @@ MUT = [
     ("panel: camera not framed on the result", PANEL, "            self.frame_layer(phase[0])", "            pass", T_GUI),
     ("sample: detector axes in mrad again", "src/napari_phase/io/sample_data.py",
      "\"units\": [\"angstrom\", \"angstrom\", *beside[\"units\"]]", "\"units\": [\"angstrom\", \"angstrom\", \"mrad\", \"mrad\"]", T_GUI),
+    # the disc centre read linearly across the edge, the specimen's share taken out (issue 16, last step)
+    ("disc centre: second stage skipped (thresholded centroid only)", DS,
+     "    u[inner] = 1.0\n    u[outer] = 0.0\n", "    u = np.clip(2.0 * b / np.where(good, level, 1.0)[..., None, None], 0.0, 1.0)\n", T),
+    ("disc centre: edge band measured from x as y", DS,
+     "r = np.sqrt((yy.astype(np.float32)[:, None] - y0[..., None, None].astype(np.float32)) ** 2",
+     "r = np.sqrt((yy.astype(np.float32)[:, None] - x0[..., None, None].astype(np.float32)) ** 2", T),
+    ("disc centre: edge band too narrow (0.3 px)", DS, "EDGE_BAND_PX = 1.25", "EDGE_BAND_PX = 0.3", T),
+    ("specimen share added, not taken out (sign)", DS, "out.append((disc - k * com) / (1.0 - k))",
+     "out.append((disc + k * com) / (1.0 + k))", T),
+    ("specimen share: CoM of the other axis", DS, "for disc, com in ((dy, cy), (dx, cx)):",
+     "for disc, com in ((dy, cx), (dx, cy)):", T),
+    ("iCoM: specimen share not taken out", COM,
+     "ey, ex, leak = _descan.without_specimen_leak(disc_y[:rows], disc_x[:rows], my, mx, valid)",
+     "ey, ex, leak = disc_y[:rows], disc_x[:rows], (0.0, 0.0)", T),
+    ("CNN/SSB: specimen share not taken out", DS, "    dy, dx, leak = without_specimen_leak(dy, dx, my, mx)\n",
+     "    leak = (0.0, 0.0)\n", T),
 ]
 
 

@@ -135,6 +135,55 @@ def test_disc_centre_and_pattern_shift_follow_the_sign():
     assert not ok.any()
 
 
+def _pixel_disc(n, radius, cy, cx, sub=8, edge=0.0):
+    """A disc of ``radius`` px centred at (cy, cx) as square pixels record it (each pixel the mean
+    of sub² samples; ``edge``: a linear soft edge of that width, px)."""
+    g = (np.arange(n * sub) + 0.5) / sub - 0.5
+    r = np.hypot(g[:, None] - cy, g[None, :] - cx)
+    cover = np.clip((radius - r) / edge + 0.5, 0, 1) if edge else (r < radius).astype(float)
+    return cover.reshape(n, sub, n, sub).mean(axis=(1, 3)).astype(np.float32)
+
+
+def test_disc_centre_is_read_to_two_thousandths_of_a_pixel():
+    rng = np.random.default_rng(3)
+    true = 32 + rng.uniform(-2.5, 2.5, (12, 2))
+    discs = np.stack([_pixel_disc(64, 16.3, y, x, edge=0.3) for y, x in true])
+    dy, dx, ok = D.disc_centres(discs, 32.0, 32.0)
+    assert ok.all()
+    err = np.concatenate([dy - (true[:, 0] - 32), dx - (true[:, 1] - 32)])
+    assert np.abs(err).max() < 0.002, np.abs(err).max()  # measured 0.0003
+    # the thresholded centroid alone (the first stage; the estimator before issue 16's last step) is not
+    y0, x0, _, _ = D._first_stage(discs, np.arange(64) - 32.0, np.arange(64) - 32.0)
+    assert np.abs(np.concatenate([y0 - (true[:, 0] - 32), x0 - (true[:, 1] - 32)])).max() > 0.01
+    # point samples of a disc centred on a pixel, binned 2×2 (abTEM's patterns, issue 16): centre −0.25 px
+    yy, xx = np.indices((128, 128)) - 64
+    binned = (np.hypot(yy, xx) < 31.3).astype(np.float32).reshape(64, 2, 64, 2).sum(axis=(1, 3))
+    by, bx, _ = D.disc_centres(binned[None], 32.0, 32.0)
+    assert by[0] == pytest.approx(-0.25, abs=0.002) and bx[0] == pytest.approx(-0.25, abs=0.002)
+    # the y and x offsets differ: an axis swap fails
+    assert np.abs(dy - dx).max() > 1.0
+
+
+def test_specimen_share_of_the_com_is_taken_out_of_the_disc_centres():
+    rows, cols = np.indices((23, 31), dtype=np.float64)
+    beam_y = 0.3 + 0.02 * rows - 0.01 * cols  # the descan (a plane) and the specimen's CoM shift s:
+    beam_x = -0.2 - 0.015 * rows + 0.03 * cols  # a window that is not whole periods, so s has a mean
+    s_y = 0.1 + 0.4 * np.sin(2 * np.pi * cols / 7.3) + 0.2 * np.cos(2 * np.pi * rows / 5.1)
+    s_x = 0.3 * np.cos(2 * np.pi * cols / 6.1) - 0.25 * np.sin(2 * np.pi * rows / 4.3)
+    disc_y, disc_x = beam_y + 0.2 * s_y, beam_x + 0.1 * s_x
+    ey, ex, (ky, kx) = D.without_specimen_leak(disc_y, disc_x, beam_y + s_y, beam_x + s_x)
+    assert ky == pytest.approx(0.2, abs=0.01) and kx == pytest.approx(0.1, abs=0.01)
+    assert np.abs(ey - beam_y).max() < 0.003 and np.abs(ex - beam_x).max() < 0.003
+    # left in, the share moves the fitted offset by more than iCoM can take (abTEM: 0.01 px -> 4 % plane)
+    raw = D.fit_descan(disc_y, disc_x, model="plane", source="disc")
+    assert abs(raw.coef_y_px[0] - D.fit_descan(ey, ex, model="plane", source="disc").coef_y_px[0]) > 0.005
+    # no specimen (CoM = disc): nothing is taken out; NaN positions are left out
+    disc_y[3, 4] = np.nan
+    same_y, _, k0 = D.without_specimen_leak(disc_y, beam_x, disc_y, beam_x)
+    assert max(k0) <= D.LEAK_MAX
+    np.testing.assert_allclose(same_y, disc_y, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- iCoM
 
 
@@ -150,6 +199,7 @@ def test_icom_default_removes_offset_and_descan_the_raw_one_fails(atoms):
     assert x_raw < ref - 0.3 and plane_fraction(raw.phase) > 0.5  # the case fails without the step
     md = got.metadata["descan"]
     assert md["model"] == "plane" and md["source"] == "disc"
+    assert 0.0 < min(md["specimen_leak"]) and max(md["specimen_leak"]) <= D.LEAK_MAX  # measured and taken out
     fit = D.DescanFit("plane", "disc", got.phase.shape, tuple(md["coef_y_px"]), tuple(md["coef_x_px"]))
     fy, fx = fit.shift_px()
     # the fitted descan is the added one (sign, axes, size) to a few hundredths of a px
