@@ -372,8 +372,9 @@ def test_cancel_at_the_first_progress_keeps_the_first_block(scan, tiny_model):
 
 
 def test_inference_thread_count_is_measured_and_restored(scan, tiny_model):
-    from napari_phase.threads import default_candidates
+    from napari_phase.threads import default_candidates, forget
 
+    forget()  # a choice remembered from an earlier test would skip the probe
     before = torch.get_num_threads()
     res = cnn(scan.data, **_calib(scan), model=tiny_model, device="cpu", batch_size=4, block_rows=3)
     tuning = res.metadata["thread_tuning"]
@@ -387,6 +388,36 @@ def test_inference_thread_count_is_measured_and_restored(scan, tiny_model):
     assert fixed.metadata["threads"] == 1 and fixed.metadata["thread_tuning"]["tuned"] is False
     np.testing.assert_allclose(fixed.phase, res.phase, atol=1e-4)  # the thread count never changes the result
     assert torch.get_num_threads() == before
+
+
+def test_threads_are_probed_on_short_pieces_and_remembered(scan, tiny_model, monkeypatch):
+    from napari_phase.stem.airpi import reconstruct
+    from napari_phase.threads import forget
+
+    forget()
+    monkeypatch.setattr(reconstruct, "PROBE_BATCH", 4)
+    kw = dict(**_calib(scan), model=tiny_model, device="cpu", batch_size=24, block_rows=3)
+    from napari_phase import threads as thr
+
+    made = thr.ThreadTuner.for_device
+
+    def tuner(device, num_threads=None, **kwargs):  # candidates 1 and 2; no timing-dependent shortcuts
+        return made(device, num_threads, **{**kwargs, "slowdown": 1e9})
+
+    monkeypatch.setattr(thr, "default_candidates", lambda cores=None, most=4: (1, 2))
+    monkeypatch.setattr(reconstruct.ThreadTuner, "for_device", staticmethod(tuner))
+    first = cnn(scan.data, **kw)
+    tuning = first.metadata["thread_tuning"]
+    # 72 positions, 3 blocks of 24 = one batch each: the first batch runs as 6 pieces of 4 (the
+    # probe: warm-up + 2 timed for each of 1 and 2 threads), the other two as one step each
+    assert tuning["probes"] and tuning["steps"] == 6 + 2, tuning
+    assert not tuning["remembered"]
+    second = cnn(scan.data, **kw)
+    t2 = second.metadata["thread_tuning"]
+    assert t2["remembered"] and t2["probes"] == [] and t2["steps"] == 3  # no probe: one step per batch
+    assert t2["threads"] == tuning["threads"]
+    np.testing.assert_allclose(second.phase, first.phase, atol=1e-4)  # pieces or not, the same result
+    forget()
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "two", True])

@@ -139,3 +139,36 @@ def test_a_much_slower_candidate_is_dropped_after_one_step():
     # 1: warm-up + 3 timed; 2: warm-up + 1 timed (dropped); then 1 thread
     assert m.history[:6] == [1, 1, 1, 1, 2, 2] and m.history[6:] == [1] * 4
     assert t.threads == 1 and t.probes[0]["step_ms"]["2"] == pytest.approx(1000.0)
+
+
+def test_steps_of_different_size_are_compared_per_unit_of_work():
+    m = FakeMachine({1: 0.01, 2: 0.006})  # seconds per unit: 2 threads faster
+    t = make(m, probe_steps=2, warmup_steps=0)
+    for work in (8, 8, 64, 64):  # 1 thread probed on short steps, 2 on long ones
+        with t.step(work=work):
+            m.now += m.cost[m.threads] * work
+    assert t.threads == 2  # raw step times (0.08 s vs 0.38 s) would pick 1
+    assert t.probes[0]["step_ms"] == {"1": pytest.approx(10.0), "2": pytest.approx(6.0)}
+
+
+def test_a_remembered_choice_skips_the_probe_until_the_load_changes():
+    from napari_phase.threads import forget
+
+    forget()
+    m = FakeMachine({1: 0.05, 2: 0.5})
+    with make(m, probe_steps=2, warmup_steps=1, remember="job") as first:
+        m.run(first, 10)
+    assert first.threads == 1 and len(first.probes) == 1 and not first.summary()["remembered"]
+    m.history.clear()
+    with make(m, probe_steps=2, warmup_steps=1, remember="job", slowdown=2.0) as second:
+        m.run(second, 5)
+        assert m.history == [1] * 5 and second.probes == [] and second.summary()["remembered"]
+        m.cost = {1: 0.5, 2: 0.1}  # the load changed: 1 thread is now 10x slower than remembered
+        m.run(second, 2 + 6)  # two slow steps trigger the probe (warm-up + 2 timed per candidate)
+        assert len(second.probes) == 1 and second.threads == 2
+    with make(m, remember="other") as other:  # another key: probes
+        assert other.probing
+    forget("job")
+    with make(m, remember="job") as again:
+        assert again.probing
+    forget()

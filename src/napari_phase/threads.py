@@ -19,7 +19,11 @@ Use::
         result.metadata["threads"] = tuner.summary()
 
 Only the time spent *inside* ``tuner.step()`` counts, so keep the job's ``yield`` (where the GUI
-may run) outside it.
+may run) outside it. ``tuner.step(work=n)`` times n units of work (e.g. patterns): steps of
+different sizes are compared per unit, so a job may probe on short steps (:attr:`ThreadTuner.probing`)
+and run long ones. ``remember="key"``: the choice (and its time per unit) is kept for the process
+under that key, and the next tuner with the same key starts from it without probing; it still
+re-probes on a ``slowdown`` or after ``recheck_every`` steps. :func:`forget` clears it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,18 @@ import statistics
 import time
 from typing import Callable, Iterable
 
-__all__ = ["ThreadTuner", "available_cores", "default_candidates", "torch_threads"]
+__all__ = ["ThreadTuner", "available_cores", "default_candidates", "forget", "torch_threads"]
+
+#: key -> (thread count, seconds per unit of work) of the last probe under that key, this process
+_REMEMBERED: dict[str, tuple[int, float]] = {}
+
+
+def forget(key: str | None = None) -> None:
+    """Drop the remembered choice under ``key`` (None: every key)."""
+    if key is None:
+        _REMEMBERED.clear()
+    else:
+        _REMEMBERED.pop(key, None)
 
 
 def available_cores() -> int:
@@ -100,6 +115,7 @@ class ThreadTuner:
         warmup_steps: int = 1,
         slowdown: float = 2.0,
         enabled: bool = True,
+        remember: str | None = None,
         clock: Callable[[], float] = time.perf_counter,
         get_threads: Callable[[], int] = _torch_get,
         set_threads: Callable[[int], None] = _torch_set,
@@ -124,10 +140,16 @@ class ThreadTuner:
         self._plan: list[int] = []  # thread count of each remaining probe step (-k = warm-up of k)
         self._probe_times: dict[int, list[float]] = {}
         self._probe_start = 0
+        self.remember = remember if self.enabled and len(self.candidates) > 1 else None
+        known = _REMEMBERED.get(self.remember) if self.remember else None
+        self.remembered = bool(known and known[0] in self.candidates)
         if not self.enabled:
             self.threads = None
         elif len(self.candidates) == 1:
             self.threads = self.candidates[0]
+            self._apply(self.threads)
+        elif self.remembered:
+            self.threads, self._best_time = known
             self._apply(self.threads)
         else:
             self.threads = self.candidates[0]
@@ -169,12 +191,15 @@ class ThreadTuner:
         self._since_probe = 0
         self.probes.append({"at_step": self._probe_start, "step_ms": {str(c): round(1e3 * m, 3) for c, m in medians.items()},
                             "chosen": best})
+        if self.remember:
+            _REMEMBERED[self.remember] = (best, self._best_time)
         self._apply(best)
 
     # ------------------------------------------------------------------ the step
     @contextlib.contextmanager
-    def step(self):
-        """Time one step (the body of the ``with``) and pick the thread count for the next."""
+    def step(self, work: float = 1.0):
+        """Time one step (the body of the ``with``) of ``work`` units and pick the thread count for
+        the next; times are compared per unit of work."""
         if not self.enabled or self._closed:
             yield
             return
@@ -182,7 +207,7 @@ class ThreadTuner:
         self._apply(abs(current))
         t0 = self._clock()
         yield  # an exception propagates from here: the step is not counted
-        dt = self._clock() - t0
+        dt = (self._clock() - t0) / max(float(work), 1e-12)
         self.steps += 1
         if self._plan:
             self._plan.pop(0)
@@ -219,6 +244,7 @@ class ThreadTuner:
             "candidates": list(self.candidates),
             "steps": self.steps,
             "probes": list(self.probes),
+            "remembered": self.remembered,
         }
 
     def close(self) -> None:

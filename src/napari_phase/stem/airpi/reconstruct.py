@@ -14,8 +14,12 @@ Pipeline per block of scan rows (the block plus a one-row halo is read, nothing 
    square scans in training, so the metadata lists "non-square scan step" as outside its ranges.
 
 On the CPU, torch's thread count is measured while the scan runs (threads.ThreadTuner: the first
-batches try 1 … min(cores, 4) threads, the fastest is kept, re-probed every 200 batches or on a 2×
-slowdown; ``threads=`` fixes it); the choice is in ``metadata["thread_tuning"]``.
+batch runs in pieces of PROBE_BATCH patterns that try 1 … min(cores, 4) threads, the fastest per
+pattern is kept, re-probed every 200 batches or on a 2× slowdown; the choice is remembered for the
+process, so the next run with the same device, precision and model starts from it without probing;
+``threads=`` fixes it); the choice is in ``metadata["thread_tuning"]``. Probing on whole batches of
+256 cost the default ``cnn()`` 0.78–0.87 of the network alone on this 2-core CPU (2 threads ran
+3 of 16 batches at half speed under load).
 
 The accumulators hold only the object (complex) and its weight, so memory is bounded by the block
 and the object grid, whatever the dataset size (numpy, np.memmap or dask input). With a
@@ -68,6 +72,8 @@ LOW_FREQUENCY_DEFAULT: str | None = "icom"
 #: seconds between live previews while the CNN runs (the first block and the last always give one):
 #: building a preview stitches the whole object, ~0.6 s at 1024² with unwrapping
 PARTIAL_EVERY_S = 1.0
+#: patterns per timed step while the thread tuner probes (a batch is split into such pieces then)
+PROBE_BATCH = 32
 ALL_ZERO = "every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)"
 
 
@@ -181,8 +187,18 @@ def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, 
             x = torch.empty((len(ky), IN_CHANNELS, *windows.shape[-2:]), device=device, memory_format=torch.channels_last)
             standardise_kernels(windows, ky, kx, sums, w, out=x[:, :9])
             x[:, 9:] = pch
-        with step():
-            amp, phase = net(x)
+        if tuner is not None and tuner.probing:
+            # while the tuner probes, the batch runs in short pieces, one timed step each (per pattern):
+            # a thread count that loses costs PROBE_BATCH patterns, not a whole batch
+            parts = []
+            for s0 in range(0, len(x), PROBE_BATCH):
+                piece = x[s0:s0 + PROBE_BATCH]
+                with tuner.step(work=len(piece)):
+                    parts.append(net(piece))
+            amp, phase = (torch.cat([p[k] for p in parts]) for k in (0, 1))
+        else:
+            with step(work=len(x)) if tuner is not None else step():
+                amp, phase = net(x)
         with single():
             psi = torch.polar(amp, phase)
             pos = torch.as_tensor(np.stack([rows[sl] * psy, cols[sl] * psx], -1), dtype=torch.float64)
@@ -455,8 +471,10 @@ def _run(data, shape, cal, oversample, name, card, dev, client, batch_size, bloc
     if client is not None:
         return (yield from _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows,
                                      edge, None, precision, descan))
-    # inference batches are long (~1 s), so one warm-up and two timed batches per candidate
-    with ThreadTuner.for_device(torch.device(dev), threads, probe_steps=2, warmup_steps=1) as tuner:
+    # probed on pieces of PROBE_BATCH patterns (one warm-up and two timed per candidate); the
+    # choice is remembered for this process (device, precision, model), so a second run does not probe
+    with ThreadTuner.for_device(torch.device(dev), threads, probe_steps=2, warmup_steps=1,
+                                remember=f"cnn:{torch.device(dev)}:{precision}:{name}") as tuner:
         return (yield from _run_body(data, shape, cal, oversample, name, card, dev, client, batch_size, block_rows,
                                      edge, tuner, precision, descan))
 
