@@ -359,7 +359,7 @@ def test_non_square_scan_steps_through_the_panel(make_napari_viewer, sim, notes)
     assert panel.calibration().scan_step_a == pytest.approx(step) and not notes["error"]
 
 
-def test_cnn_low_frequency_choice_reaches_the_job(make_napari_viewer, sim, notes, monkeypatch):
+def test_cnn_low_frequency_and_precision_choices_reach_the_job(make_napari_viewer, sim, notes, monkeypatch):
     """The "low frequencies" row (CNN only) defaults to the library's default source and passes the
     choice to stem.cnn_job; the result line says where the low frequencies came from."""
     from napari_phase import stem
@@ -369,10 +369,11 @@ def test_cnn_low_frequency_choice_reaches_the_job(make_napari_viewer, sim, notes
 
     if not sp._model_available()[0]:
         pytest.skip("no shipped CNN model")
-    seen = []
+    seen, precisions = [], []
 
     def fake_job(data, **kw):
         seen.append(kw.get("low_frequency", "missing"))
+        precisions.append(kw.get("precision", "missing"))
         meta = {"low_frequency": kw["low_frequency"], "low_frequency_cutoff_inv_a": 1.22}
         return PhaseResult({"phase": np.zeros((4, 4), np.float32)}, 0.1, "Å", metadata=meta)
         yield  # a generator, like the real job
@@ -385,10 +386,12 @@ def test_cnn_low_frequency_choice_reaches_the_job(make_napari_viewer, sim, notes
     assert panel.run() and panel.runner.wait(60000) and panel.runner.last_outcome == "done"
     assert "low frequencies from icom below ~1.22 1/Å" in panel.result_info.text()
     panel.low_frequency.setCurrentIndex(panel.low_frequency.findData(None))
+    assert panel.precision.currentData() == "auto"  # the library's default
+    panel.precision.setCurrentIndex(panel.precision.findData("float32"))
     assert panel.run() and panel.runner.wait(60000)
-    assert seen == ["icom", None]
+    assert seen == ["icom", None] and precisions == ["auto", "float32"]
     panel.method.setCurrentText(sp.ICOM)
-    assert panel.low_frequency.isHidden()
+    assert panel.low_frequency.isHidden() and panel.precision.isHidden()
     assert not notes["error"]
 
 

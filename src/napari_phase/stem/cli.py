@@ -5,7 +5,8 @@ semi-angle); options override it; a value that is neither in the file nor given 
 (one line, exit 2), never guessed. ``--detector-from-disc`` measures the detector sampling from
 the bright-field disc of the mean pattern and the given semi-angle; ``--center disc`` puts the
 optical axis at the disc's centre; ``--descan plane|constant|off`` fits the beam centre over the
-scan and removes it (stem/descan.py). ``napari-phase train cnn`` comes from ``stem/airpi/cli.py``.
+scan and removes it (stem/descan.py); ``cnn --precision auto|float32|bfloat16`` picks the network's
+arithmetic (stem/airpi/inference.py). ``napari-phase train cnn`` comes from ``stem/airpi/cli.py``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def add_commands(sub, train_sub) -> None:
             s.add_argument("--model", default="default", help="shipped model name or a fine-tuned .pt path")
             s.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
             s.add_argument("--batch-size", type=int, default=256)
+            s.add_argument("--precision", default="auto",
+                           help="network arithmetic: auto (bfloat16 on a CPU with AMX tiles, else float32), "
+                                "float32 or bfloat16 (CPU only)")
             s.add_argument("--threads", type=int, default=None,
                            help="CPU threads for torch (default: measured while it runs)")
             s.add_argument("--low-frequency", default="icom", choices=("icom", "ssb", "none"),
@@ -123,6 +127,11 @@ def cmd_stem(args) -> int:
     from ._data import check_4d, mean_pattern
     from .calibration import Calibration
 
+    if args.method == "cnn":
+        from .airpi.inference import PRECISIONS
+
+        if args.precision not in PRECISIONS:
+            raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {args.precision!r}")
     data, file_cal, note = load_4d(args.file, args.depth)
     check_4d(data)
     if note:
@@ -177,7 +186,7 @@ def cmd_stem(args) -> int:
         cal.require("energy_kev", "semiangle_mrad", "scan_step_a", "detector_mrad_per_px")
         job = cnn_job(data, semiangle_mrad=cal.semiangle_mrad, rotation_deg=rotation, defocus_a=cal.defocus_a,
                       cs_mm=cal.cs_mm, oversample=args.oversample, model=args.model, device=args.device,
-                      batch_size=args.batch_size, threads=args.threads,
+                      batch_size=args.batch_size, threads=args.threads, precision=args.precision,
                       low_frequency=None if args.low_frequency == "none" else args.low_frequency,
                       uncertainty=bool(args.uncertainty), **common)
         label = "CNN"

@@ -221,11 +221,12 @@ def fit_descan(map_y_px: np.ndarray, map_x_px: np.ndarray, *, model: str = "plan
 #: half-width (px) of the edge band of the second stage (:func:`disc_centres`): the pixels a
 #: pixel-sharp edge covers in part (centre within √2/2 px of it), the first stage's error and the
 #: spread of a sub-pixel shift by linear interpolation (what a descan does to square pixels).
-#: Narrower reads such an edge short; wider takes in more of the specimen (the CoM signal lives at
-#: the disc edge). iCoM xc at 0.8 / 1.0 / 1.25 / 1.5 / 2.0 px: bench/stem_descan.py 37×45 window
-#: with descan 0.916 / 0.918 / 0.922 / 0.921 / 0.920; tests/test_stem_descan.py's crystal window
-#: with descan 0.995 / 0.996 / 0.993 / 0.990 / 0.986.
-EDGE_BAND_PX = 1.25
+#: Narrower reads such an edge short: a 0.8 px shift (tests/test_stem_cli.py, a 0.04 rad phase)
+#: read as 0.835 / 0.824 / 0.806 / 0.801 px at 0.8 / 1.0 / 1.25 / 1.5 px (iCoM xc 0.09 / 0.12 /
+#: 0.41 / 0.97); wider takes in more of the specimen (the CoM signal lives at the disc edge;
+#: :func:`without_specimen_leak` takes most of it out): bench/stem_descan.py's 37×45 window with
+#: descan, iCoM xc 0.923 at 1.25 and 1.5 px, 0.922 at 1.75.
+EDGE_BAND_PX = 1.5
 
 
 def _first_stage(b: np.ndarray, yy: np.ndarray, xx: np.ndarray):

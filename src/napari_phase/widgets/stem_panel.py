@@ -67,6 +67,10 @@ HELP = ("<b>1</b> pick the 4D-STEM layer &nbsp; <b>2</b> check the calibration (
 DESCAN_CHOICES = (("plane (offset + change across the scan)", "plane"), ("constant (offset only)", "constant"),
                   ("off (raw patterns)", "off"))
 
+#: the CNN's arithmetic (stem.cnn precision=, stem/airpi/inference.py): label, value
+PRECISION_CHOICES = (("auto (bfloat16 on an AMX CPU, else float32)", "auto"), ("float32", "float32"),
+                     ("bfloat16 (CPU only)", "bfloat16"))
+
 #: the CNN's low-frequency source (stem.cnn low_frequency=): label, value
 LOW_FREQUENCY_CHOICES = (("iCoM (measured CoM)", "icom"), ("SSB", "ssb"), ("none (network only)", None))
 
@@ -252,6 +256,11 @@ class StemPanel(QWidget):
         self.batch_size.setToolTip("Kernels per network batch (lower it if the GPU runs out of memory)")
         self.device = QComboBox()
         self.device.addItems(_device_choices())
+        self.precision = QComboBox()
+        for text, value in PRECISION_CHOICES:
+            self.precision.addItem(text, value)
+        self.precision.setToolTip("The network's arithmetic: bfloat16 convolutions are ~5x faster on a CPU with "
+                                  "AMX tiles (phase within ~0.002 rad of float32); float32 everywhere else")
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.addItem("default")
@@ -290,6 +299,7 @@ class StemPanel(QWidget):
         mf.addRow("oversampling", self.oversample)
         mf.addRow("batch size", self.batch_size)
         mf.addRow("device", self.device)
+        mf.addRow("precision", self.precision)
         mf.addRow("model", self.model)
         mf.addRow("low frequencies from", self.low_frequency)
         mf.addRow("descan", self.descan)
@@ -604,7 +614,7 @@ class StemPanel(QWidget):
             raise InputError(f"{why}; choose iCoM or SSB, or give a model file")
         return stem.cnn_job(data, semiangle_mrad=cal.semiangle_mrad, rotation_deg=cal.rotation_deg, defocus_a=cal.defocus_a,
                             cs_mm=cal.cs_mm, oversample=int(self.oversample.value()), batch_size=int(self.batch_size.value()),
-                            device=self.device.currentText(), model=model,
+                            device=self.device.currentText(), model=model, precision=self.precision.currentData(),
                             low_frequency=self.low_frequency.currentData(), uncertainty=self.uncertainty.isChecked(),
                             **common)
 
@@ -815,7 +825,7 @@ class StemPanel(QWidget):
 
     def _update_visibility(self, *_) -> None:
         m = self.method.currentText()
-        for w in (self.oversample, self.batch_size, self.device, self.model, self.low_frequency):
+        for w in (self.oversample, self.batch_size, self.device, self.precision, self.model, self.low_frequency):
             _set_row_visible(self._mf, w, m == CNN)
         _set_row_visible(self._mf, self.auto_rotation, m == ICOM)
         self.runner.run_button.setText(f"Run {BASE_NAMES[m]}")
