@@ -13,6 +13,7 @@ PRE = "src/napari_phase/stem/airpi/preprocess.py"
 PANEL = "src/napari_phase/widgets/stem_panel.py"
 T = ["tests/test_stem_descan.py"]
 T_CLI = ["tests/test_stem_descan.py", "tests/test_stem_cli.py", "-k", "descan"]
+T_EST = ["tests/test_stem_descan.py", "tests/test_stem_cli.py", "-k", "descan or disc or specimen"]
 T_GUI = ["GUI", "tests/test_stem_panel.py", "-k", "first_run or mrad"]
 MUT = [
     ("iCoM: descan added instead of removed (sign)", COM, "return my - dy, mx - dx, {", "return my + dy, mx + dx, {", T),
@@ -21,8 +22,8 @@ MUT = [
      "a = np.stack([np.ones(shape), cols, rows], axis=-1)", T),
     ("evaluated on the wrong axes (row slope on columns)", DS, "return cy[0] + cy[1] * r + cy[2] * c, cx[0] + cx[1] * r + cx[2] * c",
      "return cy[0] + cy[1] * c + cy[2] * r, cx[0] + cx[1] * c + cx[2] * r", T),
-    ("disc centre: y read along x", DS, "dy = np.where(ok, u.sum(axis=-1, dtype=np.float64) @ yy / area, np.nan)",
-     "dy = np.where(ok, u.sum(axis=-2, dtype=np.float64) @ yy / area, np.nan)", T),
+    ("disc centre: y read along x", DS, "dy = np.where(good, u.sum(axis=-1, dtype=np.float64) @ yy / area,",
+     "dy = np.where(good, u.sum(axis=-2, dtype=np.float64) @ yy / area,", T),
     ("disc centre: level = all pixels (not the disc's)", DS, "u = np.clip(2.0 * b / safe, 0.0, 1.0)",
      "u = np.clip(0.2 * b / safe, 0.0, 1.0)", T),
     ("outliers never rejected", DS, "OUTLIER_SIGMA = 6.0", "OUTLIER_SIGMA = 1e9", T),
@@ -51,7 +52,7 @@ MUT = [
     ("disc centre: edge band measured from x as y", DS,
      "r = np.sqrt((yy.astype(np.float32)[:, None] - y0[..., None, None].astype(np.float32)) ** 2",
      "r = np.sqrt((yy.astype(np.float32)[:, None] - x0[..., None, None].astype(np.float32)) ** 2", T),
-    ("disc centre: edge band too narrow (0.3 px)", DS, "EDGE_BAND_PX = 1.25", "EDGE_BAND_PX = 0.3", T),
+    ("disc centre: edge band too narrow (0.8 px)", DS, "EDGE_BAND_PX = 1.5", "EDGE_BAND_PX = 0.8", T_EST),
     ("specimen share added, not taken out (sign)", DS, "out.append((disc - k * com) / (1.0 - k))",
      "out.append((disc + k * com) / (1.0 + k))", T),
     ("specimen share: CoM of the other axis", DS, "for disc, com in ((dy, cy), (dx, cx)):",

@@ -16,6 +16,10 @@ STI = "src/napari_phase/stem/airpi/stitch.py"
 THR = "src/napari_phase/threads.py"
 T_SSB = ["tests/test_ssb_wiener.py", "tests/test_stem_baselines.py", "-k", "ssb or wiener or undersampl or weighting"]
 T_CNN = ["tests/test_stem_cnn_inference.py", "tests/test_stem_cnn.py"]
+T_TUNE = ["tests/test_threads.py", "tests/test_stem_cnn.py", "-k", "thread or Thread or picks or recheck or remember or per_unit"]
+T_CLI = ["tests/test_stem_cli.py", "-k", "threads_option"]
+CLI = "src/napari_phase/stem/cli.py"
+PANEL = "src/napari_phase/widgets/stem_panel.py"
 MUT = [
     ("Wiener gain not applied", SSB, "                phi = phi * gain\n", "                phi = phi * 1.0\n", T_SSB),
     ("σ² halved", WI, "return float(np.sum(np.abs(nu) ** 2) / total)", "return float(np.sum(np.abs(nu) ** 2) / (2 * total))", T_SSB),
@@ -42,6 +46,21 @@ MUT = [
      "        pass", T_CNN),
     ("auto precision ignores AMX", INF, 'return "bfloat16" if dev.type == "cpu" and cpu_has_amx_bf16() else "float32"',
      'return "float32"', T_CNN),
+    # the thread probe on short pieces, remembered per process; --precision on the CLI and the panel
+    ("probe on whole batches (pieces skipped)", REC, "        if tuner is not None and tuner.probing:",
+     "        if False:", T_TUNE),
+    ("tuner: choice not remembered", THR, "            _REMEMBERED[self.remember] = (best, self._best_time)",
+     "            pass", T_TUNE),
+    ("tuner: remembered choice ignored", THR, "self.remembered = bool(known and known[0] in self.candidates)",
+     "self.remembered = False", T_TUNE),
+    ("tuner: step time not divided by its work", THR, "dt = (self._clock() - t0) / max(float(work), 1e-12)",
+     "dt = self._clock() - t0", T_TUNE),
+    ("CLI: --precision not passed on", CLI, "threads=args.threads, precision=args.precision,", "threads=args.threads,",
+     T_CLI),
+    ("CLI: --precision not checked before reading", CLI, "        if args.precision not in PRECISIONS:", "        if False:",
+     T_CLI),
+    ("panel: precision choice not passed on", PANEL, "model=model, precision=self.precision.currentData(),", "model=model,",
+     ["GUI", "tests/test_stem_panel.py", "-k", "precision"]),
 ]
 
 
