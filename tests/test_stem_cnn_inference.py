@@ -205,3 +205,28 @@ def test_stitch_places_sub_pixel_positions_and_mixes_fractions():
         stitch(one, psi, probe, p[None], r)
     torch.testing.assert_close(both.obj, one.obj, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(both.weight, one.weight, atol=1e-5, rtol=1e-5)
+
+
+def test_the_gpu_path_builds_without_a_gpu_and_says_clearly_when_there_is_none(scan, monkeypatch):
+    """No GPU here: the CUDA path's pieces are built on torch's "meta" device (shapes and dtypes, no
+    arithmetic), and asking for CUDA without one is one clear InputError, not a crash."""
+    import napari_phase.jobs as jobs
+    from napari_phase.stem.airpi import model as airpi_model
+    from napari_phase.threads import ThreadTuner
+
+    torch.manual_seed(0)
+    net = airpi_model.AirpiNet(width=4, depth=2)
+    gpu = inference.InferenceNet(net, "meta", "auto")
+    assert gpu.precision == "float32"  # "auto" is bfloat16 only on an AMX CPU
+    assert all(p.device.type == "meta" for p in gpu.module.parameters())
+    amp, phase = gpu(torch.empty(3, 11, 64, 64, device="meta"))
+    ref_amp, ref_phase = net.eval()(torch.zeros(3, 11, 64, 64))
+    assert amp.shape == ref_amp.shape and phase.shape == ref_phase.shape and amp.dtype == torch.float32
+    assert ThreadTuner.for_device(torch.device("meta")).summary() == {"threads": None, "tuned": False}
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA GPU is available; use 'auto' or 'cpu'"):
+            cnn(scan.data, **{**_cal(scan), "device": "cuda"})
+    # bfloat16 asked for on a GPU: one clear message (the job's device is the "meta" stand-in)
+    monkeypatch.setattr(jobs, "resolve_device", lambda d: torch.device("meta"))
+    with pytest.raises(InputError, match="bfloat16' is for the CPU path"):
+        cnn(scan.data, **{**_cal(scan), "device": "cuda"}, precision="bfloat16")
