@@ -38,7 +38,7 @@ def make(machine: FakeMachine, **kw) -> ThreadTuner:
 
 
 def test_picks_the_faster_count_either_way():
-    for cost, best in (({1: 0.05, 2: 0.6}, 1), ({1: 0.08, 2: 0.05}, 2)):
+    for cost, best in (({1: 0.05, 2: 0.09}, 1), ({1: 0.08, 2: 0.05}, 2)):  # within 2x: both fully probed
         m = FakeMachine(cost)
         with make(m, probe_steps=3, recheck_every=1000) as t:
             m.run(t, 50)
@@ -133,12 +133,20 @@ def test_real_torch_count_restored():
 
 
 def test_a_much_slower_candidate_is_dropped_after_one_step():
-    m = FakeMachine({1: 0.05, 2: 1.0})
+    m = FakeMachine({1: 0.05, 2: 0.15})
     t = make(m, probe_steps=3, warmup_steps=1, slowdown=2.0)
     m.run(t, 10)
-    # 1: warm-up + 3 timed; 2: warm-up + 1 timed (dropped); then 1 thread
+    # 1: warm-up + 3 timed; 2: warm-up + 1 timed (3x slower: dropped); then 1 thread
     assert m.history[:6] == [1, 1, 1, 1, 2, 2] and m.history[6:] == [1] * 4
-    assert t.threads == 1 and t.probes[0]["step_ms"]["2"] == pytest.approx(1000.0)
+    assert t.threads == 1 and t.probes[0]["step_ms"]["2"] == pytest.approx(150.0)
+
+
+def test_a_far_slower_candidate_is_dropped_after_its_warm_up():
+    m = FakeMachine({1: 0.05, 2: 1.0})  # 20x slower (2 threads on a busy 2-core CPU): > 2 x slowdown
+    t = make(m, probe_steps=3, warmup_steps=1, slowdown=2.0)
+    m.run(t, 10)
+    assert m.history[:5] == [1, 1, 1, 1, 2] and m.history[5:] == [1] * 5  # no timed step on 2
+    assert t.threads == 1 and t.probes[0]["step_ms"] == {"1": pytest.approx(50.0), "2": pytest.approx(1000.0)}
 
 
 def test_steps_of_different_size_are_compared_per_unit_of_work():

@@ -5,7 +5,7 @@ threads wait for each other, and the fastest thread count is not predictable fro
 (measured on a 2-core machine with two busy processes: SIPRAD 256² took 287.6 s with 2 threads and
 22.3 s with 1, the same ~465 steps). So the count is *measured*: :class:`ThreadTuner` runs a few
 steps with each candidate count, keeps the fastest (lowest median step time; a candidate slower than ``slowdown`` × the best so far is dropped after
-one timed step), and re-probes every
+one timed step, or after its warm-up when that is slower than WARMUP_DROP × ``slowdown`` × the best), and re-probes every
 ``recheck_every`` steps, or sooner when the steps slow down by more than ``slowdown`` × the probed
 time (the load changed). The caller's torch thread count is restored by :meth:`ThreadTuner.close`
 (or leaving the ``with`` block).
@@ -35,6 +35,10 @@ import time
 from typing import Callable, Iterable
 
 __all__ = ["ThreadTuner", "available_cores", "default_candidates", "forget", "torch_threads"]
+
+#: a candidate whose warm-up step is slower than this × ``slowdown`` × the best timed one is
+#: dropped without a timed step (the warm-up also pays the switch, hence the extra factor)
+WARMUP_DROP = 2.0
 
 #: key -> (thread count, seconds per unit of work) of the last probe under that key, this process
 _REMEMBERED: dict[str, tuple[int, float]] = {}
@@ -211,6 +215,12 @@ class ThreadTuner:
         self.steps += 1
         if self._plan:
             self._plan.pop(0)
+            done = [statistics.median(t) for c, t in self._probe_times.items() if t and c != abs(current)]
+            if current < 0 and done and dt > WARMUP_DROP * self.slowdown * min(done):
+                # even its warm-up (the thread switch included) is far slower than the best: dropped
+                # before a timed step (on a busy 2-core CPU 2 threads ran 18x slower than 1)
+                self._plan = [c for c in self._plan if abs(c) != -current]
+                self._probe_times[-current].append(dt)  # its only time: recorded, never the best
             if current > 0:
                 self._probe_times[current].append(dt)
                 # a candidate far slower than the best one probed so far is dropped at once

@@ -73,7 +73,7 @@ LOW_FREQUENCY_DEFAULT: str | None = "icom"
 #: building a preview stitches the whole object, ~0.6 s at 1024² with unwrapping
 PARTIAL_EVERY_S = 1.0
 #: patterns per timed step while the thread tuner probes (a batch is split into such pieces then)
-PROBE_BATCH = 32
+PROBE_BATCH = 16
 ALL_ZERO = "every diffraction pattern is zero: nothing to reconstruct (wrong file or dark reference?)"
 
 
