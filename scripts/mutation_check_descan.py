@@ -60,6 +60,9 @@ MUT = [
     ("iCoM: specimen share not taken out", COM,
      "ey, ex, leak = _descan.without_specimen_leak(disc_y[:rows], disc_x[:rows], my, mx, valid)",
      "ey, ex, leak = disc_y[:rows], disc_x[:rows], (0.0, 0.0)", T),
+    ("disc centre: every chunk reads the first chunk's patterns", DS,
+     "out[:, i:i + CHUNK_PATTERNS] = _disc_centres(flat[i:i + CHUNK_PATTERNS], cy, cx)",
+     "out[:, i:i + CHUNK_PATTERNS] = _disc_centres(flat[:CHUNK_PATTERNS][:len(flat[i:i + CHUNK_PATTERNS])], cy, cx)", T),
     ("CNN/SSB: specimen share not taken out", DS, "    dy, dx, leak = without_specimen_leak(dy, dx, my, mx)\n",
      "    leak = (0.0, 0.0)\n", T),
 ]

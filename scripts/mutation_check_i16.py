@@ -59,6 +59,7 @@ MUT = [
      T_CLI),
     ("CLI: --precision not checked before reading", CLI, "        if args.precision not in PRECISIONS:", "        if False:",
      T_CLI),
+    ("tuner: no drop after a far slower warm-up", THR, "WARMUP_DROP = 2.0", "WARMUP_DROP = 1e9", T_TUNE),
     ("panel: precision choice not passed on", PANEL, "model=model, precision=self.precision.currentData(),", "model=model,",
      ["GUI", "tests/test_stem_panel.py", "-k", "precision"]),
 ]
