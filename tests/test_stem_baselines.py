@@ -171,7 +171,9 @@ def test_rotation_guess_recovers_known_rotation(atoms, rotation_deg, transpose):
     truth = blurred_truth(phi, p, STEP)
     res = stem.icom(rotated, energy_kev=300, scan_step_a=step_a, detector_mrad_per_px=det, rotation_deg=None)
     assert xc(res.phase, truth) > 0.99
-    assert res.metadata["rotation_guess"]["rotation_deg"] == pytest.approx(guess["rotation_deg"])
+    # the guess inside icom() is made on the CoM less the fitted descan (here a slope of 1.5e-4 px per row
+    # above the noise): the same angle to 0.01°, not to the last digit
+    assert res.metadata["rotation_guess"]["rotation_deg"] == pytest.approx(guess["rotation_deg"], abs=0.01)
     wrong = stem.icom(rotated, energy_kev=300, scan_step_a=step_a, detector_mrad_per_px=det, rotation_deg=0, transpose=False)
     # the Fourier integration keeps only the curl-free part: a wrong angle shrinks the phase by cos Δθ
     assert xc(wrong.phase, truth) < 0.9 or abs(_std_ratio(wrong.phase, truth) - 1) > 0.1
