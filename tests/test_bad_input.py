@@ -392,7 +392,7 @@ def test_ctrl_c_stops_a_running_cli_job_and_keeps_its_result(files, tmp_path):
         _, err = p.communicate(timeout=30)
     finally:
         p.kill()
-    assert time.time() - t0 < 10
+    assert time.time() - t0 < 20  # a hang would run the million steps (minutes); 20 s leaves room for a loaded machine
     assert p.returncode == 130, (seen[-300:], err[-1500:])
     lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.startswith("napari-phase")]
     assert lines == ["napari-phase: cancelled; writing the result so far"]
