@@ -11,7 +11,9 @@
   take the nearest edge value and are flagged in :func:`valid_mask`).
 - :func:`align_series`: every image of a series onto the in-focus (middle) one.
 - :func:`unmirror` / :func:`align_flipped`: a flipped series brought into the unflipped frame
-  (mirror about the named axis, then a rigid registration), and :func:`check_flip_axis` which
+  (mirror about the named axis, then a rigid registration on what the flip does not change — the
+  in-focus amplitude when it shows contrast, else the series mean; magnetic contrast, which the
+  flip reverses, only for a specimen with neither), and :func:`check_flip_axis` which
   refuses a flip axis that the data contradict.
 - :func:`remove_outliers`: hot/dead pixels (|I − median₃ₓ₃| > k·σ_MAD) replaced by the median.
 - :func:`crop_roi`: a region of interest (y0, y1, x0, x1) in pixels.
@@ -151,13 +153,21 @@ def register(
     return Rigid(angle, shift, q)
 
 
+#: the images of a series that the flip registration compares, in this order (N ≥ 3):
+#: "in-focus" I(0) = |A|² (the amplitude: exactly what the flip does not change); "mean" over the
+#: series (magnetic contrast is odd in defocus to first order and cancels; with a strong φe the
+#: second-order φe·φm cross term does not, and reverses with the flip); "outer difference"
+#: I(+z) − I(−z) (magnetic contrast, reversed by the flip) and its magnitude (unchanged by
+#: φm → −φm) — the last two for a specimen with no electrostatic contrast at all.
+REGISTRATION_IMAGES = ("in-focus", "mean", "outer difference", "|outer difference|")
+
+
 def _registration_images(stack: np.ndarray) -> list[np.ndarray]:
-    """Images of a series to register on: the mean (amplitude contrast, invariant under a flip),
-    the outer difference (phase contrast) and its magnitude (invariant under φm → −φm)."""
+    """The images of :data:`REGISTRATION_IMAGES` for a series (N, Y, X); one image: itself."""
     if stack.shape[0] == 1:
         return [stack[0]]
     diff = ndimage.gaussian_filter(stack[-1].astype(np.float64) - stack[0], 1.0)
-    return [stack.mean(axis=0), diff, np.abs(diff)]
+    return [stack[stack.shape[0] // 2], stack.mean(axis=0), diff, np.abs(diff)]
 
 
 def unmirror(stack: np.ndarray, flip_axis: str) -> np.ndarray:
@@ -168,7 +178,27 @@ def unmirror(stack: np.ndarray, flip_axis: str) -> np.ndarray:
 
 
 #: the flip-invariant mean image is trusted for registration when it matches at least this well
+#: (and so is the in-focus image, when it also passes :data:`MIN_IN_FOCUS_CONTRAST`)
 TRUST_MEAN_QUALITY = 0.5
+#: the in-focus images are registered on when both show at least this amplitude contrast
+#: (:func:`in_focus_contrast`, std/mean above the noise). Measured (``scripts/flip_registration_check.py``):
+#: a magnetic film with no particles < 1e-4 at any noise (its in-focus contrast — from Cs and the
+#: focal spread — is magnetic, tiny, and reverses with the flip); contaminant particles 0.10–0.14;
+#: strong-phase nanowires (φe ≈ 24 rad) with absorption A = exp(−k φe): 0.08 at k = 0.005 rad⁻¹.
+MIN_IN_FOCUS_CONTRAST = 0.01
+
+
+def in_focus_contrast(image: np.ndarray) -> float:
+    """Amplitude contrast of an in-focus image: √(var(I) − σ̂²)/mean(I), σ̂ the white-noise σ
+    (:func:`.regularise.noise_sigma`); 0 for a pure phase object whatever the noise."""
+    from .regularise import noise_sigma
+
+    a = np.asarray(image, dtype=np.float64)
+    m = float(a.mean())
+    if m <= 0:
+        return 0.0
+    s = noise_sigma(a)
+    return float(np.sqrt(max(float(a.var()) - s * s, 0.0)) / m)
 
 
 def _candidate_registrations(moving_stack, reference_stack, *, rotation, max_rotation_deg) -> list[Rigid]:
@@ -178,17 +208,29 @@ def _candidate_registrations(moving_stack, reference_stack, *, rotation, max_rot
     ]
 
 
-def _pick(candidates: list[Rigid]) -> Rigid:
-    """The mean image's registration when it is good (it is the same for a flipped specimen and
-    cannot lock onto an inverted, lattice-shifted copy of a periodic magnetic texture), else the
-    best of the others."""
-    if candidates[0].quality >= TRUST_MEAN_QUALITY or len(candidates) == 1:
-        return candidates[0]
-    return max(candidates, key=lambda r: r.quality)
+def _pick(candidates: list[Rigid], contrast: float = 0.0) -> tuple[Rigid, str]:
+    """(registration, the name of the images it came from). The flip changes φm → −φm, so
+    register on electrostatic contrast: the in-focus images when they show amplitude contrast
+    (``contrast`` ≥ :data:`MIN_IN_FOCUS_CONTRAST`) and match well; else the mean images when they
+    match well (a weak-phase specimen: they are the same for a flipped specimen and cannot lock
+    onto an inverted, lattice-shifted copy of a periodic magnetic texture); else the best of the
+    others (magnetic contrast)."""
+    if len(candidates) == 1:
+        return candidates[0], "image"
+    if contrast >= MIN_IN_FOCUS_CONTRAST and candidates[0].quality >= TRUST_MEAN_QUALITY:
+        return candidates[0], REGISTRATION_IMAGES[0]
+    if candidates[1].quality >= TRUST_MEAN_QUALITY:
+        return candidates[1], REGISTRATION_IMAGES[1]
+    k = max(range(1, len(candidates)), key=lambda j: candidates[j].quality)
+    return candidates[k], REGISTRATION_IMAGES[k]
 
 
-def _best_registration(moving_stack, reference_stack, *, rotation, max_rotation_deg) -> Rigid:
-    return _pick(_candidate_registrations(moving_stack, reference_stack, rotation=rotation, max_rotation_deg=max_rotation_deg))
+def flip_contrast(stack: np.ndarray, moving_stack: np.ndarray) -> float:
+    """The smaller :func:`in_focus_contrast` of the two series' in-focus (middle) images; 0 for one image."""
+    if stack.shape[0] == 1:
+        return 0.0
+    mid = stack.shape[0] // 2
+    return min(in_focus_contrast(stack[mid]), in_focus_contrast(moving_stack[mid]))
 
 
 def _aligned_qualities(moving_stack, reference_stack) -> list[float]:
@@ -206,8 +248,8 @@ def _clearly_better(a: float, b: float) -> bool:
 
 
 def check_flip_axis(stack: np.ndarray, flipped: np.ndarray, flip_axis: str, *, align: bool, max_rotation_deg: float = 10.0) -> dict:
-    """Refuse a flip axis the data contradict: on some registration image (mean, outer difference,
-    its magnitude) the flipped series un-mirrored about the *other* axis matches the unflipped one
+    """Refuse a flip axis the data contradict: on some registration image (:data:`REGISTRATION_IMAGES`)
+    the flipped series un-mirrored about the *other* axis matches the unflipped one
     clearly better than about the named axis, and on none the named axis is clearly better
     (a periodic texture can match both ways; the flip-invariant contrast decides).
     Returns the match qualities per registration image."""
@@ -270,24 +312,31 @@ def refine_rigid(moving: np.ndarray, reference: np.ndarray, start: Rigid, *, smo
 
 
 def align_flipped(stack: np.ndarray, flipped: np.ndarray, flip_axis: str, *, rotation: bool = True, max_rotation_deg: float = 10.0,
-                  candidates: list[Rigid] | None = None, refine: bool = True):
+                  candidates: list[Rigid] | None = None, refine: bool = True, report: dict | None = None):
     """Flipped series (as recorded, mirrored) → the unflipped frame: un-mirror, then one rigid
-    transform found on the series' registration images and applied to every image
-    (``candidates``: registrations already computed by :func:`check_flip_axis`, reused), refined
-    on the mean images by :func:`refine_rigid` when ``refine`` (series of 3 or more).
+    transform found on the series' registration images (:func:`_pick`: electrostatic contrast
+    first) and applied to every image (``candidates``: registrations already computed by
+    :func:`check_flip_axis`, reused), refined by :func:`refine_rigid` on the same images (the mean
+    images for magnetic contrast) when ``refine`` (series of 3 or more). ``report`` (a dict, if
+    given) receives what was used: ``registered_on`` and ``in_focus_contrast``.
     Returns (aligned (N, Y, X) float32, Rigid)."""
     un = unmirror(flipped, flip_axis).astype(np.float32)
-    if candidates is not None and rotation:
-        rigid = _pick(candidates)
-    else:
-        rigid = _best_registration(un, stack, rotation=rotation, max_rotation_deg=max_rotation_deg)
+    ref = np.asarray(stack)
+    if candidates is None or not rotation:
+        candidates = _candidate_registrations(un, ref, rotation=rotation, max_rotation_deg=max_rotation_deg)
+    contrast = flip_contrast(ref, un)
+    rigid, used = _pick(candidates, contrast)
     if rigid.quality < MIN_QUALITY:
         raise InputError(
             f"could not register the flipped series onto the unflipped one (match {rigid.quality:.2f}): "
             "check that both show the same area, or align them beforehand and use align=False"
         )
-    if refine and stack.shape[0] > 1:
-        rigid = refine_rigid(un.mean(axis=0), np.asarray(stack).mean(axis=0), rigid)
+    if refine and ref.shape[0] > 1:
+        mid = ref.shape[0] // 2
+        pair = (un[mid], ref[mid]) if used == REGISTRATION_IMAGES[0] else (un.mean(axis=0), ref.mean(axis=0))
+        rigid = refine_rigid(*pair, rigid)
+    if report is not None:
+        report.update(registered_on=used, in_focus_contrast=float(contrast))
     return np.stack([warp_rigid(f, rigid) for f in un]), rigid
 
 

@@ -323,9 +323,11 @@ def tie_series_job(
         box_series = _align.valid_box(valid)
         if fl is not None:
             un_fl = _align.unmirror(fl, flip_axis).astype(np.float32)
+            used: dict = {}
             fl, rigid = _align.align_flipped(series, fl, flip_axis, rotation=align_rotation, max_rotation_deg=max_rotation_deg,
-                                             candidates=candidates if all(np.hypot(*t.shift_yx) < _align.SERIES_MIN_SHIFT_PX for t in tr) else None)
-            extra["flipped_transform"] = rigid.as_dict()
+                                             candidates=candidates if all(np.hypot(*t.shift_yx) < _align.SERIES_MIN_SHIFT_PX for t in tr) else None,
+                                             report=used)
+            extra["flipped_transform"] = {**rigid.as_dict(), **used}
             valid &= _align.valid_mask(series.shape[-2:], rigid)
         box = _align.valid_box(valid)
         done += 1
