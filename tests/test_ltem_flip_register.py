@@ -92,7 +92,7 @@ def test_pick_prefers_the_electrostatic_images_and_falls_back_to_magnetic_contra
     assert A._pick([low, mean, diff, mag], contrast) == (mean, "mean")  # in-focus does not match
     poor = A.Rigid(0.0, (2.0, 0.0), 0.3)
     assert A._pick([low, poor, diff, mag], contrast) == (mag, "|outer difference|")
-    assert A._pick([inf], contrast) == (inf, "image")
+    assert A._pick([inf], contrast) == (inf, "the single image")
 
 
 def test_tie_records_the_flip_registration_and_phim_matches_two_plain_ties():

@@ -467,6 +467,9 @@ def markdown(quick: bool = False, device: str = "auto") -> str:
         "",
         *drift_markdown(drift_rows(seeds=seeds)),
     ]
+    from .ltem_flip_register import markdown as flip_register_markdown  # issue 17 §2
+
+    lines += flip_register_markdown(quick)
     if REAL.is_dir():
         mm = micromagnetic_rows(quick, device)
         lines += [

@@ -234,7 +234,7 @@ def _pick(candidates: list[Rigid], contrast: float = 0.0) -> tuple[Rigid, str]:
     onto an inverted, lattice-shifted copy of a periodic magnetic texture); else the best of the
     others (magnetic contrast)."""
     if len(candidates) == 1:
-        return candidates[0], "image"
+        return candidates[0], "the single image"
     if contrast >= MIN_IN_FOCUS_CONTRAST and candidates[0].quality >= TRUST_MEAN_QUALITY:
         return candidates[0], REGISTRATION_IMAGES[0]
     if candidates[1].quality >= TRUST_MEAN_QUALITY:

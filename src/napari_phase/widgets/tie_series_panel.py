@@ -474,7 +474,8 @@ class TieSeriesPanel(QWidget):
         text = f"{md.get('method')}: {md.get('phase_meaning', '')}. {md.get('runtime_s', 0):.1f} s."
         if "flipped_transform" in md:
             t = md["flipped_transform"]
-            text += f" Flipped series: rotated {t['angle_deg']:.2f}°, shifted {t['shift_yx_px'][0]:.1f}, {t['shift_yx_px'][1]:.1f} px (match {t['quality']:.2f})."
+            text += f" Flipped series: rotated {t['angle_deg']:.2f}°, shifted {t['shift_yx_px'][0]:.1f}, {t['shift_yx_px'][1]:.1f} px (match {t['quality']:.2f}"
+            text += f"; registered on: {t['registered_on']})." if t.get("registered_on") else ")."
         reg = md.get("series_registration")
         if isinstance(reg, dict):
             text += (f" Series registration: {reg['fallback']}." if reg.get("fallback") else
