@@ -183,8 +183,9 @@ TRUST_MEAN_QUALITY = 0.5
 #: the in-focus images are registered on when both show at least this amplitude contrast
 #: (:func:`in_focus_contrast`, std/mean above the noise). Measured (``scripts/flip_registration_check.py``):
 #: a magnetic film with no particles < 1e-4 at any noise (its in-focus contrast — from Cs and the
-#: focal spread — is magnetic, tiny, and reverses with the flip); contaminant particles 0.10–0.14;
-#: strong-phase nanowires (φe ≈ 24 rad) with absorption A = exp(−k φe): 0.08 at k = 0.005 rad⁻¹.
+#: focal spread — is magnetic, tiny, and reverses with the flip); the bench's contaminant particles
+#: 0.08–0.11; the strong-phase class (:mod:`.simulate_strong`) 0.14–0.54, its wires re-imaged with
+#: absorption as weak as A = exp(−0.005 φe) 0.06.
 MIN_IN_FOCUS_CONTRAST = 0.01
 
 
