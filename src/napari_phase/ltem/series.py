@@ -51,6 +51,7 @@ from ..uncertainty import DEFAULT_SAMPLES, check_flag, sigma_step
 from ..validate import as_image, energy_kv, intensities, number, positive
 from . import align as _align
 from .series_register import register_series_to_model, series_misfit, shift_series
+from .phase_e_check import choose_phase_e
 from .phase_e_prior import PHASE_E_PRIORS, amplitude_prior
 from .sitie import AUTO_SOURCE, _result, check_qc, is_auto
 from .series_solve import (  # the TIE of one series, shared with series_register.py (didz_*, solve_tie_free: re-exported)
@@ -401,11 +402,19 @@ def tie_series_job(
     if fl is not None:
         phi_f = solve_flipped(qc)
         phase = _zero_mean((phi - phi_f) / 2)
+        phase_e = plain_e = (phi + phi_f) / 2
+        tried = []
         if qc_e != qc or derivative_e != derivative:
             phi, phi_f = solve_unflipped(qc_e, derivative_e), solve_flipped(qc_e, derivative_e)
-        phase_e = (phi + phi_f) / 2
+            phase_e = (phi + phi_f) / 2
+            tried += [f"φe cut-off {qc_e:.3g}/nm"] * (qc_e != qc) + [f"{derivative_e} ∂I/∂z"] * (derivative_e != derivative)
         if phase_e_prior == "auto" and qc_e > 0:
-            phase_e, extra["phase_e_prior"] = amplitude_prior(phase_e, np.concatenate([series[crop], fl[crop]]).mean(axis=0), px, qc_e)
+            # −ln A from the in-focus images: the mean over a strong-phase series carries its caustics
+            i0_e = (series[crop][n // 2] + fl[crop][n // 2]) / 2 if n > 1 else np.concatenate([series[crop], fl[crop]]).mean(axis=0)
+            phase_e, extra["phase_e_prior"] = amplitude_prior(phase_e, i0_e, px, qc_e)
+            tried += ["amplitude prior"] * extra["phase_e_prior"]["used"]
+        if tried:
+            phase_e, extra["phase_e_check"] = choose_phase_e(plain_e, phase_e, phase, series[crop], fl[crop], z, px, kv, tried)
         arrays["phase_e"] = _zero_mean(phase_e)
         done += 1
         yield Progress(done, steps, "TIE: flipped series solved")

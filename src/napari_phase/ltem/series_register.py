@@ -218,15 +218,21 @@ def series_misfit(stack: np.ndarray, shifts, defocus_nm, pixel_size_nm: float, *
     moved = shift_series(arr, shifts)
     phi = series_phase(moved, z, pixel_size_nm, voltage_kv, qc, True, "mirror", "spectral")
     model = model_series(phi, moved.mean(axis=0), z, pixel_size_nm, voltage_kv)
-    m = MARGIN_PX
-    total = []
-    for k in np.flatnonzero(z != 0):
-        y = moved[k, m:-m, m:-m].ravel().astype(np.float64)
-        w = model[k, m:-m, m:-m].ravel()
+    return float(np.mean(model_residuals(moved, model, z))) / float(arr.mean()) ** 2
+
+
+def model_residuals(stack: np.ndarray, model: np.ndarray, defocus_nm, margin_px: int = MARGIN_PX) -> list[float]:
+    """Mean squared residual (counts²) of each defocused image I_k after fitting a·M_k + b to it over
+    the inner pixels (``margin_px`` left out), M the :func:`model_series` images; in-focus images skipped."""
+    m = int(margin_px)
+    out = []
+    for k in np.flatnonzero(np.asarray(defocus_nm) != 0):
+        y = np.asarray(stack[k], np.float64)[m:-m, m:-m].ravel()
+        w = np.asarray(model[k], np.float64)[m:-m, m:-m].ravel()
         design = np.stack([w, np.ones_like(w)], axis=1)
         sol, *_ = np.linalg.lstsq(design, y, rcond=None)
-        total.append(float(np.mean((y - design @ sol) ** 2)))
-    return float(np.mean(total)) / float(arr.mean()) ** 2
+        out.append(float(np.mean((y - design @ sol) ** 2)))
+    return out
 
 
 def register_series_to_model(stack: np.ndarray, defocus_nm, pixel_size_nm: float, *, voltage_kv: float = 200.0,

@@ -1,0 +1,98 @@
+"""φe that never loses to the plain algebra: a refined electrostatic phase is kept only when it
+explains the recorded images better (numpy in and out; issue 17 §2).
+
+With a flipped series, the plain algebra of the two TIE phases (same cut-off and ∂I/∂z as φm) is
+
+    φe,plain = (φ + φflip)/2.
+
+The refinements of φe — its own cut-off ``qc_e_per_nm``, the per-frequency ∂I/∂z
+(:func:`.series_solve.didz_spectral`, a weak-object defocus response) and the lowest frequencies
+from k·(−ln A) (:mod:`.phase_e_prior`, one material) — gain on weak-phase specimens and lose where
+their assumptions fail: on strong-phase specimens (tens of radians, :mod:`.simulate_strong`) the
+weak-object response is wrong and the larger cut-off shrinks φe further.
+
+The test: both candidates, each with the same φm, predict both recorded series — the wave
+A·e^{i(φe ± φm)}, A² the side's in-focus image (the mean of the image for a single image), imaged
+at each defocus with the microscope's default transfer (:func:`.series_register.model_series`) —
+and each defocused image is fitted by a·M_k + b over the inner pixels
+(:func:`.series_register.model_residuals`). The misfit is the mean squared residual over both
+sides' defocused images divided by the mean intensity².
+
+The images say little about φe's longest wavelengths (the intensity responds to ∇²φ), which the
+cut-off and the prior change most. Where the specimen absorbs as it shifts the phase — the plain
+φe agrees with the absorption −ln A = −½ ln(I0/median I0) of the in-focus images (Pearson ≥
+:data:`MIN_AMPLITUDE_AGREEMENT` over the inner pixels) — the amplitude is a second witness: the
+refined φe must agree with it no worse than the plain one (within :data:`AGREEMENT_TOLERANCE`).
+
+The refined φe is kept only when its misfit is lower than the plain algebra's and, where the
+amplitude witnesses, it agrees with the amplitude no worse; else φe,plain is returned. The
+metadata say what was tried, both misfits, both agreements and which was kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .series_register import MARGIN_PX, model_residuals, model_series
+
+#: the plain φe must agree this well with −ln A (Pearson) for the amplitude to act as a witness
+MIN_AMPLITUDE_AGREEMENT = 0.5
+#: the refined φe may agree with −ln A this much less than the plain one and still be kept
+AGREEMENT_TOLERANCE = 0.01
+
+
+def amplitude_agreement(phase_e: np.ndarray, intensity0: np.ndarray, margin_px: int = MARGIN_PX) -> float:
+    """Pearson correlation of φe with the absorption −ln A = −½ ln(I0/median I0) over the inner pixels."""
+    i0 = np.asarray(intensity0, dtype=np.float64)
+    med = float(np.median(i0))
+    if not np.isfinite(med) or med <= 0:
+        return 0.0
+    m = int(margin_px)
+    a = -0.5 * np.log(np.clip(i0 / med, 0.05, None))[m:-m, m:-m].ravel()
+    b = np.asarray(phase_e, dtype=np.float64)[m:-m, m:-m].ravel()
+    a, b = a - a.mean(), b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def flipped_misfit(series: np.ndarray, flipped: np.ndarray, phase_m: np.ndarray, phase_e: np.ndarray, defocus_nm,
+                   pixel_size_nm: float, voltage_kv: float) -> float:
+    """Misfit (dimensionless) of φe, φm (rad) to a series and its flipped twin already in the same
+    frame (un-mirrored, registered, both (N, Y, X) counts; module docstring)."""
+    z = np.asarray(defocus_nm, dtype=np.float64)
+    n = z.size
+    residuals = []
+    for stack, phase in ((series, phase_e + phase_m), (flipped, phase_e - phase_m)):
+        st = np.asarray(stack, dtype=np.float64)
+        i0 = st[n // 2] if n > 1 else np.full(st.shape[-2:], float(st.mean()))
+        residuals += model_residuals(st, model_series(phase, i0, z, pixel_size_nm, voltage_kv), z)
+    scale = 0.5 * (float(np.mean(series)) + float(np.mean(flipped)))
+    return float(np.mean(residuals)) / scale**2
+
+
+def choose_phase_e(plain: np.ndarray, refined: np.ndarray, phase_m: np.ndarray, series: np.ndarray, flipped: np.ndarray,
+                   defocus_nm, pixel_size_nm: float, voltage_kv: float, tried: list[str]) -> tuple[np.ndarray, dict]:
+    """(φe, info): ``refined`` when it fits the recorded series better than ``plain`` (module
+    docstring), else ``plain``. ``tried``: the refinements that made ``refined`` (for the metadata)."""
+    m_plain = flipped_misfit(series, flipped, phase_m, plain, defocus_nm, pixel_size_nm, voltage_kv)
+    m_refined = flipped_misfit(series, flipped, phase_m, refined, defocus_nm, pixel_size_nm, voltage_kv)
+    n = np.asarray(defocus_nm).size
+    i0 = 0.5 * (np.asarray(series[n // 2], np.float64) + np.asarray(flipped[n // 2], np.float64)) if n > 1 else \
+        0.5 * (np.asarray(series[0], np.float64) + np.asarray(flipped[0], np.float64))
+    a_plain, a_refined = amplitude_agreement(plain, i0), amplitude_agreement(refined, i0)
+    witness = a_plain >= MIN_AMPLITUDE_AGREEMENT
+    fits = m_refined < m_plain
+    agrees = not witness or a_refined >= a_plain - AGREEMENT_TOLERANCE
+    keep = fits and agrees
+    why = "fits the images better" + (" and agrees with the absorption no worse" if witness else "")
+    if not fits:
+        why = "fits the images worse than the plain algebra"
+    elif not agrees:
+        why = "agrees less with the absorption −ln A than the plain algebra"
+    info = {"tried": list(tried), "misfit_plain": m_plain, "misfit_refined": m_refined,
+            "amplitude_agreement_plain": a_plain, "amplitude_agreement_refined": a_refined,
+            "amplitude_witness": bool(witness),
+            "kept": "refined" if keep else "plain algebra (φ + φflip)/2", "reason": f"the refined φe {why}",
+            "meaning": "misfit: mean squared residual of both sides' defocused images against their simulation from "
+                       "φe ± φm, over mean intensity²; amplitude agreement: Pearson of φe with −ln A of the in-focus images"}
+    return (refined if keep else plain), info
