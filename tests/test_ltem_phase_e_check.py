@@ -48,7 +48,7 @@ def test_refined_phase_e_is_kept_where_it_fits_better():
     s = strong_phase_case("particles", 1, shape=(128, 128))
     pe, _, r = _plain_and_default(s)
     check = r.metadata["phase_e_check"]
-    assert check["kept"] == "refined" and check["misfit_refined"] < check["misfit_plain"]
+    assert check["kept"] == "refined" and check["decided_by"] == "amplitude agreement"
     assert "amplitude prior" in check["tried"]
     assert pearson_accuracy(r.arrays["phase_e"], s.phase_e, 8) > pearson_accuracy(pe, s.phase_e, 8)
 
@@ -112,3 +112,42 @@ def test_all_noise_series_does_not_crash():
     assert np.isfinite(r.phase).all() and np.isfinite(r.arrays["phase_e"]).all()
     check = r.metadata.get("phase_e_check")
     assert check is None or np.isfinite([check["misfit_plain"], check["misfit_refined"]]).all()
+
+
+def test_bench_table_has_the_issue_columns():
+    from napari_phase.bench.ltem_strong import strong_markdown, strong_rows
+
+    rows = strong_rows(seeds=(1,), shape=(96, 96))
+    assert [r["kind"] for r in rows] == ["wires", "rods", "particles"]
+    for r in rows:
+        assert r["phie_default"] >= r["phie_plain"] - 0.01 and abs(r["phim_default"] - r["phim_plain"]) <= 0.02
+    text = "\n".join(strong_markdown(rows))
+    assert "φe plain algebra" in text and "φm two plain TIEs" in text and "worst" in text
+
+
+def test_choose_rule_misfit_without_witness_amplitude_with_one():
+    """The rule itself on noise-free weak-phase series. A pure phase object (a film of varying
+    thickness, no particles: nothing absorbs, no witness): the misfit decides — the true φe against φe halved, the true one wins as
+    'refined' and as 'plain'. With particles (absorption follows φe): the agreement with −ln A
+    decides — a refined φe shifted off the particles is refused."""
+    from napari_phase.ltem.phase_e_check import choose_phase_e
+
+    def case(n_particles):
+        s = simulate_flipped_series("skyrmions", (96, 96), defocus_nm=(-2e5, 0.0, 2e5), noise=0.0, n_contaminants=n_particles,
+                                    flip_rotation_deg=0.0, flip_shift_px=(0.0, 0.0), seed=0,
+                                    thickness_variation_nm=0.0 if n_particles else 20.0)  # a film of varying thickness: φe, no absorption
+        return s, (s.phase_m, s.series, unmirror(s.flipped, "x"), s.defocus_nm, s.pixel_size_nm, 200.0, ["test"])
+
+    s, args = case(0)
+    out, info = choose_phase_e(0.5 * s.phase_e, s.phase_e, *args)
+    assert not info["amplitude_witness"] and info["decided_by"] == "misfit"
+    assert info["kept"] == "refined" and out is s.phase_e
+    out, info = choose_phase_e(s.phase_e, 0.5 * s.phase_e, *args)
+    assert info["kept"].startswith("plain") and out is s.phase_e and "fits the images worse" in info["reason"]
+    s, args = case(4)
+    moved = np.roll(s.phase_e, 9, axis=1)
+    out, info = choose_phase_e(s.phase_e, moved, *args)
+    assert info["amplitude_witness"] and info["decided_by"] == "amplitude agreement"
+    assert out is s.phase_e and "less than" in info["reason"]
+    out, info = choose_phase_e(moved, s.phase_e, *args)  # a plain φe off the particles is no witness: the misfit decides
+    assert not info["amplitude_witness"] and info["kept"] == "refined" and out is s.phase_e

@@ -94,6 +94,8 @@ def test_deterministic_per_seed_and_noise_per_image():
     clean = strong_phase_case("particles", 4, shape=SHAPE, noise=0.0)
     rel = (a.series - clean.series).std(axis=(1, 2)) / clean.series.mean(axis=(1, 2))
     np.testing.assert_allclose(rel, 0.05, rtol=0.1)
+    d = (a.series - clean.series).reshape(3, -1)
+    assert abs(np.corrcoef(d[0], d[2])[0, 1]) < 0.1  # independent draws per image
     assert a.params["microscope"]["voltage_kv"] == 300.0 and a.pixel_size_nm == 2.57
     np.testing.assert_array_equal(a.defocus_nm, [-4e5, 0.0, 4e5])
 

@@ -435,7 +435,7 @@ def sampling_markdown(rows: list[dict]) -> list[str]:
 def markdown(quick: bool = False, device: str = "auto") -> str:
     import torch
 
-    from . import machine_description
+    from . import ltem_strong, machine_description
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     seeds = (0,) if quick else (0, 1, 2)
@@ -466,6 +466,8 @@ def markdown(quick: bool = False, device: str = "auto") -> str:
         f"10 % noise, seeds {list(seeds)}:",
         "",
         *drift_markdown(drift_rows(seeds=seeds)),
+        *ltem_strong.markdown(quick).splitlines(),
+        "",
     ]
     from .ltem_flip_register import markdown as flip_register_markdown  # issue 17 §2
 

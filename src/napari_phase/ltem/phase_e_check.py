@@ -19,14 +19,15 @@ and each defocused image is fitted by a·M_k + b over the inner pixels
 sides' defocused images divided by the mean intensity².
 
 The images say little about φe's longest wavelengths (the intensity responds to ∇²φ), which the
-cut-off and the prior change most. Where the specimen absorbs as it shifts the phase — the plain
-φe agrees with the absorption −ln A = −½ ln(I0/median I0) of the in-focus images (Pearson ≥
-:data:`MIN_AMPLITUDE_AGREEMENT` over the inner pixels) — the amplitude is a second witness: the
-refined φe must agree with it no worse than the plain one (within :data:`AGREEMENT_TOLERANCE`).
-
-The refined φe is kept only when its misfit is lower than the plain algebra's and, where the
-amplitude witnesses, it agrees with the amplitude no worse; else φe,plain is returned. The
-metadata say what was tried, both misfits, both agreements and which was kept.
+cut-off and the prior change most: on the weak-phase benchmark the 2/FOV cut-off raises the misfit
+by 1–2 % while it raises φe's accuracy by 0.03–0.07. Where the specimen absorbs as it shifts the
+phase — the plain φe agrees with the absorption −ln A = −½ ln(I0/median I0) of the in-focus images
+(Pearson ≥ :data:`MIN_AMPLITUDE_AGREEMENT` over the inner pixels) — the amplitude is a witness at
+every frequency, and it decides: the refined φe is kept when it agrees with −ln A no worse than the
+plain one (within :data:`AGREEMENT_TOLERANCE`). Where it does not witness (a pure phase object, no
+absorption, several materials), the misfit decides: the refined φe is kept only when it fits the
+images better. Otherwise φe,plain is returned. The metadata say what was tried, both misfits, both
+agreements, which test decided and which φe was kept.
 """
 
 from __future__ import annotations
@@ -72,26 +73,25 @@ def flipped_misfit(series: np.ndarray, flipped: np.ndarray, phase_m: np.ndarray,
 
 def choose_phase_e(plain: np.ndarray, refined: np.ndarray, phase_m: np.ndarray, series: np.ndarray, flipped: np.ndarray,
                    defocus_nm, pixel_size_nm: float, voltage_kv: float, tried: list[str]) -> tuple[np.ndarray, dict]:
-    """(φe, info): ``refined`` when it fits the recorded series better than ``plain`` (module
-    docstring), else ``plain``. ``tried``: the refinements that made ``refined`` (for the metadata)."""
+    """(φe, info): ``refined`` when the absorption witnesses φe and ``refined`` agrees with it no
+    worse, or, without a witness, when ``refined`` fits both recorded series better (module
+    docstring); else ``plain``. ``tried``: the refinements that made ``refined`` (for the metadata)."""
     m_plain = flipped_misfit(series, flipped, phase_m, plain, defocus_nm, pixel_size_nm, voltage_kv)
     m_refined = flipped_misfit(series, flipped, phase_m, refined, defocus_nm, pixel_size_nm, voltage_kv)
     n = np.asarray(defocus_nm).size
-    i0 = 0.5 * (np.asarray(series[n // 2], np.float64) + np.asarray(flipped[n // 2], np.float64)) if n > 1 else \
-        0.5 * (np.asarray(series[0], np.float64) + np.asarray(flipped[0], np.float64))
+    i0 = 0.5 * (np.asarray(series[n // 2], np.float64) + np.asarray(flipped[n // 2], np.float64))  # in focus (N = 1: the image)
     a_plain, a_refined = amplitude_agreement(plain, i0), amplitude_agreement(refined, i0)
     witness = a_plain >= MIN_AMPLITUDE_AGREEMENT
-    fits = m_refined < m_plain
-    agrees = not witness or a_refined >= a_plain - AGREEMENT_TOLERANCE
-    keep = fits and agrees
-    why = "fits the images better" + (" and agrees with the absorption no worse" if witness else "")
-    if not fits:
-        why = "fits the images worse than the plain algebra"
-    elif not agrees:
-        why = "agrees less with the absorption −ln A than the plain algebra"
+    if witness:
+        keep = a_refined >= a_plain - AGREEMENT_TOLERANCE
+        why = "agrees with the absorption −ln A " + ("no worse than" if keep else "less than") + " the plain algebra"
+    else:
+        keep = m_refined < m_plain
+        why = "fits the images " + ("better than" if keep else "worse than") + " the plain algebra (no absorption witness)"
     info = {"tried": list(tried), "misfit_plain": m_plain, "misfit_refined": m_refined,
             "amplitude_agreement_plain": a_plain, "amplitude_agreement_refined": a_refined,
             "amplitude_witness": bool(witness),
+            "decided_by": "amplitude agreement" if witness else "misfit",
             "kept": "refined" if keep else "plain algebra (φ + φflip)/2", "reason": f"the refined φe {why}",
             "meaning": "misfit: mean squared residual of both sides' defocused images against their simulation from "
                        "φe ± φm, over mean intensity²; amplitude agreement: Pearson of φe with −ln A of the in-focus images"}

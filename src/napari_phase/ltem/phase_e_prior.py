@@ -52,7 +52,8 @@ def _split(a: np.ndarray, px: float, qc: float) -> tuple[np.ndarray, np.ndarray]
 
 def amplitude_prior(phase_e: np.ndarray, intensity0: np.ndarray, pixel_size_nm: float, qc_per_nm: float) -> tuple[np.ndarray, dict]:
     """φe (rad) with its Tikhonov-shrunk lowest frequencies taken from k·(−ln A) (module docstring).
-    ``intensity0``: the in-focus intensity estimate (counts, same frame); ``qc_per_nm``: the cut-off
+    ``intensity0``: the in-focus intensity (counts, same frame; the series job passes the mean of
+    the two in-focus images — the mean of a strong-phase series carries its caustics); ``qc_per_nm``: the cut-off
     φe was solved with. Returns (φe float32, info: k_rad, correlation, used)."""
     pe = np.asarray(phase_e, dtype=np.float64)
     i0 = np.asarray(intensity0, dtype=np.float64)

@@ -31,7 +31,10 @@ sub-2-px drift onto each image's own simulation, :mod:`.series_register`). φe u
 per-frequency ∂I/∂z (``derivative_e="spectral"``) and gets its Tikhonov-shrunk lowest
 frequencies from the amplitude (``phase_e_prior="auto"``, :mod:`.phase_e_prior`): on the
 benchmark's flipped series at 10 % noise, φe accuracy 0.920 → 0.966 (seeds 0–2), φe magnitude
-0.57 → 0.84 of the truth.
+0.57 → 0.84 of the truth. Those refinements are kept only when the data say they help
+(:mod:`.phase_e_check`: the refined φe must fit both recorded series better than the plain algebra
+(φ + φflip)/2 of the φm solve and, where the absorption follows φe, agree with −ln A no worse);
+else φe is the plain algebra (``metadata["phase_e_check"]``).
 Each series is solved on its own field (the flipped one on its whole recorded,
 un-mirrored frame) and φ_flip is warped into the unflipped frame; φe uses its own cut-off
 ``qc_e_per_nm`` (default 2/FOV, or ``qc_per_nm`` when given).
