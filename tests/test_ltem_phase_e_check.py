@@ -151,3 +151,33 @@ def test_choose_rule_misfit_without_witness_amplitude_with_one():
     assert out is s.phase_e and "less than" in info["reason"]
     out, info = choose_phase_e(moved, s.phase_e, *args)  # a plain φe off the particles is no witness: the misfit decides
     assert not info["amplitude_witness"] and info["kept"] == "refined" and out is s.phase_e
+
+
+def test_cli_bad_flipped_input_is_one_line(tmp_path, capsys):
+    from napari_phase.cli import main
+
+    s = strong_phase_case("rods", 0, shape=(64, 64))
+    paths, fpaths = [], []
+    for k in range(3):
+        paths.append(str(tmp_path / f"s{k}.npy"))
+        fpaths.append(str(tmp_path / f"f{k}.npy"))
+        np.save(paths[-1], s.series[k])
+        np.save(fpaths[-1], s.flipped[k][:, :60] if k == 2 else s.flipped[k])
+    base = ["tie", *paths, "--pixel-size-nm", "2.57", "--out", str(tmp_path / "bad.h5")]
+    for extra, word in ((["--defocus-step-mm", "0.4", "--flip", *fpaths], "differ in shape"),
+                        (["--defocus-mm", "-0.4", "-0.4", "0.4", "--flip", *fpaths[:2], paths[2]], "duplicated")):
+        capsys.readouterr()
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and word in err[0]
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def test_check_off_returns_the_refined_phase_e_and_bad_value_is_refused():
+    s = strong_phase_case("wires", 1, shape=(128, 128))
+    kw = dict(pixel_size_nm=s.pixel_size_nm, defocus_nm=s.defocus_nm, voltage_kv=KV, flipped=s.flipped)
+    off = tie(s.series, phase_e_check="off", **kw)
+    assert "phase_e_check" not in off.metadata and off.metadata["parameters"]["phase_e_check"] == "off"
+    assert pearson_accuracy(off.arrays["phase_e"], s.phase_e, 8) < 0.7  # measured 0.567: the refinements' damage
+    with pytest.raises(InputError, match="phase_e_check must be one of"):
+        tie(s.series, phase_e_check="never", **kw)

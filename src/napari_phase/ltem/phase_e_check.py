@@ -25,8 +25,9 @@ phase — the plain φe agrees with the absorption −ln A = −½ ln(I0/median 
 (Pearson ≥ :data:`MIN_AMPLITUDE_AGREEMENT` over the inner pixels) — the amplitude is a witness at
 every frequency, and it decides: the refined φe is kept when it agrees with −ln A no worse than the
 plain one (within :data:`AGREEMENT_TOLERANCE`). Where it does not witness (a pure phase object, no
-absorption, several materials), the misfit decides: the refined φe is kept only when it fits the
-images better. Otherwise φe,plain is returned. The metadata say what was tried, both misfits, both
+absorption, several materials; a single image pair, which has no in-focus image), the misfit
+decides: the refined φe is kept only when it fits the images better. Otherwise φe,plain is
+returned. The metadata say what was tried, both misfits, both
 agreements, which test decided and which φe was kept.
 """
 
@@ -36,6 +37,8 @@ import numpy as np
 
 from .series_register import MARGIN_PX, model_residuals, model_series
 
+#: ``tie(..., phase_e_check=...)``: "auto" (default) applies :func:`choose_phase_e`; "off" returns the refined φe as built
+PHASE_E_CHECKS = ("auto", "off")
 #: the plain φe must agree this well with −ln A (Pearson) for the amplitude to act as a witness
 MIN_AMPLITUDE_AGREEMENT = 0.5
 #: the refined φe may agree with −ln A this much less than the plain one and still be kept
@@ -79,9 +82,12 @@ def choose_phase_e(plain: np.ndarray, refined: np.ndarray, phase_m: np.ndarray, 
     m_plain = flipped_misfit(series, flipped, phase_m, plain, defocus_nm, pixel_size_nm, voltage_kv)
     m_refined = flipped_misfit(series, flipped, phase_m, refined, defocus_nm, pixel_size_nm, voltage_kv)
     n = np.asarray(defocus_nm).size
-    i0 = 0.5 * (np.asarray(series[n // 2], np.float64) + np.asarray(flipped[n // 2], np.float64))  # in focus (N = 1: the image)
-    a_plain, a_refined = amplitude_agreement(plain, i0), amplitude_agreement(refined, i0)
-    witness = a_plain >= MIN_AMPLITUDE_AGREEMENT
+    if n > 1:  # the in-focus images show the amplitude; a single defocused image does not
+        i0 = 0.5 * (np.asarray(series[n // 2], np.float64) + np.asarray(flipped[n // 2], np.float64))
+        a_plain, a_refined = amplitude_agreement(plain, i0), amplitude_agreement(refined, i0)
+    else:
+        a_plain = a_refined = float("nan")
+    witness = bool(a_plain >= MIN_AMPLITUDE_AGREEMENT)
     if witness:
         keep = a_refined >= a_plain - AGREEMENT_TOLERANCE
         why = "agrees with the absorption −ln A " + ("no worse than" if keep else "less than") + " the plain algebra"

@@ -32,9 +32,9 @@ per-frequency ∂I/∂z (``derivative_e="spectral"``) and gets its Tikhonov-shru
 frequencies from the amplitude (``phase_e_prior="auto"``, :mod:`.phase_e_prior`): on the
 benchmark's flipped series at 10 % noise, φe accuracy 0.920 → 0.966 (seeds 0–2), φe magnitude
 0.57 → 0.84 of the truth. Those refinements are kept only when the data say they help
-(:mod:`.phase_e_check`: the refined φe must fit both recorded series better than the plain algebra
-(φ + φflip)/2 of the φm solve and, where the absorption follows φe, agree with −ln A no worse);
-else φe is the plain algebra (``metadata["phase_e_check"]``).
+(:mod:`.phase_e_check`: where the absorption follows φe, the refined φe must agree with −ln A
+no worse than the plain algebra (φ + φflip)/2 of the φm solve; elsewhere it must fit both recorded
+series better); else φe is the plain algebra (``metadata["phase_e_check"]``).
 Each series is solved on its own field (the flipped one on its whole recorded,
 un-mirrored frame) and φ_flip is warped into the unflipped frame; φe uses its own cut-off
 ``qc_e_per_nm`` (default 2/FOV, or ``qc_per_nm`` when given).
@@ -54,7 +54,7 @@ from ..uncertainty import DEFAULT_SAMPLES, check_flag, sigma_step
 from ..validate import as_image, energy_kv, intensities, number, positive
 from . import align as _align
 from .series_register import register_series_to_model, series_misfit, shift_series
-from .phase_e_check import choose_phase_e
+from .phase_e_check import PHASE_E_CHECKS, choose_phase_e
 from .phase_e_prior import PHASE_E_PRIORS, amplitude_prior
 from .sitie import AUTO_SOURCE, _result, check_qc, is_auto
 from .series_solve import (  # the TIE of one series, shared with series_register.py (didz_*, solve_tie_free: re-exported)
@@ -241,6 +241,7 @@ def tie_series_job(
     derivative: str = "least_squares",
     derivative_e: str = "spectral",
     phase_e_prior: str = "auto",
+    phase_e_check: str = "auto",
     series_registration: str = "model",
     uncertainty: bool = False,
 ):
@@ -262,6 +263,8 @@ def tie_series_job(
         raise InputError(f"derivative_e must be 'least_squares' or 'spectral', got {derivative_e!r}")
     if phase_e_prior not in PHASE_E_PRIORS:
         raise InputError(f"phase_e_prior must be one of {PHASE_E_PRIORS} (auto: the electrostatic phase's lowest frequencies from the amplitude, as for one material; none: shrunk to zero), got {phase_e_prior!r}")
+    if phase_e_check not in PHASE_E_CHECKS:
+        raise InputError(f"phase_e_check must be one of {PHASE_E_CHECKS} (auto: φe's refinements kept only when the data say they help, else the plain algebra (φ + φflip)/2; off: always the refined φe), got {phase_e_check!r}")
     if series_registration not in SERIES_REGISTRATIONS:
         raise InputError(f"series_registration must be one of {SERIES_REGISTRATIONS}, got {series_registration!r}")
     if not pad:
@@ -302,6 +305,7 @@ def tie_series_job(
     if flipped is not None:
         params["derivative_e"] = derivative_e
         params["phase_e_prior"] = phase_e_prior
+        params["phase_e_check"] = phase_e_check
     if defocus_step_nm is not None:
         params["defocus_step_nm"] = float(defocus_step_nm)
     extra: dict = {}
@@ -416,7 +420,7 @@ def tie_series_job(
             i0_e = (series[crop][n // 2] + fl[crop][n // 2]) / 2 if n > 1 else np.concatenate([series[crop], fl[crop]]).mean(axis=0)
             phase_e, extra["phase_e_prior"] = amplitude_prior(phase_e, i0_e, px, qc_e)
             tried += ["amplitude prior"] * extra["phase_e_prior"]["used"]
-        if tried:
+        if tried and phase_e_check == "auto":
             phase_e, extra["phase_e_check"] = choose_phase_e(plain_e, phase_e, phase, series[crop], fl[crop], z, px, kv, tried)
         arrays["phase_e"] = _zero_mean(phase_e)
         done += 1

@@ -53,7 +53,10 @@ def tie(
     ``qc_e_per_nm``: cut-off of the electrostatic phase (None → 2/FOV); ``derivative_e``
     ("spectral", default: per-frequency fit of the weak-object defocus response; "least_squares")
     its ∂I/∂z; ``phase_e_prior`` ("auto", default: φe's Tikhonov-shrunk lowest frequencies from
-    k·(−ln A) of the in-focus intensity, k fitted, one material — :mod:`.phase_e_prior`; "none").
+    k·(−ln A) of the in-focus intensity, k fitted, one material — :mod:`.phase_e_prior`; "none");
+    ``phase_e_check`` ("auto", default: those refinements are kept only when the data say they help —
+    agreement with the absorption, else the fit of the simulated series — else φe is the plain
+    algebra (φ + φflip)/2, :mod:`.phase_e_check`, ``metadata["phase_e_check"]``; "off": always refined).
     ``series_registration`` ("model", default: coarse cross-correlation for shifts ≥ 2 px, then
     every image onto its simulation at its own defocus, :mod:`.series_register`;
     "cross-correlation": the coarse step only).
