@@ -20,7 +20,7 @@ sides' defocused images divided by the mean intensity².
 
 The images say little about φe's longest wavelengths (the intensity responds to ∇²φ), which the
 cut-off and the prior change most: on the weak-phase benchmark the 2/FOV cut-off raises the misfit
-by 1–2 % while it raises φe's accuracy by 0.03–0.07. Where the specimen absorbs as it shifts the
+by 0.8–2.2 % while it raises φe's accuracy by 0.02–0.07. Where the specimen absorbs as it shifts the
 phase — the plain φe agrees with the absorption −ln A = −½ ln(I0/median I0) of the in-focus images
 (Pearson ≥ :data:`MIN_AMPLITUDE_AGREEMENT` over the inner pixels) — the amplitude is a witness at
 every frequency, and it decides: the refined φe is kept when it agrees with −ln A no worse than the
