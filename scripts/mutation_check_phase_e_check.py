@@ -23,6 +23,7 @@ MUT = [
     ("agreement comparison reversed", CHK, "keep = a_refined >= a_plain - AGREEMENT_TOLERANCE", "keep = a_refined <= a_plain + AGREEMENT_TOLERANCE", T),
     ("agreement tolerance 100x", CHK, "keep = a_refined >= a_plain - AGREEMENT_TOLERANCE", "keep = a_refined >= a_plain - 100 * AGREEMENT_TOLERANCE", T),
     ("agreement: sign of −ln A flipped", CHK, "    a = -0.5 * np.log(", "    a = 0.5 * np.log(", T),
+    ("option: phase_e_check defaults to 'off'", SER, '    phase_e_check: str = "auto",\n', '    phase_e_check: str = "off",\n', T),
     ("misfit: flipped side imaged with +φm", CHK, "(flipped, phase_e - phase_m)", "(flipped, phase_e + phase_m)", T),
     ("misfit: I0 = series mean instead of the in-focus image", CHK, "i0 = st[n // 2] if n > 1", "i0 = st.mean(axis=0) if n > 1", T),
     ("prior: −ln A from the series mean again", SER, "i0_e = (series[crop][n // 2] + fl[crop][n // 2]) / 2 if n > 1",
