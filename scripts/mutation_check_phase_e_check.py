@@ -9,6 +9,7 @@ from mutation_runner import main
 CHK = "src/napari_phase/ltem/phase_e_check.py"
 SER = "src/napari_phase/ltem/series.py"
 SIM = "src/napari_phase/ltem/simulate_strong.py"
+SS = "src/napari_phase/ltem/simulate_series.py"
 T = ["tests/test_ltem_phase_e_check.py",
      "tests/test_ltem_series.py::test_target_case_with_the_defaults_meets_phim_and_b_magnitude"]
 TS = ["tests/test_ltem_simulate_strong.py"]
@@ -28,14 +29,14 @@ MUT = [
     ("misfit: I0 = series mean instead of the in-focus image", CHK, "i0 = st[n // 2] if n > 1", "i0 = st.mean(axis=0) if n > 1", T),
     ("prior: −ln A from the series mean again", SER, "i0_e = (series[crop][n // 2] + fl[crop][n // 2]) / 2 if n > 1",
      "i0_e = np.concatenate([series[crop], fl[crop]]).mean(axis=0) if n > 1", T),
-    ("simulator: flipped side keeps +φm", SIM, "imf = simulate_image(-pm + pe,", "imf = simulate_image(pm + pe,", TS),
-    ("simulator: flipped side not mirrored", SIM, "warp_rigid(np.flip(imf, axis=-1 if flip_axis == \"x\" else -2), rigid", "warp_rigid(imf, rigid", TS),
+    ("simulator: flipped side keeps +φm", SS, "imf = simulate_image(-phase_m + phase_e,", "imf = simulate_image(phase_m + phase_e,", TS),
+    ("simulator: flipped side not mirrored", SS, "warp_rigid(np.flip(imf, axis=-1 if flip_axis == \"x\" else -2), rigid", "warp_rigid(imf, rigid", TS),
     ("simulator: absorption doubled", SIM, "amplitude = np.exp(-t_nm / xi)", "amplitude = np.exp(-2 * t_nm / xi)", TS),
     ("simulator: absorption sign flipped", SIM, "amplitude = np.exp(-t_nm / xi)", "amplitude = np.exp(t_nm / xi) / np.exp(t_nm.max() / xi)", TS),
     ("simulator: φe range not enforced", SIM, "    if span > 0 and not lo <= span <= hi:\n", "    if False:\n", TS),
     ("simulator: no domain wall (uniform along the axis)", SIM, "    along = -wall  #", "    along = 1.0 + 0 * wall  #", TS),
     ("simulator: vortex replaced by a single domain", SIM, '    if body["magnetisation"] == "vortex":\n', '    if False:\n', TS),
-    ("simulator: noise not per image (same seed)", SIM, "img = add_noise(img, noise, seed=seed + 100 + k)", "img = add_noise(img, noise, seed=seed)", TS),
+    ("simulator: noise not per image (same seed)", SS, "img = add_noise(img, noise, seed=seed + 100 + k)", "img = add_noise(img, noise, seed=seed)", TS),
 ]
 
 

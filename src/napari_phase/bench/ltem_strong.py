@@ -37,22 +37,25 @@ def strong_rows(seeds=(0, 1, 2), shape=(224, 224)) -> list[dict]:
             t0 = time.perf_counter()
             r = tie(s.series, flipped=s.flipped, flip_axis="x", **kw)
             dt = time.perf_counter() - t0
+            t0 = time.perf_counter()
             forced = tie(s.series, flipped=s.flipped, flip_axis="x", phase_e_check="off", **kw).arrays["phase_e"]
+            dt_off = time.perf_counter() - t0
             check = r.metadata.get("phase_e_check", {})
             rows.append({"kind": kind, "seed": seed, "phase_e_range_rad": s.params["phase_e_range_rad"],
                          "phie_plain": acc((a + b) / 2, s.phase_e, CROP_PX), "phie_default": acc(r.arrays["phase_e"], s.phase_e, CROP_PX),
                          "phie_refined": acc(forced, s.phase_e, CROP_PX),
                          "phim_plain": acc((a - b) / 2, s.phase_m, CROP_PX), "phim_default": acc(r.phase, s.phase_m, CROP_PX),
-                         "kept": "refined" if check.get("kept") == "refined" else "plain", "runtime_s": dt})
+                         "kept": "refined" if check.get("kept") == "refined" else "plain", "runtime_s": dt,
+                         "runtime_off_s": dt_off})
     return rows
 
 
 def strong_markdown(rows: list[dict]) -> list[str]:
-    out = ["| case | seed | φe range (rad) | φe plain algebra | φe default | φe refined, check off (diagnosis) | φm two plain TIEs | φm default | φe kept | default runtime (s) |",
+    out = ["| case | seed | φe range (rad) | φe plain algebra | φe default | φe refined, check off (diagnosis) | φm two plain TIEs | φm default | φe kept | runtime (s), default / check off |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['kind']} | {r['seed']} | {r['phase_e_range_rad']:.1f} | {r['phie_plain']:.3f} | {r['phie_default']:.3f} | "
-                   f"{r['phie_refined']:.3f} | {r['phim_plain']:.3f} | {r['phim_default']:.3f} | {r['kept']} | {r['runtime_s']:.1f} |")
+                   f"{r['phie_refined']:.3f} | {r['phim_plain']:.3f} | {r['phim_default']:.3f} | {r['kept']} | {r['runtime_s']:.1f} / {r['runtime_off_s']:.1f} |")
     d_e = np.array([r["phie_default"] - r["phie_plain"] for r in rows])
     d_m = np.array([r["phim_default"] - r["phim_plain"] for r in rows])
     out += ["", f"φe default − plain algebra: worst {d_e.min():+.3f}, mean {d_e.mean():+.3f} (target ≥ −0.01); "

@@ -45,6 +45,32 @@ class SeriesSample:
     params: dict = field(default_factory=dict)
 
 
+def image_both_sides(phase_m: np.ndarray, phase_e: np.ndarray, amplitude: np.ndarray, defocus_nm, pixel_size_nm: float,
+                     microscope: Microscope, crop, *, flip_axis: str = "x", rigid: Rigid | None = None, drift_px=None,
+                     noise: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(series, flipped) float32 (N, Y, X): the wave A·e^{i(φe ± φm)} (rad, on a canvas) imaged at each
+    defocus (nm; ``microscope`` otherwise, mirror padding of a quarter of the view), the flipped side
+    (φe − φm) mirrored about ``flip_axis`` and moved by ``rigid``, image k of the series moved by
+    ``drift_px[k]`` (cubic), both cropped to ``crop`` (slices of the canvas) and given Gaussian noise
+    σ = ``noise`` × each image's mean (seeds seed + 100 + k and seed + 200 + k)."""
+    pad = max(crop[0].stop - crop[0].start, crop[1].stop - crop[1].start) // 4
+    series, flipped = [], []
+    for k, z in enumerate(np.asarray(defocus_nm, dtype=np.float64)):
+        mic = Microscope(**{**microscope.as_dict(), "defocus_nm": float(z)})
+        img = simulate_image(phase_m + phase_e, amplitude, pixel_size_nm=pixel_size_nm, microscope=mic, pad_px=pad)
+        if drift_px is not None and np.any(drift_px[k]):
+            img = warp_rigid(img, Rigid(0.0, (float(drift_px[k][0]), float(drift_px[k][1]))), order=3)
+        imf = simulate_image(-phase_m + phase_e, amplitude, pixel_size_nm=pixel_size_nm, microscope=mic, pad_px=pad)
+        imf = warp_rigid(np.flip(imf, axis=-1 if flip_axis == "x" else -2), rigid or Rigid(), order=3)
+        img, imf = img[crop], imf[crop]
+        if noise:
+            img = add_noise(img, noise, seed=seed + 100 + k)
+            imf = add_noise(imf, noise, seed=seed + 200 + k)
+        series.append(img)
+        flipped.append(imf)
+    return np.stack(series).astype(np.float32), np.stack(flipped).astype(np.float32)
+
+
 def simulate_flipped_series(
     texture: str = "skyrmions",
     shape=(128, 128),
@@ -98,34 +124,20 @@ def simulate_flipped_series(
         dt = (dt - dt.min()) / np.ptp(dt) * float(thickness_variation_nm)
         phase_e = phase_e + (interaction_constant(mic0.voltage_kv, "nm") * film_mean_inner_potential_v * dt).astype(np.float32)
     crop = (slice(m, m + ny), slice(m, m + nx))
-    pad = max(ny, nx) // 4
     rigid = Rigid(float(flip_rotation_deg), (float(flip_shift_px[0]), float(flip_shift_px[1])))
     zs = np.asarray(defocus_nm, dtype=np.float64)
     drift = np.zeros((zs.size, 2)) if series_drift_px is None else np.asarray(series_drift_px, dtype=np.float64).reshape(-1, 2)
     if drift.shape[0] != zs.size:
         raise ValueError(f"series_drift_px needs one (dy, dx) per image ({zs.size}), got {drift.shape[0]}")
-    series, flipped = [], []
-    for k, z in enumerate(np.asarray(defocus_nm, dtype=np.float64)):
-        mic = Microscope(**{**mic0.as_dict(), "defocus_nm": float(z)})
-        img = simulate_image(phase_m + phase_e, amp, pixel_size_nm=pixel_size_nm, microscope=mic, pad_px=pad)
-        if drift[k].any():
-            img = warp_rigid(img, Rigid(0.0, (float(drift[k, 0]), float(drift[k, 1]))), order=3)
-        imf = simulate_image(-phase_m + phase_e, amp, pixel_size_nm=pixel_size_nm, microscope=mic, pad_px=pad)
-        imf = np.flip(imf, axis=-1 if flip_axis == "x" else -2)
-        imf = warp_rigid(imf, rigid, order=3)
-        img, imf = img[crop], imf[crop]
-        if noise:
-            img = add_noise(img, noise, seed=seed + 100 + k)
-            imf = add_noise(imf, noise, seed=seed + 200 + k)
-        series.append(img)
-        flipped.append(imf)
+    series, flipped = image_both_sides(phase_m, phase_e, amp, zs, pixel_size_nm, mic0, crop, flip_axis=flip_axis,
+                                       rigid=rigid, drift_px=drift, noise=noise, seed=seed)
     pm = phase_m[crop]
     from ..physics.induction import induction_from_phase
 
     bx, by = induction_from_phase(pm - pm.mean(), pixel_size_nm)
     return SeriesSample(
-        series=np.stack(series).astype(np.float32),
-        flipped=np.stack(flipped).astype(np.float32),
+        series=series,
+        flipped=flipped,
         defocus_nm=np.asarray(defocus_nm, dtype=np.float64),
         phase_m=(pm - pm.mean()).astype(np.float32),
         phase_e=(phase_e[crop] - phase_e[crop].mean()).astype(np.float32),

@@ -42,10 +42,9 @@ from scipy import ndimage
 
 from ..physics.induction import induction_from_phase, phase_from_induction
 from ..physics.optics import interaction_constant
-from .align import Rigid, warp_rigid
-from .forward import Microscope, simulate_image
-from .simulate import add_noise
-from .simulate_series import SeriesSample
+from .align import Rigid
+from .forward import Microscope
+from .simulate_series import SeriesSample, image_both_sides
 
 #: the kinds of :func:`strong_phase_case` (the bench runs each over a few seeds)
 STRONG_PHASE_CASES = ("wires", "rods", "particles")
@@ -195,27 +194,16 @@ def strong_phase_case(
     pm, pe, amp = maps["phase_m"], maps["phase_e"], maps["amplitude"]
     mic0 = Microscope(**{**(microscope or Microscope()).as_dict(), "voltage_kv": float(voltage_kv)})
     crop = (slice(m, m + ny), slice(m, m + nx))
-    pad = max(ny, nx) // 4
     rigid = Rigid(float(flip_rotation_deg), (float(flip_shift_px[0]), float(flip_shift_px[1])))
     zs = np.asarray(defocus_nm, dtype=np.float64)
-    series, flipped = [], []
-    for k, z in enumerate(zs):
-        mic = Microscope(**{**mic0.as_dict(), "defocus_nm": float(z)})
-        img = simulate_image(pm + pe, amp, pixel_size_nm=pixel_size_nm, microscope=mic, pad_px=pad)
-        imf = simulate_image(-pm + pe, amp, pixel_size_nm=pixel_size_nm, microscope=mic, pad_px=pad)
-        imf = warp_rigid(np.flip(imf, axis=-1 if flip_axis == "x" else -2), rigid, order=3)
-        img, imf = img[crop], imf[crop]
-        if noise:
-            img = add_noise(img, noise, seed=seed + 100 + k)
-            imf = add_noise(imf, noise, seed=seed + 200 + k)
-        series.append(img)
-        flipped.append(imf)
+    series, flipped = image_both_sides(pm, pe, amp, zs, pixel_size_nm, mic0, crop, flip_axis=flip_axis, rigid=rigid,
+                                       noise=noise, seed=seed)
     tm, te = pm[crop], pe[crop]
     tm, te = tm - tm.mean(), te - te.mean()
     bx, by = induction_from_phase(tm, pixel_size_nm)
     return SeriesSample(
-        series=np.stack(series).astype(np.float32),
-        flipped=np.stack(flipped).astype(np.float32),
+        series=series,
+        flipped=flipped,
         defocus_nm=zs,
         phase_m=tm.astype(np.float32),
         phase_e=te.astype(np.float32),
