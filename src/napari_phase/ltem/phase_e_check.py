@@ -27,8 +27,9 @@ every frequency, and it decides: the refined φe is kept when it agrees with −
 plain one (within :data:`AGREEMENT_TOLERANCE`). Where it does not witness (a pure phase object, no
 absorption, several materials; a single image pair, which has no in-focus image), the misfit
 decides: the refined φe is kept only when it fits the images better. Otherwise φe,plain is
-returned. The metadata say what was tried, both misfits, both
-agreements, which test decided and which φe was kept.
+returned. The metadata say what was tried, both agreements, both misfits (computed only when
+the misfit decides: simulating both series for both candidates costs more than the TIE itself),
+which test decided and which φe was kept.
 """
 
 from __future__ import annotations
@@ -79,8 +80,6 @@ def choose_phase_e(plain: np.ndarray, refined: np.ndarray, phase_m: np.ndarray, 
     """(φe, info): ``refined`` when the absorption witnesses φe and ``refined`` agrees with it no
     worse, or, without a witness, when ``refined`` fits both recorded series better (module
     docstring); else ``plain``. ``tried``: the refinements that made ``refined`` (for the metadata)."""
-    m_plain = flipped_misfit(series, flipped, phase_m, plain, defocus_nm, pixel_size_nm, voltage_kv)
-    m_refined = flipped_misfit(series, flipped, phase_m, refined, defocus_nm, pixel_size_nm, voltage_kv)
     n = np.asarray(defocus_nm).size
     if n > 1:  # the in-focus images show the amplitude; a single defocused image does not
         i0 = 0.5 * (np.asarray(series[n // 2], np.float64) + np.asarray(flipped[n // 2], np.float64))
@@ -88,10 +87,13 @@ def choose_phase_e(plain: np.ndarray, refined: np.ndarray, phase_m: np.ndarray, 
     else:
         a_plain = a_refined = float("nan")
     witness = bool(a_plain >= MIN_AMPLITUDE_AGREEMENT)
+    m_plain = m_refined = None  # simulating both series for both candidates is most of the check's time: only when used
     if witness:
         keep = a_refined >= a_plain - AGREEMENT_TOLERANCE
         why = "agrees with the absorption −ln A " + ("no worse than" if keep else "less than") + " the plain algebra"
     else:
+        m_plain = flipped_misfit(series, flipped, phase_m, plain, defocus_nm, pixel_size_nm, voltage_kv)
+        m_refined = flipped_misfit(series, flipped, phase_m, refined, defocus_nm, pixel_size_nm, voltage_kv)
         keep = m_refined < m_plain
         why = "fits the images " + ("better than" if keep else "worse than") + " the plain algebra (no absorption witness)"
     info = {"tried": list(tried), "misfit_plain": m_plain, "misfit_refined": m_refined,
