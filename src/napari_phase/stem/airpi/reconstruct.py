@@ -38,7 +38,7 @@ import torch
 from ...jobs import InputError, JobCancelled, Progress, Stopwatch, resolve_device, run_job, with_cpu_fallback
 from ...result import PhaseResult
 from ...threads import ThreadTuner, torch_threads
-from ...uncertainty import check_flag, not_computed
+from ...uncertainty import check_flag, not_computed, run_sub
 from ...validate import integer
 from .._data import check_4d, read_rows, rows_per_block, shape_of
 from .._grid import is_square
@@ -339,18 +339,8 @@ def cnn_job(
 
 
 def _forward(sub, label: str):
-    """Drive a sub-job, re-yielding its progress (without its partial results: the layer shown
-    stays the CNN's) under ``label``; returns its result."""
-    while True:
-        try:
-            p = next(sub)
-        except StopIteration as stop:
-            return stop.value
-        try:
-            yield Progress(p.step, p.total, f"{label}: {p.message}", None)
-        except BaseException:
-            sub.close()
-            raise
+    """Drive a sub-job under ``label`` (:func:`~napari_phase.uncertainty.run_sub`)."""
+    return run_sub(sub, lambda p: f"{label}: {p.message}")
 
 
 def _low_frequency_pass(result: PhaseResult, data, cal: Calibration, source: str, cutoff: float,
