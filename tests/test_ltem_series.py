@@ -465,6 +465,7 @@ def test_panel_runs_flipped_series_and_shows_layers(make_napari_viewer, qtbot, n
     assert md["parameters"]["derivative_e"] == "spectral" and md["parameters"]["phase_e_prior"] == "auto"
     assert "Series registered onto its model" in panel.result_info.text() or "Series registration:" in panel.result_info.text()
     assert "φe long wavelengths" in panel.result_info.text()
+    assert ("φe: the plain algebra" in panel.result_info.text()) == (md["phase_e_check"]["kept"] != "refined")
 
 
 def test_panel_series_options_reach_the_solver(make_napari_viewer, notes):

@@ -484,6 +484,9 @@ class TieSeriesPanel(QWidget):
         if isinstance(prior, dict):
             text += (f" φe long wavelengths from the amplitude (k {prior['k_rad']:.3g} rad, fit r {prior['correlation']:.2f})."
                      if prior.get("used") else f" φe long wavelengths: none ({prior.get('reason') or 'amplitude does not match φe'}).")
+        check = md.get("phase_e_check")
+        if isinstance(check, dict) and check.get("kept", "refined") != "refined":
+            text += f" φe: the plain algebra (φ + φflip)/2 ({check.get('reason', 'the refinement did not pass its test')})."
         pr = md.get("parameters", {})
         auto = md.get("auto_regularisation")
         if auto:
