@@ -590,3 +590,14 @@ def test_panel_regularisation_boundary_and_drawn_roi(make_napari_viewer, qtbot, 
     assert pearson_accuracy(phase.data, clean.phase_m[12:60, 30:90] + clean.phase_e[12:60, 30:90], crop=4) >= 0.9
     panel.clear_roi()
     assert panel.roi.text() == "" and len(viewer.layers[ROI_LAYER].data) == 0 and "roi" not in panel.parameters()
+
+
+def test_result_line_says_when_phase_e_fell_back_to_the_plain_algebra():
+    from napari_phase.widgets.tie_series_panel import result_summary
+
+    md = {"method": "TIE series (flipped)", "phase_meaning": "φm", "runtime_s": 1.0}
+    plain = {"kept": "plain algebra (φ + φflip)/2", "reason": "the refined φe agrees with the absorption −ln A less than the plain algebra"}
+    text = result_summary({**md, "phase_e_check": plain})
+    assert "φe: the plain algebra (φ + φflip)/2 (the refined φe agrees with the absorption" in text
+    assert "plain algebra" not in result_summary({**md, "phase_e_check": {**plain, "kept": "refined"}})
+    assert "plain algebra" not in result_summary(md)

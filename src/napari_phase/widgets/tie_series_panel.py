@@ -152,6 +152,46 @@ OVF_FIELDS = (
 )
 
 
+def result_summary(md: dict) -> str:
+    """The panel's result line from a TIE result's metadata (method, flip and series registration,
+    φe fall-back and long wavelengths, regularisation, edges, solved region)."""
+    text = f"{md.get('method')}: {md.get('phase_meaning', '')}. {md.get('runtime_s', 0):.1f} s."
+    if "flipped_transform" in md:
+        t = md["flipped_transform"]
+        text += f" Flipped series: rotated {t['angle_deg']:.2f}°, shifted {t['shift_yx_px'][0]:.1f}, {t['shift_yx_px'][1]:.1f} px (match {t['quality']:.2f}"
+        text += f"; registered on: {t['registered_on']})." if t.get("registered_on") else ")."
+    reg = md.get("series_registration")
+    if isinstance(reg, dict):
+        text += (f" Series registration: {reg['fallback']}." if reg.get("fallback") else
+                 f" Series registered onto its model in {reg.get('rounds', 0)} rounds.")
+    prior = md.get("phase_e_prior")
+    if isinstance(prior, dict):
+        text += (f" φe long wavelengths from the amplitude (k {prior['k_rad']:.3g} rad, fit r {prior['correlation']:.2f})."
+                 if prior.get("used") else f" φe long wavelengths: none ({prior.get('reason') or 'amplitude does not match φe'}).")
+    check = md.get("phase_e_check")
+    if isinstance(check, dict) and check.get("kept", "refined") != "refined":
+        text += f" φe: the plain algebra (φ + φflip)/2 ({check.get('reason', 'the refinement did not pass its test')})."
+    pr = md.get("parameters", {})
+    auto = md.get("auto_regularisation")
+    if auto:
+        first = auto.get("series", auto) if isinstance(auto, dict) else auto
+        q = first["wiener_half_per_nm"]
+        text += (f" Noise measured: {first['noise_sigma_over_mean']:.1%} of the mean; the Wiener filter keeps detail down to "
+                 f"periods of {1 / q:.0f} nm (passes ≥ ½ up to {q:.3g}/nm)." if q > 0 else
+                 f" Noise measured: {first['noise_sigma_over_mean']:.1%} of the mean; the Wiener filter passes almost nothing: "
+                 "the images are mostly noise.")
+    elif "qc_per_nm" in pr:
+        text += f" Tikhonov qc {pr['qc_per_nm']:.3g}/nm ({pr.get('qc_source', '')})."
+    if "boundary" in pr:
+        text += f" Edges: {pr['boundary']}."
+    shape_in = pr.get("input_shape")
+    if md.get("crop_yx") and shape_in and list(md["crop_yx"]) != [0, shape_in[-2], 0, shape_in[-1]]:
+        a, b, c, d = md["crop_yx"]
+        why = " and ".join(w for w, on in (("covered by every aligned image", pr.get("align")), ("inside the ROI", pr.get("roi"))) if on)
+        text += f" Solved on rows {a}–{b}, columns {c}–{d}" + (f" ({why})." if why else ".")
+    return text
+
+
 class TieSeriesPanel(QWidget):
     """The TIE series dock panel (see module docstring)."""
 
@@ -470,42 +510,7 @@ class TieSeriesPanel(QWidget):
             if "aligned" in kwargs["name"]:
                 kwargs["colormap"] = "gray"
         add_or_update(self.viewer, layers)
-        md = result.metadata
-        text = f"{md.get('method')}: {md.get('phase_meaning', '')}. {md.get('runtime_s', 0):.1f} s."
-        if "flipped_transform" in md:
-            t = md["flipped_transform"]
-            text += f" Flipped series: rotated {t['angle_deg']:.2f}°, shifted {t['shift_yx_px'][0]:.1f}, {t['shift_yx_px'][1]:.1f} px (match {t['quality']:.2f}"
-            text += f"; registered on: {t['registered_on']})." if t.get("registered_on") else ")."
-        reg = md.get("series_registration")
-        if isinstance(reg, dict):
-            text += (f" Series registration: {reg['fallback']}." if reg.get("fallback") else
-                     f" Series registered onto its model in {reg.get('rounds', 0)} rounds.")
-        prior = md.get("phase_e_prior")
-        if isinstance(prior, dict):
-            text += (f" φe long wavelengths from the amplitude (k {prior['k_rad']:.3g} rad, fit r {prior['correlation']:.2f})."
-                     if prior.get("used") else f" φe long wavelengths: none ({prior.get('reason') or 'amplitude does not match φe'}).")
-        check = md.get("phase_e_check")
-        if isinstance(check, dict) and check.get("kept", "refined") != "refined":
-            text += f" φe: the plain algebra (φ + φflip)/2 ({check.get('reason', 'the refinement did not pass its test')})."
-        pr = md.get("parameters", {})
-        auto = md.get("auto_regularisation")
-        if auto:
-            first = auto.get("series", auto) if isinstance(auto, dict) else auto
-            q = first["wiener_half_per_nm"]
-            text += (f" Noise measured: {first['noise_sigma_over_mean']:.1%} of the mean; the Wiener filter keeps detail down to "
-                     f"periods of {1 / q:.0f} nm (passes ≥ ½ up to {q:.3g}/nm)." if q > 0 else
-                     f" Noise measured: {first['noise_sigma_over_mean']:.1%} of the mean; the Wiener filter passes almost nothing: "
-                     "the images are mostly noise.")
-        elif "qc_per_nm" in pr:
-            text += f" Tikhonov qc {pr['qc_per_nm']:.3g}/nm ({pr.get('qc_source', '')})."
-        if "boundary" in pr:
-            text += f" Edges: {pr['boundary']}."
-        shape_in = pr.get("input_shape")
-        if md.get("crop_yx") and shape_in and list(md["crop_yx"]) != [0, shape_in[-2], 0, shape_in[-1]]:
-            a, b, c, d = md["crop_yx"]
-            why = " and ".join(w for w, on in (("covered by every aligned image", pr.get("align")), ("inside the ROI", pr.get("roi"))) if on)
-            text += f" Solved on rows {a}–{b}, columns {c}–{d}" + (f" ({why})." if why else ".")
-        self.result_info.setText(text)
+        self.result_info.setText(result_summary(result.metadata))
 
     def _on_series_changed(self, layer) -> None:
         if layer is None:
