@@ -430,8 +430,11 @@ def test_bulk_steps_run_on_the_networks_thread_count_once_chosen(scan, tiny_mode
     seen = []
     real = reconstruct.standardise_kernels
 
+    dtypes = []
+
     def spy(*a, **k):
         seen.append(torch.get_num_threads())
+        dtypes.append(k["out"].dtype)
         return real(*a, **k)
 
     monkeypatch.setattr(reconstruct, "standardise_kernels", spy)
@@ -451,6 +454,14 @@ def test_bulk_steps_run_on_the_networks_thread_count_once_chosen(scan, tiny_mode
     seen.clear()
     res = cnn(scan.data, **kw)
     assert len(seen) == 3 and seen[0] == 1 and set(seen[1:]) == {res.metadata["threads"]}, seen  # first batch: probing
+    # a bfloat16 network's input is assembled in bfloat16 (autocast would convert it anyway)
+    from napari_phase.stem.airpi.inference import resolve_precision
+
+    want = torch.bfloat16 if resolve_precision("auto", "cpu") == "bfloat16" else torch.float32
+    assert set(dtypes) == {want}, dtypes
+    dtypes.clear()
+    cnn(scan.data, **kw, threads=1, precision="float32")
+    assert set(dtypes) == {torch.float32}, dtypes
     forget()
 
 

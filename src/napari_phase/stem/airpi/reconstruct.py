@@ -171,6 +171,8 @@ def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, 
 
     if net is None:
         net = fast_network(setup.model, device, setup.precision)
+    # a bfloat16 network's input is assembled in bfloat16 (autocast would convert it at the first layer)
+    in_dtype = torch.bfloat16 if getattr(net, "precision", None) == "bfloat16" else torch.float32
     ny, nx = setup.shape[:2]
     psy, psx = setup.pos_scale
     r = setup.pixel_a / setup.dx_a  # window px per object px
@@ -195,7 +197,8 @@ def _reconstruct_rows(setup: _Setup, rows_data: np.ndarray, row0: int, r0: int, 
             ky = torch.as_tensor(idx[sl, :, 0] - row0, device=device)
             kx = torch.as_tensor(idx[sl, :, 1], device=device)
             # the network input, built in place in channels-last layout: standardise(windows[ky, kx]) | probe
-            x = torch.empty((len(ky), IN_CHANNELS, *windows.shape[-2:]), device=device, memory_format=torch.channels_last)
+            x = torch.empty((len(ky), IN_CHANNELS, *windows.shape[-2:]), device=device, dtype=in_dtype,
+                            memory_format=torch.channels_last)
             standardise_kernels(windows, ky, kx, sums, w, out=x[:, :9])
             x[:, 9:] = pch
         if tuner is not None and tuner.probing:
