@@ -71,6 +71,31 @@ def read_rows(data: Any, r0: int, r1: int, name: str = "4D-STEM data") -> np.nda
     return block
 
 
+
+class RowView:
+    """A 4D scan (float32) computed row block by row block from ``data``: what the streaming readers
+    here ask of a scan (``shape``, ``dtype``, ``ndim``, ``len``, ``view[r0:r1]``). Subclasses give
+    :meth:`rows`; only row slices are supported."""
+
+    def __init__(self, data: Any):
+        self.data = data
+        self.shape = shape_of(data)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError(f"a {type(self).__name__} scan is read by row slices only")
+        r0, r1, _ = key.indices(self.shape[0])
+        return self.rows(r0, r1)
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        raise NotImplementedError
+
+
 def iter_rows(data: Any, block_rows: int | None = None, name: str = "4D-STEM data") -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield (r0, r1, float32 block) over the scan rows."""
     shape = shape_of(data)

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..jobs import InputError, Progress
-from ._data import check_4d, iter_rows, rows_per_block, shape_of
+from ._data import RowView, check_4d, iter_rows, rows_per_block, shape_of
 
 MODELS = ("plane", "constant", "off")
 SOURCES = ("com", "disc")
@@ -393,27 +393,18 @@ def shift_patterns(block: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndar
     return out[..., pad:pad + n0y, pad:pad + n0x].astype(np.float32)
 
 
-class Recentred:
+class Recentred(RowView):
     """A 4D scan read through the fitted descan: rows ``[r0:r1]`` come back (float32 numpy) with
     every pattern moved by −d(r, c), the beam on the nominal optical axis. Only row slices are
     supported (what the streaming readers of _data.py ask for)."""
 
     def __init__(self, data: Any, fit: DescanFit):
-        self.data = data
+        super().__init__(data)
         self.fit = fit
-        self.shape = shape_of(data)
-        self.dtype = np.dtype(np.float32)
-        self.ndim = 4
         if tuple(self.shape[:2]) != tuple(fit.scan_shape):
             raise InputError(f"descan fitted on a {fit.scan_shape} scan, data are {self.shape[:2]}")
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key):
-        if not isinstance(key, slice) or key.step not in (None, 1):
-            raise TypeError("a Recentred scan is read by row slices only")
-        r0, r1, _ = key.indices(self.shape[0])
+    def rows(self, r0: int, r1: int) -> np.ndarray:
         block = self.data[r0:r1]
         if hasattr(block, "compute"):
             block = block.compute()

@@ -26,7 +26,7 @@ import numpy as np
 
 from ...jobs import JobCancelled, Progress
 from ...uncertainty import attach, not_computed, run_sub
-from .._data import read_rows, shape_of
+from .._data import RowView, read_rows, shape_of
 
 #: c in σ = c·σ_raw, fitted on the validation structures only (InP, Pt, Mo, ZnO, WS2; never the
 #: held-out bilayer / LaAlO3 the benchmark scores): ``python scripts/fit_cnn_sigma_scale.py``.
@@ -41,26 +41,17 @@ CNN_NOTE = ("network σ: the change under a grid symmetry and a Poisson re-sampl
             "validation structures; not calibrated against the truth on every case (docs/benchmarks.md, Uncertainty)")
 
 
-class Resampled:
+class Resampled(RowView):
     """A 4D scan read by row slices through the 180° rotation of scan and detector (``rotate``)
     and a Poisson re-sampling of its counts, drawn per scan row from (``seed``, row) so that a row
     read twice (halos, second passes) is the same draw."""
 
     def __init__(self, data: Any, *, rotate: bool, seed: int):
-        self.data = data
+        super().__init__(data)
         self.rotate = bool(rotate)
         self.seed = int(seed)
-        self.shape = shape_of(data)
-        self.dtype = np.dtype(np.float32)
-        self.ndim = 4
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key):
-        if not isinstance(key, slice) or key.step not in (None, 1):
-            raise TypeError("a Resampled scan is read by row slices only")
-        r0, r1, _ = key.indices(self.shape[0])
+    def rows(self, r0: int, r1: int) -> np.ndarray:
         ny = self.shape[0]
         if self.rotate:
             block = read_rows(self.data, ny - r1, ny - r0)[::-1, ::-1, ::-1, ::-1]
