@@ -223,10 +223,6 @@ def bench_stem(quick: bool, methods=("iCoM", "SSB", "CNN")) -> list[dict]:
     return rows
 
 
-def bench_icom(quick: bool) -> list[dict]:
-    return bench_stem(quick, ("iCoM",))
-
-
 def bench_gd(quick: bool) -> list[dict]:
     """The gradient-descent baseline (default 300 steps) on the held-out LaAlO3 triplets at 1e4 e/Å²."""
     import torch
